@@ -1,0 +1,1 @@
+"""Training data: sources that yield parallel question–passage examples."""

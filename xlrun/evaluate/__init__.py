@@ -1,0 +1,1 @@
+"""Zero-shot evaluation: tasks → encode → exact search → per-query metrics and bias."""

@@ -1,0 +1,55 @@
+"""Value types for evaluation data and results.
+
+Query ids are unique within a language; parallel datasets (XQuAD-R, MLQA-R) reuse the same
+id for a question's translations. Document ids are unique across the whole dataset (loaders
+prefix them with the language where needed). Relevance is keyed by ``(query_lang, query_id)``
+and lists document ids in any language, so the same structure serves monolingual,
+cross-lingual and pooled settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SETTINGS = ("mono", "cross", "multi")
+POOL = "all"  # doc_lang of the multilingual pool
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query in one language."""
+
+    id: str
+    lang: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """One retrieval candidate in one language."""
+
+    id: str
+    lang: str
+    text: str
+
+
+@dataclass
+class EvalData:
+    """Everything needed to evaluate one dataset split."""
+
+    dataset: str
+    split: str
+    queries: dict[str, list[Query]]
+    corpus: dict[str, list[Document]]
+    qrels: dict[tuple[str, str], frozenset[str]]
+    parallel: bool = False  # cross-lingual settings are defined (relevant docs in every language)
+    meta: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def languages(self) -> list[str]:
+        """Languages that have queries or documents, sorted."""
+        return sorted(set(self.queries) | set(self.corpus))
+
+    def relevant(self, query: Query) -> frozenset[str]:
+        """Ids of the documents relevant to ``query`` (any language)."""
+        return self.qrels.get((query.lang, query.id), frozenset())

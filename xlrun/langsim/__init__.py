@@ -1,0 +1,1 @@
+"""Language similarity: distance sources (typology, script, embeddings) and clustering."""

@@ -1,0 +1,102 @@
+"""Grid expansion and run keys.
+
+The compiler takes the base run of a spec and the ``[grid]`` axes: zipped axes move
+together, the other axes (and ``seeds``) form a cartesian product. Every point becomes a
+fully resolved, validated :class:`~xlrun.spec.schema.RunConfig` and gets a ``run_key``: the
+SHA-256 of its canonical JSON. Equal configs get equal keys, so resubmitting a spec finds
+its runs again, and editing a value adds runs only where the resolved config changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from xlrun.errors import SpecError
+from xlrun.spec.load import validate_run
+from xlrun.spec.schema import RunConfig, Spec
+
+
+@dataclass(frozen=True)
+class CompiledRun:
+    """One run of an experiment: its key, its config and the grid values that made it."""
+
+    run_key: str
+    config: RunConfig
+    overrides: tuple[tuple[str, Any], ...]
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (``train.seed``)."""
+        return self.config.train.seed
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no whitespace: the form that is hashed."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def run_key(config: RunConfig) -> str:
+    """A stable 16-hex-digit key of the fully resolved run config."""
+    return hashlib.sha256(canonical_json(config.to_dict()).encode()).hexdigest()[:16]
+
+
+def apply_override(config: RunConfig, key: str, value: Any) -> RunConfig:
+    """Return ``config`` with the dotted ``key`` set to ``value``.
+
+    ``eval.<field>`` sets the field on every ``[[eval]]`` entry; ``eval.<i>.<field>`` on one.
+    """
+    parts = key.split(".")
+    if parts[0] == "eval":
+        if len(parts) == 3:
+            i = int(parts[1])
+            if i >= len(config.eval):
+                raise SpecError(f"grid.{key}", f"there are only {len(config.eval)} [[eval]] tables",
+                                value=i)
+            evals = list(config.eval)
+            evals[i] = dataclasses.replace(evals[i], **{parts[2]: value})
+        else:
+            evals = [dataclasses.replace(e, **{parts[1]: value}) for e in config.eval]
+        return dataclasses.replace(config, eval=evals)
+    section = getattr(config, parts[0])
+    return dataclasses.replace(config, **{parts[0]: dataclasses.replace(section, **{parts[1]: value})})
+
+
+def grid_points(spec: Spec) -> list[tuple[tuple[str, Any], ...]]:
+    """All override tuples of the grid, in a deterministic order (seeds vary fastest)."""
+    zipped_keys = {k for group in spec.grid.zip for k in group}
+    factors: list[list[tuple[tuple[str, Any], ...]]] = []
+    for group in spec.grid.zip:
+        n = len(spec.grid.axes[group[0]])
+        factors.append([tuple((k, spec.grid.axes[k][i]) for k in group) for i in range(n)])
+    for key, values in spec.grid.axes.items():
+        if key not in zipped_keys:
+            factors.append([((key, v),) for v in values])
+    if spec.grid.seeds:
+        factors.append([(("train.seed", s),) for s in spec.grid.seeds])
+    return [tuple(kv for part in combo for kv in part) for combo in itertools.product(*factors)]
+
+
+def compile_spec(spec: Spec) -> list[CompiledRun]:
+    """Expand the grid into validated runs; identical resolved configs collapse into one."""
+    runs: dict[str, CompiledRun] = {}
+    for point in grid_points(spec):
+        config = spec.base
+        for key, value in point:
+            config = apply_override(config, key, value)
+        try:
+            config = validate_run(config)
+        except SpecError as e:
+            if point:
+                where = ", ".join(f"{k}={v!r}" for k, v in point)
+                raise SpecError(e.path, f"{e.args[0].split(': ', 1)[1]} (in the grid point {where})",
+                                has_value=False) from e
+            raise
+        key = run_key(config)
+        if key not in runs:
+            runs[key] = CompiledRun(run_key=key, config=config, overrides=point)
+    return list(runs.values())

@@ -1,0 +1,390 @@
+"""TOML → :class:`~xlrun.spec.schema.Spec`, with errors that name the key path.
+
+Validation is driven by the dataclass field types of :mod:`xlrun.spec.schema`:
+unknown keys, wrong types and values outside a ``Literal`` raise
+:class:`~xlrun.errors.SpecError`. Semantic checks (languages, files, ranges, registries)
+run on every resolved run in :func:`validate_run`, so values that come from ``[grid]``
+are checked exactly like values written in the sections.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from xlrun import languages
+from xlrun.errors import SpecError, UnknownLanguageError
+from xlrun.spec.schema import (
+    EvalSection,
+    ExecutorSection,
+    ExperimentSection,
+    GridSection,
+    ModelSection,
+    RunConfig,
+    SamplingSection,
+    Spec,
+    TrainDataSection,
+    TrainSection,
+)
+
+RUN_SECTIONS: dict[str, type] = {
+    "model": ModelSection,
+    "train_data": TrainDataSection,
+    "sampling": SamplingSection,
+    "train": TrainSection,
+}
+TOP_LEVEL = ["experiment", "model", "train_data", "sampling", "train", "eval", "grid", "executor"]
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+PATH_KEYS = {"model.name", "train_data.path", "eval.path", "experiment.output_dir"}
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (list, tuple):
+        (inner, *_) = get_args(tp) or (Any,)
+        return f"a list of {_type_name(inner)}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "nothing"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def convert(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widened to floats)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+            raise SpecError(path, "value not allowed", value=value, allowed=allowed)
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arm in get_args(tp):
+            try:
+                return convert(value, arm, path)
+            except SpecError as e:
+                errors.append(e)
+        raise SpecError(path, f"expected {_type_name(tp)}", value=value)
+    if origin is list:
+        (inner,) = get_args(tp)
+        if not isinstance(value, list):
+            raise SpecError(path, f"expected {_type_name(tp)}", value=value)
+        return [convert(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SpecError(path, "expected a table", value=value)
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SpecError(path, "expected true or false", value=value)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(path, "expected an integer", value=value)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(path, "expected a number", value=value)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise SpecError(path, "expected a string", value=value)
+        return value
+    if dataclasses.is_dataclass(tp):
+        return build_section(tp, value, path)
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a schema bug, not user input
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def build_section(cls: type, table: Any, path: str) -> Any:
+    """Build the dataclass ``cls`` from a TOML table; unknown and missing keys are errors."""
+    if not isinstance(table, dict):
+        raise SpecError(path, "expected a table", value=table)
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            raise SpecError(f"{path}.{key}", "unknown key", value=key, allowed=sorted(fields),
+                            has_value=False)
+    kwargs = {}
+    for name, f in fields.items():
+        if name in table:
+            kwargs[name] = convert(table[name], hints[name], f"{path}.{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SpecError(f"{path}.{name}", "required key is missing", has_value=False)
+    return cls(**kwargs)
+
+
+def field_type(dotted: str) -> Any:
+    """The annotation of a dotted run key (``sampling.strategy``); ``None`` if none exists."""
+    parts = dotted.split(".")
+    if len(parts) == 2 and parts[0] in RUN_SECTIONS:
+        return _hints(RUN_SECTIONS[parts[0]]).get(parts[1])
+    if len(parts) == 3 and parts[0] == "eval" and parts[1].isdigit():
+        return _hints(EvalSection).get(parts[2])
+    if len(parts) == 2 and parts[0] == "eval":  # applies to every [[eval]] entry
+        return _hints(EvalSection).get(parts[1])
+    return None
+
+
+def grid_keys() -> list[str]:
+    """Every dotted key a ``[grid]`` axis may name."""
+    keys = [f"{s}.{f.name}" for s, cls in RUN_SECTIONS.items() for f in dataclasses.fields(cls)]
+    keys += [f"eval.{f.name}" for f in dataclasses.fields(EvalSection)]
+    return keys
+
+
+def interpolate(value: Any, path: str) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in strings (recursively in lists and tables)."""
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise SpecError(path, f"environment variable {name} is not set", value=value,
+                            allowed="set it, or write ${" + name + ":-default}")
+        return _ENV.sub(sub, value)
+    if isinstance(value, list):
+        return [interpolate(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: interpolate(v, f"{path}.{k}") for k, v in value.items()}
+    return value
+
+
+def _parse_grid(raw: Any) -> GridSection:
+    if raw is None:
+        return GridSection(axes={}, zip=[], seeds=[])
+    if not isinstance(raw, dict):
+        raise SpecError("grid", "expected a table", value=raw)
+    raw = dict(raw)
+    zipped = raw.pop("zip", [])
+    seeds = raw.pop("seeds", [])
+    seeds = convert(seeds, list[int], "grid.seeds")
+    zipped = convert(zipped, list[list[str]], "grid.zip")
+    known = set(grid_keys())
+    axes: dict[str, list[Any]] = {}
+    flat: dict[str, Any] = {}
+
+    def flatten(prefix: str, table: dict[str, Any]) -> None:
+        # accept both "sampling.strategy" = [...] and [grid.sampling] strategy = [...]
+        for k, v in table.items():
+            key = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict):
+                flatten(key, v)
+            else:
+                flat[key] = v
+
+    flatten("", raw)
+    for key, values in flat.items():
+        tp = field_type(key)
+        if tp is None or (key not in known and not re.fullmatch(r"eval\.\d+\.\w+", key)):
+            raise SpecError(f"grid.{key}", "not a key of the run config", value=key,
+                            allowed="dotted keys such as " + ", ".join(sorted(known)[:12]) + ", …",
+                            has_value=False)
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"grid.{key}", "expected a non-empty list of values", value=values)
+        axes[key] = [convert(v, tp, f"grid.{key}[{i}]") for i, v in enumerate(values)]
+    seen: set[str] = set()
+    for gi, group in enumerate(zipped):
+        lengths = set()
+        for key in group:
+            if key not in axes:
+                raise SpecError(f"grid.zip[{gi}]", f"names {key!r}, which is not a grid axis",
+                                value=key, allowed=sorted(axes))
+            if key in seen:
+                raise SpecError(f"grid.zip[{gi}]", f"{key!r} is in more than one zip group",
+                                value=key)
+            seen.add(key)
+            lengths.add(len(axes[key]))
+        if len(lengths) > 1:
+            raise SpecError(f"grid.zip[{gi}]", "zipped axes must have equal lengths",
+                            value={k: len(axes[k]) for k in group})
+    return GridSection(axes=axes, zip=zipped, seeds=seeds)
+
+
+def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>") -> Spec:
+    """Parse and validate spec text. Relative paths resolve against ``base_dir``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(source, f"not valid TOML ({e})", has_value=False) from e
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise SpecError(key, "unknown section", value=key, allowed=TOP_LEVEL,
+                            has_value=False)
+    raw = copy.deepcopy(raw)
+    for key in ("experiment", "model"):
+        if key not in raw:
+            raise SpecError(key, "required section is missing", has_value=False)
+    if "eval" not in raw:
+        raise SpecError("eval", "at least one [[eval]] table is required", has_value=False)
+    raw = {k: (interpolate(v, k) if k != "grid" else v) for k, v in raw.items()}
+    experiment = build_section(ExperimentSection, raw["experiment"], "experiment")
+    executor = build_section(ExecutorSection, raw.get("executor", {}), "executor")
+    evals_raw = raw["eval"]
+    if not isinstance(evals_raw, list) or not evals_raw:
+        raise SpecError("eval", "expected one or more [[eval]] tables", value=evals_raw)
+    base = RunConfig(
+        model=build_section(ModelSection, raw["model"], "model"),
+        train_data=build_section(TrainDataSection, raw.get("train_data", {}), "train_data"),
+        sampling=build_section(SamplingSection, raw.get("sampling", {}), "sampling"),
+        train=build_section(TrainSection, raw.get("train", {}), "train"),
+        eval=[build_section(EvalSection, e, f"eval[{i}]") for i, e in enumerate(evals_raw)],
+    )
+    grid = _parse_grid(interpolate(raw.get("grid"), "grid"))
+    spec = Spec(experiment=experiment, base=base, grid=grid, executor=executor,
+                source_toml=text, raw=raw)
+    return dataclasses.replace(spec, base=resolve_paths(spec.base, base_dir))
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and parse a spec file (relative paths in it resolve against its folder)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(str(path), "spec file not found", value=str(path), has_value=False)
+    return parse_spec(p.read_text(encoding="utf-8"), base_dir=p.parent.resolve(), source=str(p))
+
+
+def _looks_like_path(s: str) -> bool:
+    return s.startswith(("/", "./", "../", "~")) or s.endswith((".json", ".jsonl", ".xz"))
+
+
+def _resolve(s: str, base_dir: Path | None) -> str:
+    if not s or "://" in s:
+        return s
+    p = Path(s).expanduser()
+    if not p.is_absolute() and base_dir is not None and (_looks_like_path(s) or (base_dir / p).exists()):
+        p = (base_dir / p)
+    elif not p.is_absolute() and not _looks_like_path(s) and not p.exists():
+        return s  # a hub id such as "xlm-roberta-base" or "Shitao/MLDR"
+    return str(p.resolve())
+
+
+def resolve_paths(run: RunConfig, base_dir: Path | None) -> RunConfig:
+    """Make local paths absolute (relative to the spec's folder); hub ids stay as they are."""
+    return dataclasses.replace(
+        run,
+        model=dataclasses.replace(run.model, name=_resolve(run.model.name, base_dir)),
+        train_data=dataclasses.replace(run.train_data,
+                                       path=_resolve(run.train_data.path, base_dir)),
+        eval=[dataclasses.replace(e, path=_resolve(e.path, base_dir)) for e in run.eval],
+    )
+
+
+def _check_exists(path: str, key: str) -> None:
+    if path and "://" not in path and _looks_like_path(path) and not Path(path).exists():
+        raise SpecError(key, "file or folder not found", value=path,
+                        allowed="an existing local path, or a Hugging Face hub id")
+
+
+def _langs(codes: list[str], key: str) -> list[str]:
+    try:
+        return languages.normalize_all(codes, key)
+    except UnknownLanguageError as e:
+        raise SpecError(e.where or key, "unknown language code", value=e.code,
+                        allowed="ISO 639-1 or 639-3 codes; nearest: "
+                        + (", ".join(e.suggestions) or "none")) from e
+
+
+def validate_run(run: RunConfig, where: str = "") -> RunConfig:
+    """Semantic checks on one resolved run; returns it with language codes normalised.
+
+    ``where`` is prepended to messages for values that come from a grid point.
+    """
+    from xlrun.registry import check_dataset, check_sampler, check_similarity
+
+    t, s, td = run.train, run.sampling, run.train_data
+    if t.steps < 0:
+        raise SpecError("train.steps", "must be 0 or more", value=t.steps)
+    if t.batch_size < 2 and t.steps > 0:
+        raise SpecError("train.batch_size", "contrastive training needs 2 or more pairs",
+                        value=t.batch_size)
+    if t.temperature <= 0:
+        raise SpecError("train.temperature", "must be positive", value=t.temperature)
+    if t.lr <= 0:
+        raise SpecError("train.lr", "must be positive", value=t.lr)
+    if not 0.0 <= t.warmup_ratio <= 1.0:
+        raise SpecError("train.warmup_ratio", "must be within [0, 1]", value=t.warmup_ratio)
+    if t.grad_accum < 1:
+        raise SpecError("train.grad_accum", "must be 1 or more", value=t.grad_accum)
+    if t.gpus < 1:
+        raise SpecError("train.gpus", "must be 1 or more", value=t.gpus)
+    if not 0.0 <= s.mono_ratio <= 1.0:
+        raise SpecError("sampling.mono_ratio", "must be within [0, 1]", value=s.mono_ratio)
+    if s.temperature <= 0:
+        raise SpecError("sampling.temperature", "must be positive", value=s.temperature)
+    check_sampler(s.strategy, "sampling.strategy")
+    if t.steps > 0 and td.source == "none":
+        raise SpecError("train_data.source", "training needs data (or set train.steps = 0)",
+                        value=td.source, allowed=["lareqa", "jsonl", "hf", "quickstart"])
+    if td.source in ("lareqa", "jsonl") and not td.path:
+        raise SpecError("train_data.path", f"source {td.source!r} needs a path", value=td.path)
+    if td.source in ("lareqa", "jsonl") and td.path and not Path(td.path).exists():
+        raise SpecError("train_data.path", "file or folder not found", value=td.path)
+    if td.source == "hf" and not td.name:
+        raise SpecError("train_data.name", "source 'hf' needs a dataset name", value=td.name)
+    td_langs = _langs(td.languages, "train_data.languages")
+    clusters = [_langs(c, f"sampling.clusters[{i}]") for i, c in enumerate(s.clusters)]
+    seen: dict[str, int] = {}
+    for i, c in enumerate(clusters):
+        for lang in c:
+            if lang in seen:
+                raise SpecError(f"sampling.clusters[{i}]",
+                                f"language {lang!r} is already in cluster {seen[lang]}",
+                                value=s.clusters[i])
+            seen[lang] = i
+    if td_langs:
+        for i, c in enumerate(clusters):
+            for lang in c:
+                if lang not in td_langs:
+                    raise SpecError(f"sampling.clusters[{i}]",
+                                    f"names {lang!r}, which is not in train_data.languages",
+                                    value=lang, allowed=td_langs)
+    if s.language_sampling == "clustered" and run.train.steps > 0:
+        check_similarity(s.similarity, "sampling.similarity")
+        if s.similarity == "manual" and not clusters:
+            raise SpecError("sampling.clusters",
+                            "clustered language sampling with similarity 'manual' needs clusters",
+                            value=s.clusters, allowed='a list of language lists, e.g. [["de","en"],["ar"]]')
+        if s.similarity != "manual" and not (s.n_clusters > 0 or s.distance_threshold > 0):
+            raise SpecError("sampling.n_clusters",
+                            "clustering by similarity needs n_clusters or distance_threshold",
+                            value=s.n_clusters)
+        if s.pairing == "across" and clusters and len(clusters) < 2:
+            raise SpecError("sampling.pairing", "'across' pairing needs two or more clusters",
+                            value=s.pairing)
+    _check_exists(run.model.name, "model.name")
+    evals = []
+    for i, e in enumerate(run.eval):
+        check_dataset(e.dataset, f"eval[{i}].dataset")
+        _check_exists(e.path, f"eval[{i}].path")
+        if e.top_k < 0:
+            raise SpecError(f"eval[{i}].top_k", "must be 0 or more", value=e.top_k)
+        if not e.settings:
+            raise SpecError(f"eval[{i}].settings", "name at least one setting", value=e.settings,
+                            allowed=["mono", "cross", "multi"])
+        evals.append(dataclasses.replace(e, languages=_langs(e.languages, f"eval[{i}].languages")))
+    return dataclasses.replace(
+        run,
+        train_data=dataclasses.replace(td, languages=td_langs),
+        sampling=dataclasses.replace(s, clusters=clusters),
+        eval=evals,
+    )

@@ -1,0 +1,186 @@
+"""The spec schema, as code.
+
+Each TOML section is a frozen dataclass; field types drive validation in
+:mod:`xlrun.spec.load` (unknown keys are errors; ``Literal`` fields list what is allowed).
+A :class:`RunConfig` is one fully resolved run: every default filled in, every path and
+language code normalised, so that its hash (:func:`xlrun.spec.grid.run_key`) is stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Strategy = Literal["monolingual", "cross_lingual", "hybrid", "multilingual", "none"]
+LanguageSampling = Literal["uniform", "size", "clustered"]
+Pairing = Literal["within", "across", "cluster_batch"]
+Setting = Literal["mono", "cross", "multi"]
+
+
+@dataclass(frozen=True)
+class ExperimentSection:
+    """``[experiment]``: the name that groups runs, and where run artefacts go."""
+
+    name: str
+    description: str = ""
+    output_dir: str = "xlrun-out"
+    main_metric: Literal["map", "ndcg@10", "mrr@10", "recall@100"] = "map"
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """``[model]``: the encoder (hub id or local path) and how it embeds text."""
+
+    name: str
+    pooling: Literal["mean", "cls"] = "mean"
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    query_max_length: int = 64
+    passage_max_length: int = 256
+
+
+@dataclass(frozen=True)
+class TrainDataSection:
+    """``[train_data]``: where training pairs come from.
+
+    ``source``: ``lareqa`` (XQuAD-R / MLQA-R JSON in ``path``), ``jsonl`` (a file with
+    ``query``, ``passage``, ``lang``, optional ``parallel_id``), ``hf`` (a Hugging Face
+    dataset ``name`` with the same columns), ``quickstart`` (the generated corpus).
+    """
+
+    source: Literal["lareqa", "jsonl", "hf", "quickstart", "none"] = "none"
+    path: str = ""
+    name: str = ""
+    split: str = "train"
+    languages: list[str] = field(default_factory=list)
+    max_per_language: int = 0
+
+
+@dataclass(frozen=True)
+class SamplingSection:
+    """``[sampling]``: how batches choose their languages."""
+
+    strategy: Strategy = "hybrid"
+    language_sampling: LanguageSampling = "size"
+    temperature: float = 1.0
+    mono_ratio: float = 0.5
+    pairing: Pairing = "within"
+    cluster_choice: Literal["uniform", "size"] = "uniform"
+    clusters: list[list[str]] = field(default_factory=list)
+    similarity: str = "manual"
+    n_clusters: int = 0
+    distance_threshold: float = 0.0
+    linkage: Literal["average", "complete", "ward"] = "average"
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """``[train]``: optimisation. ``steps = 0`` evaluates the base model (a reference arm)."""
+
+    steps: int = 100
+    batch_size: int = 32
+    lr: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    temperature: float = 0.05
+    symmetric: bool = False
+    hard_negatives: int = 0
+    grad_accum: int = 1
+    grad_cache_chunk: int = 0
+    max_grad_norm: float = 1.0
+    checkpoint_every: int = 0
+    log_every: int = 10
+    save_model: bool = False
+    gpus: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSection:
+    """``[[eval]]``: one zero-shot evaluation dataset."""
+
+    dataset: str
+    path: str = ""
+    split: str = "test"
+    languages: list[str] = field(default_factory=list)
+    settings: list[Setting] = field(default_factory=lambda: ["mono", "cross", "multi"])
+    top_k: int = 100
+    batch_size: int = 128
+    max_length: int = 0
+    chunk_long_documents: bool = False
+    dedupe: Literal["text", "position"] = "text"
+    max_queries_per_language: int = 0
+
+
+@dataclass(frozen=True)
+class ExecutorSection:
+    """``[executor]``: where runs execute (overridable on the command line)."""
+
+    kind: Literal["local", "slurm"] = "local"
+    partition: str = ""
+    gpus_per_node: int = 1
+    time_limit_min: int = 240
+    heartbeat_s: int = 30
+    stale_after_s: int = 300
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One fully resolved run: the unit of work, storage and hashing."""
+
+    model: ModelSection
+    train_data: TrainDataSection
+    sampling: SamplingSection
+    train: TrainSection
+    eval: list[EvalSection]
+
+    @property
+    def sampler(self) -> str:
+        """The sampler name as stored in ``runs.sampler`` (``none`` without training)."""
+        return "none" if self.train.steps == 0 else self.sampling.strategy
+
+    @property
+    def language_sampling(self) -> str | None:
+        """``runs.language_sampling``; ``None`` for runs that do not train."""
+        return None if self.sampler == "none" else self.sampling.language_sampling
+
+    @property
+    def clustering(self) -> str | None:
+        """``runs.clustering``: a short label of the clustering a clustered run used."""
+        if self.sampler == "none" or self.sampling.language_sampling != "clustered":
+            return None
+        s = self.sampling
+        if s.similarity == "manual":
+            how = "manual"
+        elif s.n_clusters:
+            how = f"{s.similarity}/k={s.n_clusters}/{s.linkage}"
+        else:
+            how = f"{s.similarity}/t={s.distance_threshold:g}/{s.linkage}"
+        return f"{how}/{s.pairing}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON-ready dict (the form stored in ``runs.config_json``)."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GridSection:
+    """``[grid]``: axes (dotted key → list of values), zipped axes and seeds."""
+
+    axes: dict[str, list[Any]]
+    zip: list[list[str]]
+    seeds: list[int]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole parsed spec: the base run, the grid and the executor."""
+
+    experiment: ExperimentSection
+    base: RunConfig
+    grid: GridSection
+    executor: ExecutorSection
+    source_toml: str
+    raw: dict[str, Any]

@@ -1,0 +1,1 @@
+"""Training: batch samplers, contrastive loss, the encoder and the trainer."""
