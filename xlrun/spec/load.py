@@ -13,11 +13,12 @@ import copy
 import dataclasses
 import os
 import re
-import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+
+import tomllib
 
 from xlrun import languages
 from xlrun.errors import SpecError, UnknownLanguageError

@@ -1,0 +1,49 @@
+"""Shared CLI plumbing: error handling, the --db option, output helpers."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from xlrun.errors import XlrunError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+db_option = click.option(
+    "--db", "db_url", default=None, metavar="URL",
+    help="Database URL (default: $XLRUN_DB, else sqlite:///xlrun.db). A plain path means SQLite.")
+
+
+def handle_errors(fn: F) -> F:
+    """Turn :class:`XlrunError` into ``Error: …`` on stderr and its exit code (2 = bad input)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except XlrunError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(e.exit_code)
+    return wrapper  # type: ignore[return-value]
+
+
+def console():  # noqa: ANN201
+    """A rich console on stdout (plain text when not a terminal)."""
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=200 if not sys.stdout.isatty() else None)
+
+
+def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    """Print a rich table."""
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*["" if v is None else str(v) for v in r])
+    console().print(table)

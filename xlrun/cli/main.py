@@ -1,0 +1,273 @@
+"""``xlrun`` commands: submit, status, show, evaluate, db (plus langs, report, sql, worker)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from xlrun import __version__
+from xlrun.cli.common import db_option, handle_errors, print_table
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="xlrun")
+def main() -> None:
+    """xlrun: declarative experiments for multilingual dense retrievers.
+
+    Write a TOML spec, `xlrun submit` it, then `xlrun status`, `xlrun report` or plain SQL.
+    """
+
+
+# ----------------------------------------------------------------------------- submit
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+@click.option("--dry-run", is_flag=True, help="Print the run table; write nothing.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda or cuda:N.")
+@click.option("--only", "only", multiple=True, metavar="RUN_KEY",
+              help="Submit and run only these run keys (repeatable).")
+@click.option("--no-run", is_flag=True, help="Only enqueue; workers run the runs later.")
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default=None,
+              help="Where runs execute (default: [executor] kind in the spec, else local).")
+@handle_errors
+def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tuple[str, ...],
+           no_run: bool, executor: str | None) -> None:
+    """Compile SPEC into runs, enqueue the new ones and execute them.
+
+    Resubmitting a spec skips finished runs and resumes unfinished ones: a run's key is a
+    hash of its fully resolved config.
+    """
+    from xlrun.errors import UsageError
+    from xlrun.spec import compile_spec, load_spec
+
+    parsed = load_spec(spec)
+    runs = compile_spec(parsed)
+    if only:
+        known = {r.run_key for r in runs}
+        unknown = [k for k in only if k not in known]
+        if unknown:
+            raise UsageError(f"--only names unknown run keys {unknown}; this spec's run keys "
+                             f"are: {', '.join(sorted(known))}")
+        runs = [r for r in runs if r.run_key in only]
+    rows = [[r.run_key, r.config.model.name if len(r.config.model.name) < 40
+             else "…" + r.config.model.name[-39:], r.config.sampler,
+             r.config.language_sampling or "-", r.config.clustering or "-", r.seed,
+             ", ".join(f"{k}={v}" for k, v in r.overrides if k != "train.seed") or "-"]
+            for r in runs]
+    if dry_run:
+        print_table(f"{parsed.experiment.name}: {len(runs)} runs (dry run, nothing written)",
+                    ["run_key", "model", "sampler", "language_sampling", "clustering", "seed",
+                     "grid values"], rows)
+        return
+    from xlrun.db.engine import get_engine
+    from xlrun.db.store import submit_runs
+
+    engine = get_engine(db_url)
+    result = submit_runs(engine, parsed.experiment.name, parsed.source_toml, runs)
+    click.echo(f"experiment {parsed.experiment.name!r}: {len(runs)} runs — {result.new} new, "
+               f"{result.requeued} requeued, {result.done} already done, "
+               f"{result.running} running elsewhere")
+    if no_run:
+        return
+    kind = executor or parsed.executor.kind
+    if kind == "slurm":
+        from xlrun.execute.slurm import SlurmExecutor
+
+        jobs = SlurmExecutor.from_spec(parsed.executor, db_url=str(engine.url.render_as_string(
+            hide_password=False))).submit(engine, result.run_ids)
+        click.echo(f"submitted {len(jobs)} SLURM jobs")
+        return
+    from xlrun.execute.local import LocalExecutor
+    from xlrun.execute.progress import RichProgress
+
+    with RichProgress() as progress:
+        try:
+            outcomes = LocalExecutor(device=device,
+                                     heartbeat_s=parsed.executor.heartbeat_s).run(
+                engine, result.run_ids, progress)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the current run is back in the queue; resubmit to resume",
+                       err=True)
+            sys.exit(130)
+    failed = [o for o in outcomes if o.status == "failed"]
+    click.echo(f"executed {len(outcomes)} runs: {len(outcomes) - len(failed)} done, "
+               f"{len(failed)} failed")
+    if failed:
+        for o in failed:
+            click.echo(f"  run {o.run_id} failed: {(o.error or '').strip().splitlines()[-1]}",
+                       err=True)
+        sys.exit(1)
+
+
+# ----------------------------------------------------------------------------- status
+@main.command()
+@db_option
+@click.option("--experiment", default=None, help="Only this experiment.")
+@click.option("--metric", default=None,
+              help="Metric column (default: the experiment's main metric, map).")
+@handle_errors
+def status(db_url: str | None, experiment: str | None, metric: str | None) -> None:
+    """A table of runs: status, sampler, language sampling, seed, duration, main metric."""
+    from xlrun.db.engine import get_engine
+    from xlrun.db.queries import run_overview
+
+    engine = get_engine(db_url)
+    table = run_overview(engine, experiment, metric)
+    if not table.rows:
+        click.echo("no runs" + (f" in experiment {experiment!r}" if experiment else ""))
+        return
+    print_table(table.title, table.columns, table.rows)
+    if table.footer:
+        click.echo(table.footer)
+
+
+# ----------------------------------------------------------------------------- show
+@main.command()
+@click.argument("run_id", type=int)
+@db_option
+@handle_errors
+def show(run_id: int, db_url: str | None) -> None:
+    """One run: resolved config, training summary, metrics."""
+    from xlrun.db.engine import get_engine
+    from xlrun.db.queries import run_details
+
+    engine = get_engine(db_url)
+    d = run_details(engine, run_id)
+    r = d.run
+    click.echo(f"run {r['id']} ({r['experiment']}, key {r['run_key']}): {r['status']}")
+    for k in ("model", "sampler", "language_sampling", "clustering", "seed", "device", "host",
+              "worker", "started_at", "finished_at", "attempts"):
+        click.echo(f"  {k:18} {r[k]}")
+    if r["error"]:
+        click.echo("error:\n  " + r["error"].strip().replace("\n", "\n  "))
+    click.echo("config:")
+    click.echo("  " + json.dumps(json.loads(r["config_json"]), indent=2,
+                                 sort_keys=True).replace("\n", "\n  "))
+    if d.training:
+        t = d.training
+        click.echo(f"training: {t['steps']} logged steps, loss {t['first_loss']:.4f} → "
+                   f"{t['last_loss']:.4f}, {t['examples_per_s'] or 0:.1f} examples/s")
+    if d.clusters:
+        click.echo("language clusters: " + "; ".join(" ".join(c) for c in d.clusters))
+    if d.metrics:
+        print_table("metrics (mean over queries)", d.metric_columns, d.metrics)
+
+
+# ----------------------------------------------------------------------------- evaluate
+@main.command()
+@click.argument("model")
+@click.option("--dataset", required=True, help="Evaluation dataset (xquad-r, mlqa-r, mldr, …).")
+@click.option("--data-path", default="", help="Local path (or URL) of the dataset.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--langs", default="", help="Comma-separated languages (default: all).")
+@click.option("--settings", default="mono,cross,multi", show_default=True)
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
+@click.option("--query-prefix", default="", help='e.g. "query: " for multilingual-e5.')
+@click.option("--passage-prefix", default="", help='e.g. "passage: " for multilingual-e5.')
+@click.option("--max-length", default=512, show_default=True, type=int)
+@click.option("--top-k", default=100, show_default=True, type=int)
+@click.option("--batch-size", default=128, show_default=True, type=int)
+@click.option("--experiment", default="baselines", show_default=True,
+              help="Experiment the run is stored under.")
+@click.option("--device", default="auto", show_default=True)
+@db_option
+@handle_errors
+def evaluate(model: str, dataset: str, data_path: str, split: str, langs: str, settings: str,
+             pooling: str, query_prefix: str, passage_prefix: str, max_length: int, top_k: int,
+             batch_size: int, experiment: str, device: str, db_url: str | None) -> None:
+    """Evaluate MODEL (hub id or local path) zero-shot and store it as a run (sampler none)."""
+    from xlrun.spec import compile_spec, parse_spec
+    from xlrun.spec.toml_writer import dumps
+
+    spec_dict = {
+        "experiment": {"name": experiment},
+        "model": {"name": model, "pooling": pooling, "query_prefix": query_prefix,
+                  "passage_prefix": passage_prefix, "query_max_length": max_length,
+                  "passage_max_length": max_length},
+        "train": {"steps": 0},
+        "eval": [{"dataset": dataset, "path": data_path, "split": split,
+                  "languages": [x for x in langs.split(",") if x],
+                  "settings": [x for x in settings.split(",") if x], "top_k": top_k,
+                  "batch_size": batch_size}],
+    }
+    text = dumps(spec_dict)
+    parsed = parse_spec(text, base_dir=Path.cwd())
+    runs = compile_spec(parsed)
+    from xlrun.db.engine import get_engine
+    from xlrun.db.store import submit_runs
+    from xlrun.execute.local import LocalExecutor
+    from xlrun.execute.progress import RichProgress
+
+    engine = get_engine(db_url)
+    result = submit_runs(engine, experiment, text, runs)
+    with RichProgress() as progress:
+        outcomes = LocalExecutor(device=device).run(engine, result.run_ids, progress)
+    for o in outcomes:
+        click.echo(f"run {o.run_id}: {o.status} in {o.seconds:.1f}s")
+        if o.error:
+            click.echo(o.error, err=True)
+    if not outcomes:
+        click.echo(f"already evaluated: run {result.run_ids[0]} (see `xlrun show "
+                   f"{result.run_ids[0]}`)")
+    if any(o.status == "failed" for o in outcomes):
+        sys.exit(1)
+
+
+# ----------------------------------------------------------------------------- db
+@main.group()
+def db() -> None:
+    """Database schema: migrate and inspect."""
+
+
+@db.command("upgrade")
+@db_option
+@click.option("--revision", default="head", show_default=True)
+@handle_errors
+def db_upgrade(db_url: str | None, revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from xlrun.db.engine import current_revision, get_engine, upgrade
+
+    engine = get_engine(db_url, migrate=False)
+    upgrade(engine, revision)
+    click.echo(f"{engine.url.render_as_string(hide_password=True)} is at revision "
+               f"{current_revision(engine)}")
+
+
+@db.command("current")
+@db_option
+@handle_errors
+def db_current(db_url: str | None) -> None:
+    """Print the database's revision and the newest one."""
+    from xlrun.db.engine import current_revision, get_engine, head_revision
+
+    engine = get_engine(db_url, migrate=False)
+    cur = current_revision(engine)
+    head = head_revision()
+    click.echo(f"current: {cur or '(empty database)'}\nhead:    {head}"
+               + ("" if cur == head else "\nrun `xlrun db upgrade` (xlrun also migrates on first use)"))
+
+
+def _register_optional() -> None:
+    """Attach the command groups that live in their own modules."""
+    import importlib
+
+    for module, names in (("xlrun.cli.langs", ["langs"]), ("xlrun.cli.report", ["report", "sql"]),
+                          ("xlrun.cli.worker", ["worker"]), ("xlrun.cli.transfer", ["db_import", "db_export"])):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        for name in names:
+            cmd = getattr(mod, name, None)
+            if cmd is None:
+                continue
+            (db if name.startswith("db_") else main).add_command(cmd)
+
+
+_register_optional()

@@ -1,0 +1,154 @@
+"""Read-side queries behind ``xlrun status`` and ``xlrun show`` (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Engine, and_, select
+
+from xlrun.db.models import Experiment, LanguageCluster, Run, RunMetric, TrainLog
+from xlrun.db.store import get_run
+from xlrun.errors import UsageError
+
+METRIC_NAMES = {"map": "map", "ndcg@10": "ndcg@10", "mrr@10": "mrr@10", "recall@100": "recall@100"}
+
+
+@dataclass(frozen=True)
+class Overview:
+    """A printable table."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    footer: str = ""
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """Everything ``xlrun show`` prints."""
+
+    run: dict[str, Any]
+    training: dict[str, Any] | None
+    clusters: list[list[str]]
+    metric_columns: list[str] = field(default_factory=list)
+    metrics: list[list[Any]] = field(default_factory=list)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is not None and ts.tzinfo is None:
+        return ts.replace(tzinfo=timezone.utc)
+    return ts
+
+
+def _duration(start: datetime | None, end: datetime | None, status: str) -> str:
+    start, end = _aware(start), _aware(end)
+    if start is None:
+        return "-"
+    if end is None:
+        if status != "running":
+            return "-"
+        end = datetime.now(timezone.utc)
+    secs = (end - start).total_seconds()
+    return f"{secs:.0f}s" if secs < 120 else f"{secs / 60:.1f}m"
+
+
+def run_overview(engine: Engine, experiment: str | None = None,
+                 metric: str | None = None, stale_after_s: float = 300.0) -> Overview:
+    """Runs with arm columns, duration, worker and the main metric per setting.
+
+    The metric columns are the overall means (query_lang = doc_lang = 'all') of the first
+    evaluated dataset, one column per setting.
+    """
+    run_t, exp_t, m_t = Run.__table__, Experiment.__table__, RunMetric.__table__
+    stmt = (select(run_t.c.id, exp_t.c.name, run_t.c.status, run_t.c.sampler,
+                   run_t.c.language_sampling, run_t.c.clustering, run_t.c.seed,
+                   run_t.c.started_at, run_t.c.finished_at, run_t.c.worker,
+                   run_t.c.heartbeat_at, exp_t.c.spec_toml)
+            .join(exp_t, exp_t.c.id == run_t.c.experiment_id).order_by(run_t.c.id))
+    if experiment:
+        stmt = stmt.where(exp_t.c.name == experiment)
+    with engine.connect() as conn:
+        if experiment and conn.execute(select(exp_t.c.id).where(exp_t.c.name == experiment)).first() is None:
+            names = [r[0] for r in conn.execute(select(exp_t.c.name).order_by(exp_t.c.name))]
+            raise UsageError(f"no experiment named {experiment!r}; known: {', '.join(names) or 'none'}")
+        runs = conn.execute(stmt).all()
+        metric = metric or _main_metric(runs[0].spec_toml if runs else "")
+        if metric not in METRIC_NAMES:
+            raise UsageError(f"unknown metric {metric!r}; allowed: {', '.join(METRIC_NAMES)}")
+        ids = [r.id for r in runs]
+        mrows = conn.execute(
+            select(m_t.c.run_id, m_t.c.dataset, m_t.c.setting, m_t.c.value)
+            .where(m_t.c.run_id.in_(ids), m_t.c.metric == metric,
+                   and_(m_t.c.query_lang == "all", m_t.c.doc_lang == "all"))).all() if ids else []
+    first_ds: dict[int, str] = {}
+    values: dict[tuple[int, str], float] = {}
+    settings: list[str] = []
+    for r in mrows:
+        first_ds.setdefault(r.run_id, r.dataset)
+    for r in mrows:
+        if r.dataset == first_ds[r.run_id]:
+            values[(r.run_id, r.setting)] = r.value
+            if r.setting not in settings:
+                settings.append(r.setting)
+    settings.sort(key=lambda s: ["mono", "cross", "multi"].index(s) if s in ("mono", "cross", "multi") else 9)
+    now = datetime.now(timezone.utc)
+    rows = []
+    stale = 0
+    for r in runs:
+        hb = _aware(r.heartbeat_at)
+        is_stale = r.status == "running" and hb is not None and (now - hb).total_seconds() > stale_after_s
+        stale += is_stale
+        status = r.status + (" (stale)" if is_stale else "")
+        rows.append([r.id, r.name, status, r.sampler, r.language_sampling or "-",
+                     r.clustering or "-", r.seed, _duration(r.started_at, r.finished_at, r.status),
+                     r.worker if r.status == "running" else "",
+                     *[f"{values[(r.id, s)]:.4f}" if (r.id, s) in values else "" for s in settings]])
+    datasets = sorted(set(first_ds.values()))
+    title = f"runs ({metric} on {', '.join(datasets)} per setting)" if datasets else "runs"
+    footer = f"{stale} running run(s) have not sent a heartbeat for {stale_after_s:.0f}s" if stale else ""
+    return Overview(title, ["id", "experiment", "status", "sampler", "language_sampling",
+                            "clustering", "seed", "duration", "worker",
+                            *[f"{metric} {s}" for s in settings]], rows, footer)
+
+
+def _main_metric(spec_toml: str) -> str:
+    import tomllib
+
+    try:
+        return tomllib.loads(spec_toml).get("experiment", {}).get("main_metric", "map")
+    except tomllib.TOMLDecodeError:
+        return "map"
+
+
+def run_details(engine: Engine, run_id: int) -> RunDetails:
+    """A run's row, training summary, clusters and overall metrics."""
+    run = get_run(engine, run_id)
+    log_t, c_t, m_t = TrainLog.__table__, LanguageCluster.__table__, RunMetric.__table__
+    with engine.connect() as conn:
+        logs = conn.execute(select(log_t.c.step, log_t.c.loss, log_t.c.examples_per_s)
+                            .where(log_t.c.run_id == run_id).order_by(log_t.c.step)).all()
+        clusters_rows = conn.execute(select(c_t.c.lang, c_t.c.cluster)
+                                     .where(c_t.c.run_id == run_id)
+                                     .order_by(c_t.c.cluster, c_t.c.lang)).all()
+        metrics = conn.execute(
+            select(m_t.c.dataset, m_t.c.split, m_t.c.setting, m_t.c.metric, m_t.c.value)
+            .where(m_t.c.run_id == run_id, m_t.c.query_lang == "all", m_t.c.doc_lang == "all")
+            .order_by(m_t.c.dataset, m_t.c.split, m_t.c.setting, m_t.c.metric)).all()
+    training = None
+    if logs:
+        eps = [r.examples_per_s for r in logs if r.examples_per_s]
+        training = {"steps": logs[-1].step, "first_loss": logs[0].loss, "last_loss": logs[-1].loss,
+                    "examples_per_s": sum(eps) / len(eps) if eps else None}
+    clusters: dict[int, list[str]] = {}
+    for r in clusters_rows:
+        clusters.setdefault(r.cluster, []).append(r.lang)
+    names = sorted({r.metric for r in metrics})
+    table: dict[tuple[str, str, str], dict[str, float]] = {}
+    for r in metrics:
+        table.setdefault((r.dataset, r.split, r.setting), {})[r.metric] = r.value
+    rows = [[d, sp, st, *[f"{v[m]:.4f}" if m in v else "" for m in names]]
+            for (d, sp, st), v in table.items()]
+    return RunDetails(run=run, training=training, clusters=list(clusters.values()),
+                      metric_columns=["dataset", "split", "setting", *names], metrics=rows)

@@ -1,0 +1,252 @@
+"""Run lifecycle and result writes.
+
+Every write that could be repeated is idempotent: runs are keyed by
+``(experiment_id, run_key)``; a result set for ``(run, dataset, split)`` is replaced as a
+whole in one transaction, so a crash never leaves half of one and a retry never doubles it;
+log rows use insert-or-ignore on their natural keys.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from xlrun.db.models import (
+    BatchLanguages,
+    Experiment,
+    LanguageCluster,
+    LanguageDistance,
+    QueryResult,
+    Retrieved,
+    Run,
+    RunMetric,
+    TrainLog,
+    utcnow,
+)
+from xlrun.errors import UsageError
+from xlrun.spec.grid import CompiledRun
+
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What a submission did to the runs table."""
+
+    experiment_id: int
+    run_ids: tuple[int, ...]
+    new: int
+    requeued: int
+    done: int
+    running: int
+
+
+def _insert(conn: Connection, table: Table):  # noqa: ANN202
+    """An INSERT that ignores rows whose primary key exists (dialect-specific)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    return table.insert()
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
+                ignore_existing: bool = False) -> None:
+    """Bulk insert ``rows`` in chunks (insert-or-ignore when ``ignore_existing``)."""
+    stmt = _insert(conn, table) if ignore_existing else table.insert()
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        if chunk:
+            conn.execute(stmt, list(chunk))
+
+
+def submit_runs(engine: Engine, experiment: str, spec_toml: str,
+                runs: Sequence[CompiledRun]) -> SubmitResult:
+    """Create or update the experiment and enqueue its runs, in one transaction.
+
+    New run keys are inserted as ``queued``; ``failed`` runs go back to ``queued``; ``done``
+    and ``running`` runs are left alone, so resubmitting never duplicates work.
+    """
+    with engine.begin() as conn:
+        exp_t = Experiment.__table__
+        row = conn.execute(select(exp_t.c.id).where(exp_t.c.name == experiment)).first()
+        if row is None:
+            conn.execute(_insert(conn, exp_t).values(name=experiment, spec_toml=spec_toml,
+                                                     created_at=utcnow()))
+            row = conn.execute(select(exp_t.c.id).where(exp_t.c.name == experiment)).one()
+        else:
+            conn.execute(update(exp_t).where(exp_t.c.id == row.id).values(spec_toml=spec_toml))
+        exp_id = row.id
+        run_t = Run.__table__
+        rows = [dict(
+            experiment_id=exp_id, run_key=r.run_key, status="queued",
+            config_json=json.dumps(r.config.to_dict(), sort_keys=True),
+            model=r.config.model.name, sampler=r.config.sampler,
+            language_sampling=r.config.language_sampling, clustering=r.config.clustering,
+            seed=r.seed, attempts=0, created_at=utcnow(),
+        ) for r in runs]
+        keys = [r.run_key for r in runs]
+        before = {k: s for k, s in conn.execute(
+            select(run_t.c.run_key, run_t.c.status).where(run_t.c.experiment_id == exp_id))}
+        insert_rows(conn, run_t, rows, ignore_existing=True)
+        failed = [k for k in keys if before.get(k) == "failed"]
+        if failed:
+            conn.execute(update(run_t).where(run_t.c.experiment_id == exp_id,
+                                             run_t.c.run_key.in_(failed))
+                         .values(status="queued", error=None, worker=None))
+        ids = dict(conn.execute(select(run_t.c.run_key, run_t.c.id)
+                                .where(run_t.c.experiment_id == exp_id, run_t.c.run_key.in_(keys))))
+    return SubmitResult(
+        experiment_id=exp_id, run_ids=tuple(ids[k] for k in keys),
+        new=sum(k not in before for k in keys), requeued=len(failed),
+        done=sum(before.get(k) == "done" for k in keys),
+        running=sum(before.get(k) == "running" for k in keys),
+    )
+
+
+def claim_run(engine: Engine, worker: str, run_ids: Iterable[int] | None = None,
+              device: str | None = None) -> int | None:
+    """Atomically move one queued run to ``running`` for ``worker``; its id, or None.
+
+    One UPDATE … WHERE status = 'queued' … RETURNING: on Postgres the candidate row is
+    locked with ``FOR UPDATE SKIP LOCKED``; on SQLite the statement holds the database write
+    lock. Either way two workers can never claim the same run.
+    """
+    run_t = Run.__table__
+    pick = select(run_t.c.id).where(run_t.c.status == "queued").order_by(run_t.c.id).limit(1)
+    if run_ids is not None:
+        ids = list(run_ids)
+        if not ids:
+            return None
+        pick = pick.where(run_t.c.id.in_(ids))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        now = utcnow()
+        stmt = (update(run_t)
+                .where(run_t.c.id == pick.scalar_subquery(), run_t.c.status == "queued")
+                .values(status="running", worker=worker, heartbeat_at=now, started_at=now,
+                        host=socket.gethostname(), device=device, error=None,
+                        finished_at=None, attempts=run_t.c.attempts + 1)
+                .returning(run_t.c.id))
+        row = conn.execute(stmt).first()
+    return row.id if row else None
+
+
+def heartbeat(engine: Engine, run_id: int, worker: str) -> bool:
+    """Refresh the claim; False when the run is no longer ours (reclaimed elsewhere)."""
+    run_t = Run.__table__
+    with engine.begin() as conn:
+        res = conn.execute(update(run_t).where(run_t.c.id == run_id, run_t.c.worker == worker,
+                                               run_t.c.status == "running")
+                           .values(heartbeat_at=utcnow()))
+    return res.rowcount == 1
+
+
+def reclaim_stale(engine: Engine, older_than: datetime) -> list[int]:
+    """Put ``running`` runs whose heartbeat is older than ``older_than`` back to queued."""
+    run_t = Run.__table__
+    with engine.begin() as conn:
+        rows = conn.execute(update(run_t).where(run_t.c.status == "running",
+                                                run_t.c.heartbeat_at < older_than)
+                            .values(status="queued", worker=None,
+                                    error="reclaimed: worker stopped heartbeating")
+                            .returning(run_t.c.id)).all()
+    return [r.id for r in rows]
+
+
+def finish_run(engine: Engine, run_id: int, status: str, error: str | None = None,
+               worker: str | None = None) -> bool:
+    """Mark a run ``done``, ``failed`` or back to ``queued``. With ``worker``, only if it
+    still holds the run. Returns whether the row changed."""
+    if status not in ("done", "failed", "queued"):
+        raise ValueError(status)
+    run_t = Run.__table__
+    values: dict[str, Any] = {"status": status, "error": error,
+                              "finished_at": utcnow() if status != "queued" else None}
+    if status == "queued":
+        values["worker"] = None
+    stmt = update(run_t).where(run_t.c.id == run_id)
+    if worker is not None:
+        stmt = stmt.where(run_t.c.worker == worker, run_t.c.status == "running")
+    with engine.begin() as conn:
+        return conn.execute(stmt.values(**values)).rowcount == 1
+
+
+def get_run(engine: Engine, run_id: int) -> dict[str, Any]:
+    """A run row as a dict, with its experiment name (UsageError when absent)."""
+    run_t, exp_t = Run.__table__, Experiment.__table__
+    with engine.connect() as conn:
+        row = conn.execute(select(run_t, exp_t.c.name.label("experiment"),
+                                  exp_t.c.spec_toml.label("spec_toml"))
+                           .join(exp_t, exp_t.c.id == run_t.c.experiment_id)
+                           .where(run_t.c.id == run_id)).mappings().first()
+    if row is None:
+        raise UsageError(f"no run with id {run_id}")
+    return dict(row)
+
+
+def write_train_log(engine: Engine, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Append training log rows (a resumed run may log a step again: ignored)."""
+    with engine.begin() as conn:
+        insert_rows(conn, TrainLog.__table__, [dict(r, run_id=run_id) for r in rows],
+                    ignore_existing=True)
+
+
+def write_batch_languages(engine: Engine, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Append batch-composition rows (idempotent per step and language pair)."""
+    with engine.begin() as conn:
+        insert_rows(conn, BatchLanguages.__table__, [dict(r, run_id=run_id) for r in rows],
+                    ignore_existing=True)
+
+
+def write_languages(engine: Engine, run_id: int, clusters: Sequence[Sequence[str]],
+                    distances: Sequence[dict[str, Any]]) -> None:
+    """Replace the run's language clusters and distance rows in one transaction."""
+    with engine.begin() as conn:
+        for table in (LanguageCluster.__table__, LanguageDistance.__table__):
+            conn.execute(delete(table).where(table.c.run_id == run_id))
+        insert_rows(conn, LanguageCluster.__table__,
+                    [{"run_id": run_id, "lang": lang, "cluster": i}
+                     for i, members in enumerate(clusters) for lang in members])
+        insert_rows(conn, LanguageDistance.__table__,
+                    [dict(d, run_id=run_id) for d in distances])
+
+
+def write_results(engine: Engine, run_id: int, dataset: str, split: str,
+                  frames: dict[str, Any]) -> None:
+    """Replace the (run, dataset, split) result set in ONE transaction.
+
+    ``frames`` maps ``query_results``, ``retrieved`` and ``run_metrics`` to polars
+    DataFrames (or lists of dicts) whose columns match the tables, without ``run_id``.
+    """
+    tables = {"query_results": QueryResult.__table__, "retrieved": Retrieved.__table__,
+              "run_metrics": RunMetric.__table__}
+    with engine.begin() as conn:
+        for table in tables.values():
+            conn.execute(delete(table).where(table.c.run_id == run_id,
+                                             table.c.dataset == dataset, table.c.split == split))
+        for name, table in tables.items():
+            frame = frames.get(name)
+            if frame is None:
+                continue
+            rows = frame.to_dicts() if hasattr(frame, "to_dicts") else list(frame)
+            for r in rows:
+                r["run_id"] = run_id
+            insert_rows(conn, table, rows)
+
+
+def count_rows(engine: Engine, table: Table, run_id: int | None = None) -> int:
+    """Number of rows in ``table`` (for one run if given)."""
+    stmt = select(func.count()).select_from(table)
+    if run_id is not None:
+        stmt = stmt.where(table.c.run_id == run_id)
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())

@@ -1,0 +1,155 @@
+"""Exact inner-product search with exact ranks for every relevant document.
+
+Vectors are L2-normalised, so inner product = cosine. For each block of queries the full
+score matrix against the collection is computed (torch matmul; on CUDA when available),
+and from that one matrix come both
+
+- the top-k, ordered by score descending then document index ascending (ties at the k-th
+  score are resolved by the same rule, so the order is deterministic), and
+- the exact 1-based rank of every relevant document: ``1 + #{score > s} + #{score == s and
+  index < d}`` — the same order as the top-k, never truncated, so AP covers all relevant
+  documents.
+
+``backend="faiss"`` takes the top-k from a faiss ``IndexFlatIP`` (GPU faiss when present)
+instead; ranks still come from the matmul, and faiss may order exact ties differently.
+Documents split into chunks are searched with ``doc_group`` (row → document): a
+document's score is the max over its chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+Backend = Literal["torch", "faiss"]
+_BLOCK_ELEMENTS = 1 << 25  # ~32M scores (128 MB float32) per block
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Top-k and relevant ranks for a batch of queries."""
+
+    top_idx: np.ndarray  # (n_queries, k) document indices, best first
+    top_scores: np.ndarray  # (n_queries, k) float32 scores
+    relevant_ranks: np.ndarray  # (n_queries, max_relevant) float64 1-based ranks, inf padding
+
+
+def pad_relevant(relevant: Sequence[Sequence[int]]) -> np.ndarray:
+    """Ragged lists of relevant document indices → ``(n, max_len)`` int64 padded with -1."""
+    width = max((len(r) for r in relevant), default=0)
+    out = np.full((len(relevant), max(width, 1)), -1, dtype=np.int64)
+    for i, r in enumerate(relevant):
+        out[i, :len(r)] = r
+    return out
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _group_max(scores: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    out = torch.full((scores.shape[0], n_groups), -torch.inf, dtype=scores.dtype,
+                     device=scores.device)
+    return out.scatter_reduce_(1, group.expand(scores.shape[0], -1), scores, reduce="amax")
+
+
+def _topk_ordered(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k by (score desc, index asc), exact also when ties straddle the k-th place."""
+    b = scores.shape[0]
+    vals = torch.topk(scores, k, dim=1).values
+    kth = vals[:, -1:]
+    gt = scores > kth
+    eq = scores == kth
+    need = k - gt.sum(1, keepdim=True)
+    sel = gt | (eq & (torch.cumsum(eq.to(torch.int32), 1) <= need))
+    idx = sel.nonzero()[:, 1].view(b, k)  # ascending index within each row
+    sc = scores.gather(1, idx)
+    order = torch.sort(sc, dim=1, descending=True, stable=True).indices
+    return idx.gather(1, order), sc.gather(1, order)
+
+
+def _ranks(scores: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+    """Exact ranks of ``rel`` (b, R; -1 = padding) in ``scores`` (b, n); inf for padding."""
+    valid = rel >= 0
+    r = rel.clamp(min=0)
+    s = scores.gather(1, r)  # (b, R)
+    ar = torch.arange(scores.shape[1], device=scores.device)
+    higher = (scores[:, None, :] > s[:, :, None]).sum(-1)
+    tie_before = ((scores[:, None, :] == s[:, :, None]) & (ar[None, None, :] < r[:, :, None])).sum(-1)
+    ranks = (1 + higher + tie_before).to(torch.float64)
+    return torch.where(valid, ranks, torch.full_like(ranks, torch.inf))
+
+
+def _faiss_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    index = faiss.IndexFlatIP(docs.shape[1])
+    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    index.add(np.ascontiguousarray(docs, dtype=np.float32))
+    scores, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    order = np.lexsort((idx, -scores), axis=1)  # ties: index ascending
+    return np.take_along_axis(idx, order, 1), np.take_along_axis(scores, order, 1)
+
+
+def exact_search(queries: np.ndarray, docs: np.ndarray, k: int,
+                 relevant: np.ndarray | Sequence[Sequence[int]] | None = None, *,
+                 doc_group: np.ndarray | None = None, n_docs: int | None = None,
+                 device: torch.device | str | None = None, backend: Backend = "torch",
+                 block_size: int | None = None) -> SearchResult:
+    """Search ``queries`` (n, d) against ``docs`` (m, d) by inner product.
+
+    Args:
+        k: top-k to return (clipped to the number of documents).
+        relevant: per query, the indices of its relevant documents (ragged lists or a
+            padded array with -1); their exact ranks are returned.
+        doc_group: optional (m,) document index of each row of ``docs`` (chunks of long
+            documents); a document's score is the max over its rows. ``n_docs`` is the
+            number of documents (default ``doc_group.max() + 1``).
+        device: where to compute (default CUDA if available).
+        backend: ``torch`` (default) or ``faiss`` for the top-k (not with ``doc_group``).
+        block_size: queries per block (default: ~32M scores per block).
+    """
+    dev = torch.device(device) if device is not None else default_device()
+    nq = len(queries)
+    n = int(n_docs if n_docs is not None else (doc_group.max() + 1 if doc_group is not None
+                                                 and len(doc_group) else len(docs)))
+    kk = max(0, min(int(k), n))
+    rel = (relevant if isinstance(relevant, np.ndarray) and relevant.ndim == 2
+           else pad_relevant(relevant if relevant is not None else [[] for _ in range(nq)]))
+    width = rel.shape[1]
+    top_idx = np.zeros((nq, kk), dtype=np.int64)
+    top_scores = np.zeros((nq, kk), dtype=np.float32)
+    ranks = np.full((nq, width), np.inf)
+    if nq == 0 or n == 0:
+        return SearchResult(top_idx, top_scores, ranks)
+    if backend == "faiss" and doc_group is None and kk > 0:
+        top_idx, top_scores = _faiss_topk(queries, docs, kk)
+    elif backend not in ("torch", "faiss"):
+        raise ValueError(f"unknown search backend {backend!r}; allowed: torch, faiss")
+    use_torch_topk = not (backend == "faiss" and doc_group is None)
+
+    d = torch.from_numpy(np.ascontiguousarray(docs, dtype=np.float32)).to(dev)
+    group = (torch.from_numpy(np.asarray(doc_group, dtype=np.int64)).to(dev)[None, :]
+             if doc_group is not None else None)
+    per_row = max(len(docs), n) * max(1, width)
+    bs = block_size or max(1, _BLOCK_ELEMENTS // per_row)
+    for start in range(0, nq, bs):
+        stop = min(nq, start + bs)
+        q = torch.from_numpy(np.ascontiguousarray(queries[start:stop], dtype=np.float32)).to(dev)
+        s = q @ d.T
+        if group is not None:
+            s = _group_max(s, group, n)
+        if use_torch_topk and kk > 0:
+            ti, ts = _topk_ordered(s, kk)
+            top_idx[start:stop] = ti.cpu().numpy()
+            top_scores[start:stop] = ts.cpu().numpy()
+        r = torch.from_numpy(rel[start:stop]).to(dev)
+        if (r >= 0).any():
+            ranks[start:stop] = _ranks(s, r).cpu().numpy()
+    return SearchResult(top_idx, top_scores, ranks)

@@ -1,0 +1,82 @@
+"""Helpers shared by dataset loaders: language selection, deterministic subsampling, I/O."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from xlrun.errors import SpecError
+from xlrun.evaluate.types import EvalData, Query
+from xlrun.languages import normalize
+
+
+def select_languages(available: Sequence[str], requested: Sequence[str], dataset: str) -> list[str]:
+    """``requested`` (normalised) or all ``available``; a language the dataset lacks is a SpecError."""
+    avail = sorted(set(available))
+    if not requested:
+        return avail
+    out: list[str] = []
+    for code in requested:
+        lang = normalize(code, "eval.languages")
+        if lang not in avail:
+            raise SpecError("eval.languages", f"language not in dataset {dataset!r}",
+                            value=code, allowed=avail)
+        if lang not in out:
+            out.append(lang)
+    return sorted(out)
+
+
+def _order_key(query_id: str) -> str:
+    return hashlib.sha1(query_id.encode("utf-8")).hexdigest()
+
+
+def subsample(queries: list[Query], n: int) -> list[Query]:
+    """Keep ``n`` queries chosen by a hash of their id (0 = all), in their original order.
+
+    The choice depends only on the ids, so parallel datasets keep the same questions in
+    every language, and reruns keep the same queries.
+    """
+    if n <= 0 or len(queries) <= n:
+        return list(queries)
+    keep = set(sorted((q.id for q in queries), key=_order_key)[:n])
+    return [q for q in queries if q.id in keep]
+
+
+def finish(data: EvalData, max_queries_per_language: int) -> EvalData:
+    """Subsample queries and drop qrels entries whose query or document is absent."""
+    queries = {lang: subsample(qs, max_queries_per_language) for lang, qs in data.queries.items()}
+    doc_ids = {d.id for docs in data.corpus.values() for d in docs}
+    keys = {(q.lang, q.id) for qs in queries.values() for q in qs}
+    qrels = {}
+    for key, rel in data.qrels.items():
+        if key in keys:
+            kept = frozenset(d for d in rel if d in doc_ids)
+            if kept:
+                qrels[key] = kept
+    return EvalData(data.dataset, data.split, queries, data.corpus, qrels, data.parallel,
+                    dict(data.meta))
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a ``.jsonl`` or ``.jsonl.gz`` file."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+
+
+def find_file(folder: Path, stems: Sequence[str], exts: Sequence[str] = (".jsonl", ".jsonl.gz")
+              ) -> Path | None:
+    """The first ``folder/<stem><ext>`` that exists."""
+    for stem in stems:
+        for ext in exts:
+            p = folder / f"{stem}{ext}"
+            if p.is_file():
+                return p
+    return None

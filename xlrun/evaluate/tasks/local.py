@@ -1,0 +1,102 @@
+"""``local``: your own evaluation data in a folder.
+
+Layout (``path`` = the folder)::
+
+    queries.jsonl   {"id": "q1", "lang": "de", "text": "..."}      one query per line
+    corpus.jsonl    {"id": "d1", "lang": "en", "text": "..."}      one document per line
+    qrels.tsv       tab-separated, with a header row:
+                        query_id  doc_id  relevance               (query_lang optional)
+    meta.json       optional: {"parallel": true}
+
+``queries-<split>.jsonl`` / ``qrels-<split>.tsv`` take precedence over the plain names when
+they exist; ``.jsonl.gz`` works too. Language codes are normalised (``deu`` → ``de``).
+Query ids need only be unique within a language; document ids must be unique over the
+whole corpus. A qrels row with relevance > 0 marks ``doc_id`` relevant; without a
+``query_lang`` column (or with an empty value) it applies to ``query_id`` in every language,
+which is how parallel data is written: one row per (question, answer in some language).
+The dataset is *parallel* (the ``cross`` setting is defined) when ``meta.json`` says so or,
+without that key, when some query has relevant documents in two or more languages.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from xlrun.errors import UsageError
+from xlrun.evaluate.tasks import DATASETS
+from xlrun.evaluate.tasks.common import find_file, finish, read_jsonl, select_languages
+from xlrun.evaluate.types import Document, EvalData, Query
+from xlrun.languages import normalize
+from xlrun.spec.schema import EvalSection
+
+
+def _read_qrels(path: Path) -> list[tuple[str | None, str, str]]:
+    rows: list[tuple[str | None, str, str]] = []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        cols = set(reader.fieldnames or [])
+        if not {"query_id", "doc_id"} <= cols:
+            raise UsageError(f"{path}: header must name query_id and doc_id "
+                             f"(optional: query_lang, relevance); got {sorted(cols)}")
+        for row in reader:
+            rel = float(row.get("relevance") or 1)
+            if rel <= 0:
+                continue
+            lang = (row.get("query_lang") or "").strip()
+            rows.append((normalize(lang, str(path)) if lang else None,
+                         row["query_id"].strip(), row["doc_id"].strip()))
+    return rows
+
+
+@DATASETS.register("local")
+def load_local(cfg: EvalSection) -> EvalData:
+    """Load a folder in the layout above."""
+    if not cfg.path:
+        raise UsageError("eval dataset 'local' needs path = the data folder")
+    folder = Path(cfg.path)
+    qfile = find_file(folder, [f"queries-{cfg.split}", "queries"])
+    cfile = find_file(folder, ["corpus"])
+    rfile = find_file(folder, [f"qrels-{cfg.split}", "qrels"], exts=(".tsv",))
+    for f, what in ((qfile, "queries.jsonl"), (cfile, "corpus.jsonl"), (rfile, "qrels.tsv")):
+        if f is None:
+            raise UsageError(f"{folder}: missing {what} (see xlrun.evaluate.tasks.local)")
+    queries: dict[str, list[Query]] = defaultdict(list)
+    for r in read_jsonl(qfile):
+        lang = normalize(str(r["lang"]), str(qfile))
+        queries[lang].append(Query(str(r["id"]), lang, str(r["text"])))
+    corpus: dict[str, list[Document]] = defaultdict(list)
+    seen: set[str] = set()
+    for r in read_jsonl(cfile):
+        doc_id = str(r["id"])
+        if doc_id in seen:
+            raise UsageError(f"{cfile}: document id {doc_id!r} appears twice (ids must be unique)")
+        seen.add(doc_id)
+        lang = normalize(str(r["lang"]), str(cfile))
+        corpus[lang].append(Document(doc_id, lang, str(r["text"])))
+    langs = select_languages(set(queries) | set(corpus), cfg.languages, "local")
+    queries = {lang: queries.get(lang, []) for lang in langs}
+    corpus = {lang: corpus.get(lang, []) for lang in langs}
+
+    by_id: dict[str, list[str]] = defaultdict(list)
+    for lang, qs in queries.items():
+        for q in qs:
+            by_id[q.id].append(lang)
+    rel: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for qlang, qid, doc_id in _read_qrels(rfile):
+        for lang in [qlang] if qlang else by_id.get(qid, []):
+            rel[(lang, qid)].add(doc_id)
+    qrels = {k: frozenset(v) for k, v in rel.items()}
+
+    meta_file = folder / "meta.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    if "parallel" in meta:
+        parallel = bool(meta["parallel"])
+    else:
+        doc_lang = {d.id: d.lang for docs in corpus.values() for d in docs}
+        parallel = any(len({doc_lang[d] for d in v if d in doc_lang}) > 1 for v in qrels.values())
+    data = EvalData("local", cfg.split, queries, corpus, qrels, parallel=parallel,
+                    meta={"source": str(folder), **meta})
+    return finish(data, cfg.max_queries_per_language)

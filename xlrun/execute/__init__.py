@@ -1,0 +1,1 @@
+"""Executing runs: the per-run pipeline and the executors that schedule it."""

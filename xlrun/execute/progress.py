@@ -1,0 +1,89 @@
+"""Progress reporting that the pipeline uses without knowing who is watching.
+
+The CLI passes a :class:`RichProgress`; tests and library users get :class:`NullProgress`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class ProgressTask(Protocol):
+    """One bar: advance it by a number of units."""
+
+    def advance(self, n: int = 1) -> None:
+        """Move forward ``n`` units."""
+
+
+class Progress(Protocol):
+    """Something that can show bars for long work."""
+
+    def task(self, description: str, total: int | None) -> contextlib.AbstractContextManager[ProgressTask]:
+        """A bar for ``total`` units, removed when the context exits."""
+
+    def log(self, message: str) -> None:
+        """A line of text for the user."""
+
+
+class _NullTask:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+class NullProgress:
+    """Shows nothing."""
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[ProgressTask]:
+        yield _NullTask()
+
+    def log(self, message: str) -> None:
+        pass
+
+
+class _RichTask:
+    def __init__(self, progress, task_id) -> None:  # noqa: ANN001
+        self._p, self._id = progress, task_id
+
+    def advance(self, n: int = 1) -> None:
+        self._p.advance(self._id, n)
+
+
+class RichProgress:
+    """Nested rich progress bars (runs, training steps, encoding) on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as _P
+
+        self.console = Console(stderr=True)
+        self._progress = _P(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+                            transient=False)
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[ProgressTask]:
+        task_id = self._progress.add_task(description, total=total)
+        try:
+            yield _RichTask(self._progress, task_id)
+        finally:
+            self._progress.remove_task(task_id)
+
+    def log(self, message: str) -> None:
+        self._progress.console.log(message)

@@ -1,0 +1,158 @@
+"""Language distances measured in a model's own embedding space (the ``embedding`` source).
+
+Given parallel texts per language and an ``encode`` callable (texts → L2-normalised rows):
+
+* ``embedding`` (``embedding:mean``): cosine distance between the languages' mean embeddings;
+* ``embedding:parallel``: 1 − mean cosine similarity of aligned parallel sentences.
+
+Results are cached on disk (``<cache_dir>/langsim-embedding-<key>.json``) where the key hashes
+the model id, the variant, the languages and the exact texts used, so a cache entry is never
+reused for other inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xlrun.errors import UsageError
+from xlrun.languages import normalize
+
+EncodeFn = Callable[[list[str]], np.ndarray]
+ParallelTexts = Mapping[str, Sequence[str] | Mapping[str, str]]
+
+EMBEDDING_VARIANTS: tuple[str, ...] = ("mean", "parallel")
+
+
+@dataclass(frozen=True)
+class SimilarityContext:
+    """What model-dependent sources (``embedding``) need.
+
+    Attributes:
+        encode: texts → embeddings (one L2-normalised row per text).
+        texts: parallel texts per language: either lists aligned by position or
+            ``{parallel_id: text}`` mappings aligned by id (ids shared by all languages).
+        model_id: names the model in the cache key (a hub id, a path, a run's checkpoint id).
+        cache_dir: folder for the on-disk cache; ``None`` disables it.
+    """
+
+    encode: EncodeFn | None = None
+    texts: ParallelTexts | None = None
+    model_id: str = ""
+    cache_dir: str | Path | None = None
+
+
+def aligned_texts(texts: ParallelTexts, langs: Sequence[str]) -> dict[str, list[str]]:
+    """Texts of ``langs`` aligned across languages (by position or by shared parallel id).
+
+    Raises:
+        UsageError: a language has no texts, list lengths differ, or no id is shared.
+    """
+    by_lang: dict[str, Sequence[str] | Mapping[str, str]] = {}
+    for code, items in texts.items():
+        by_lang[normalize(code)] = items
+    missing = [lang for lang in langs if lang not in by_lang or len(by_lang[lang]) == 0]
+    if missing:
+        raise UsageError(f"the embedding source has no parallel texts for: {', '.join(missing)}; "
+                         f"texts are given for: {', '.join(sorted(by_lang)) or 'none'}")
+    chosen = [by_lang[lang] for lang in langs]
+    if all(isinstance(c, Mapping) for c in chosen):
+        shared = set.intersection(*(set(c) for c in chosen)) if chosen else set()
+        if not shared:
+            raise UsageError("the embedding source's parallel texts share no parallel_id "
+                             f"across {', '.join(langs)}")
+        ids = sorted(shared, key=str)
+        return {lang: [str(by_lang[lang][i]) for i in ids] for lang in langs}  # type: ignore[index]
+    if any(isinstance(c, Mapping) for c in chosen):
+        raise UsageError("parallel texts must be all lists or all {parallel_id: text} mappings")
+    lengths = {lang: len(by_lang[lang]) for lang in langs}
+    if len(set(lengths.values())) > 1:
+        raise UsageError(f"parallel text lists differ in length: {lengths}; "
+                         "give them aligned by position or as {parallel_id: text} mappings")
+    return {lang: [str(t) for t in by_lang[lang]] for lang in langs}
+
+
+def _cache_key(model_id: str, variant: str, texts: dict[str, list[str]]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"model": model_id, "variant": variant}, sort_keys=True).encode())
+    for lang in sorted(texts):
+        h.update(b"\x00" + lang.encode() + b"\x00")
+        for t in texts[lang]:
+            h.update(t.encode("utf-8") + b"\x1f")
+    return h.hexdigest()[:24]
+
+
+def _normalise_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms)
+
+
+def embedding_distances(langs: Sequence[str], context: SimilarityContext | None,
+                        variant: str = "mean") -> np.ndarray:
+    """Distance matrix (float64, ``len(langs)`` square) from embeddings of parallel texts."""
+    if variant not in EMBEDDING_VARIANTS:
+        raise UsageError(f"unknown embedding variant {variant!r}; allowed: "
+                         + ", ".join(f"embedding:{v}" for v in EMBEDDING_VARIANTS))
+    if context is None or context.encode is None or context.texts is None:
+        raise UsageError("the embedding source needs a model and parallel texts "
+                         "(an encode function and texts per language; on the command line: "
+                         "--model PATH --texts FILE.jsonl)")
+    texts = aligned_texts(context.texts, langs)
+    cache_file: Path | None = None
+    if context.cache_dir is not None:
+        key = _cache_key(context.model_id, variant, texts)
+        cache_file = Path(context.cache_dir) / f"langsim-embedding-{key}.json"
+        if cache_file.exists():
+            try:
+                cached = json.loads(cache_file.read_text())
+                if cached.get("langs") == list(langs):
+                    return np.asarray(cached["values"], dtype=np.float64)
+            except (OSError, ValueError, KeyError):
+                pass  # unreadable cache entry: recompute and overwrite
+    emb = {lang: _normalise_rows(context.encode(list(texts[lang]))) for lang in langs}
+    for lang in langs:
+        if emb[lang].shape[0] != len(texts[lang]):
+            raise UsageError(f"encode returned {emb[lang].shape[0]} rows for "
+                             f"{len(texts[lang])} texts of {lang!r}")
+    n = len(langs)
+    out = np.zeros((n, n), dtype=np.float64)
+    if variant == "mean":
+        means = _normalise_rows(np.vstack([emb[lang].mean(axis=0) for lang in langs]))
+        out = 1.0 - means @ means.T
+    else:
+        for i in range(n):
+            for j in range(i + 1, n):
+                sim = float(np.mean(np.sum(emb[langs[i]] * emb[langs[j]], axis=1)))
+                out[i, j] = out[j, i] = 1.0 - sim
+    out = np.clip((out + out.T) / 2.0, 0.0, 2.0)
+    np.fill_diagonal(out, 0.0)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"model_id": context.model_id, "variant": variant,
+                                   "langs": list(langs), "values": out.tolist()}))
+        tmp.replace(cache_file)
+    return out
+
+
+def read_parallel_jsonl(path: str | Path) -> dict[str, dict[str, str]]:
+    """Read ``{"lang", "parallel_id", "text"}`` lines into ``{lang: {parallel_id: text}}``."""
+    out: dict[str, dict[str, str]] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                lang, pid, text = normalize(rec["lang"]), str(rec["parallel_id"]), rec["text"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise UsageError(f"{path}:{n}: expected a JSON object with 'lang', "
+                                 f"'parallel_id' and 'text' ({e})") from None
+            out.setdefault(lang, {})[pid] = str(text)
+    return out

@@ -1,0 +1,407 @@
+"""Statistics of a report: cell means, deltas between arms and paired tests.
+
+All functions are pure: they take polars frames / numpy arrays and return new ones.
+
+Units and pairing: a *unit* is one query (``dataset, split, setting, query_lang, query_id``).
+Within a cell (a language pair, a query language, ...), a unit's value for an arm is the mean
+over that arm's runs (seeds) and, for cells coarser than a language pair, over the cell's
+document languages. The paired tests and the bootstrap then work on the per-unit differences
+``arm − baseline`` over the units both arms have. Cells where an arm has no data give nulls,
+never zeros.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from scipy import stats as sps
+
+from xlrun.errors import UsageError
+from xlrun.report.query import UNIT_KEY
+
+BY: dict[str, tuple[str, ...]] = {
+    "language-pair": ("query_lang", "doc_lang"),
+    "query-language": ("query_lang",),
+    "doc-language": ("doc_lang",),
+    "setting": ("setting",),
+    "run": ("run_id",),
+    "sampler": ("sampler",),
+}
+"""``--by`` value → the columns that make a cell."""
+
+RUN_LABELS: tuple[str, ...] = ("run_key", "sampler", "language_sampling", "clustering", "seed")
+"""Extra label columns shown for ``--by run`` (they depend on ``run_id`` only)."""
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """Settings of the paired tests (fixed seeds make reports reproducible)."""
+
+    n_permutations: int = 10_000
+    n_bootstrap: int = 2_000
+    seed: int = 0
+    level: float = 0.95
+    holm_on: Literal["t", "rand"] = "t"
+
+
+def cell_columns(by: str) -> tuple[str, ...]:
+    """The cell columns of a ``--by`` value.
+
+    Raises:
+        UsageError: ``by`` is not one of :data:`BY`.
+    """
+    if by not in BY:
+        raise UsageError(f"unknown --by {by!r}; allowed: {', '.join(BY)}")
+    return BY[by]
+
+
+def significance_mark(p: float | None) -> str:
+    """``***`` p<.001, ``**`` p<.01, ``*`` p<.05, else empty (also for a null p)."""
+    if p is None or math.isnan(p):
+        return ""
+    if p < 0.001:
+        return "***"
+    if p < 0.01:
+        return "**"
+    if p < 0.05:
+        return "*"
+    return ""
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm–Bonferroni adjusted p-values (nulls stay null and do not count as tests)."""
+    idx = [i for i, p in enumerate(pvalues) if p is not None and not math.isnan(p)]
+    m = len(idx)
+    out: list[float | None] = [None] * len(pvalues)
+    order = sorted(idx, key=lambda i: pvalues[i])  # type: ignore[arg-type, return-value]
+    running = 0.0
+    for rank, i in enumerate(order):
+        p = float(pvalues[i])  # type: ignore[arg-type]
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def paired_t_pvalue(diffs: np.ndarray) -> float | None:
+    """Two-sided p of the paired t-test on differences (``None`` if n<2 or no variance)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.size < 2 or np.ptp(d) == 0.0:
+        return None
+    return float(sps.ttest_1samp(d, 0.0).pvalue)
+
+
+@functools.lru_cache(maxsize=4)
+def _sign_matrix(n: int, n_permutations: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 256, size=(n_permutations, (n + 7) // 8), dtype=np.uint8)
+    signs = np.unpackbits(bits, axis=1, count=n).astype(np.float32)
+    signs *= 2.0
+    signs -= 1.0
+    signs.setflags(write=False)
+    return signs
+
+
+def sign_flip_pvalue(diffs: np.ndarray, n_permutations: int = 10_000,
+                     seed: int = 0) -> float | None:
+    """Two-sided p of the paired randomization test (random sign flips of the differences).
+
+    ``p = (1 + #{|sum*| >= |sum|}) / (1 + n_permutations)``; ``None`` for fewer than 2 pairs.
+    """
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.size < 2:
+        return None
+    if not np.any(d):
+        return 1.0
+    signs = _sign_matrix(d.size, n_permutations, seed)
+    sums = np.abs(signs @ d.astype(np.float32)).astype(np.float64)
+    observed = abs(float(d.sum()))
+    tol = 1e-5 * float(np.abs(d).sum())  # float32 rounding: ties count as extreme
+    extreme = int(np.count_nonzero(sums >= observed - tol))
+    return (1 + extreme) / (1 + n_permutations)
+
+
+@functools.lru_cache(maxsize=4)
+def _bootstrap_index(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_resamples, n), dtype=np.int32 if n < 2**31 else np.int64)
+    idx.setflags(write=False)
+    return idx
+
+
+def bootstrap_ci(diffs: np.ndarray, n_resamples: int = 2_000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean (resampling units); ``None`` if n<2."""
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.size < 2:
+        return None
+    means = d[_bootstrap_index(d.size, n_resamples, seed)].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def with_units(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` plus an integer ``unit`` column identifying its query (see module doc)."""
+    units = df.select(UNIT_KEY).unique().sort(UNIT_KEY).with_row_index("unit")
+    return df.join(units, on=list(UNIT_KEY), how="left")
+
+
+def _valid(df: pl.DataFrame, value: str) -> pl.DataFrame:
+    return df.filter(pl.col(value).is_not_null() & pl.col(value).is_not_nan())
+
+
+def _label_columns(df: pl.DataFrame, cells: Sequence[str]) -> list[str]:
+    if list(cells) == ["run_id"]:
+        return [c for c in RUN_LABELS if c in df.columns]
+    return []
+
+
+def summarize(df: pl.DataFrame, cells: Sequence[str], value: str) -> pl.DataFrame:
+    """Mean of ``value`` per cell over all runs and queries, with query and run counts.
+
+    Columns: cells (and run labels for ``run`` cells), ``mean``, ``n_queries`` (distinct
+    queries), ``n_runs``.
+    """
+    d = with_units(_valid(df, value))
+    labels = _label_columns(d, cells)
+    out = (d.group_by([*cells, *labels])
+           .agg(pl.col(value).mean().alias("mean"),
+                pl.col("unit").n_unique().cast(pl.Int64).alias("n_queries"),
+                pl.col("run_id").n_unique().cast(pl.Int64).alias("n_runs"))
+           .sort(list(cells), nulls_last=True))
+    return out
+
+
+def arm_order(arms: Sequence[str], baseline: str | None = None) -> list[str]:
+    """Arms sorted, the baseline first (default: the first in sorted order).
+
+    Raises:
+        UsageError: ``baseline`` is not one of the arms.
+    """
+    ordered = sorted(set(arms))
+    if baseline is None:
+        return ordered
+    if baseline not in ordered:
+        raise UsageError(f"--baseline {baseline!r} is not an arm; arms: {', '.join(ordered)}")
+    return [baseline, *[a for a in ordered if a != baseline]]
+
+
+def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
+                 baseline: str | None = None, config: TestConfig | None = None
+                 ) -> pl.DataFrame:
+    """Per cell and arm: mean, delta to the baseline arm, bootstrap CI and paired tests.
+
+    ``df`` needs an ``arm`` column. One row per cell × arm (every arm in every cell; an arm
+    without data in a cell has null statistics). The baseline's rows have null deltas.
+    Holm's correction runs over all (cell, arm) tests; ``mark`` is from the Holm p.
+
+    Columns: cells, ``arm, mean, n_queries, n_runs, n_paired, delta, ci_low, ci_high, p_t,
+    p_rand, p_holm, mark``.
+
+    Raises:
+        UsageError: fewer than two arms, or an unknown baseline.
+    """
+    cfg = config or TestConfig()
+    cells = list(cells)
+    d = with_units(_valid(df, value))
+    arms = arm_order(d["arm"].unique().to_list(), baseline)
+    if len(arms) < 2:
+        raise UsageError(f"--compare needs at least two arms; found only {arms!r}")
+    base = arms[0]
+    desc = (d.group_by([*cells, "arm"])
+            .agg(pl.col(value).mean().alias("mean"),
+                 pl.col("unit").n_unique().cast(pl.Int64).alias("n_queries"),
+                 pl.col("run_id").n_unique().cast(pl.Int64).alias("n_runs")))
+    # Seed (and doc-language) averaged value per unit, one column per arm.
+    code = {a: f"__arm{i}" for i, a in enumerate(arms)}
+    per_unit = (d.group_by([*cells, "unit", "arm"]).agg(pl.col(value).mean())
+                .with_columns(pl.col("arm").replace_strict(code, return_dtype=pl.String))
+                .pivot(on="arm", index=[*cells, "unit"], values=value))
+    for c in code.values():
+        if c not in per_unit.columns:
+            per_unit = per_unit.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
+    records: list[dict[str, object]] = []
+    for key, part in per_unit.partition_by(cells, as_dict=True, maintain_order=False).items():
+        b = part[code[base]].to_numpy()
+        for arm in arms[1:]:
+            a = part[code[arm]].to_numpy()
+            ok = ~(np.isnan(a) | np.isnan(b))
+            diffs = a[ok] - b[ok]
+            ci = bootstrap_ci(diffs, cfg.n_bootstrap, cfg.seed, cfg.level)
+            records.append({
+                **dict(zip(cells, key)), "arm": arm, "n_paired": int(diffs.size),
+                "delta": float(diffs.mean()) if diffs.size else None,
+                "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
+                "p_t": paired_t_pvalue(diffs),
+                "p_rand": sign_flip_pvalue(diffs, cfg.n_permutations, cfg.seed),
+            })
+    cell_schema = {c: d.schema[c] for c in cells}
+    tests = pl.DataFrame(records, schema={
+        **cell_schema, "arm": pl.String, "n_paired": pl.Int64, "delta": pl.Float64,
+        "ci_low": pl.Float64, "ci_high": pl.Float64, "p_t": pl.Float64, "p_rand": pl.Float64})
+    tests = tests.sort([*cells, "arm"], nulls_last=True)
+    adjusted = holm(tests["p_t" if cfg.holm_on == "t" else "p_rand"].to_list())
+    tests = tests.with_columns(pl.Series("p_holm", adjusted, dtype=pl.Float64))
+    tests = tests.with_columns(pl.Series("mark", [significance_mark(p) for p in adjusted],
+                                         dtype=pl.String))
+    grid = (d.select(cells).unique()
+            .join(pl.DataFrame({"arm": arms}), how="cross"))
+    out = (grid.join(desc, on=[*cells, "arm"], how="left")
+           .join(tests, on=[*cells, "arm"], how="left"))
+    rank = {a: i for i, a in enumerate(arms)}
+    out = (out.with_columns(pl.col("arm").replace_strict(rank, return_dtype=pl.Int64)
+                            .alias("__rank"))
+           .sort([*cells, "__rank"], nulls_last=True).drop("__rank"))
+    return out.select(*cells, "arm", "mean", "n_queries", "n_runs", "n_paired", "delta",
+                      "ci_low", "ci_high", "p_t", "p_rand", "p_holm", "mark")
+
+
+def bias_table(df: pl.DataFrame, cells: Sequence[str]) -> pl.DataFrame:
+    """Language bias in the multilingual pool per cell (and arm, if ``df`` has one).
+
+    Columns: cells, [``arm``], ``rank_distance`` (mean), ``same_lang_at_10``,
+    ``same_lang_expected``, ``same_lang_excess`` (mean of at_10 − expected), ``n_queries``,
+    ``n_runs``. Only rows with bias columns (the ``multi`` setting) count.
+    """
+    keys = [*cells, *(["arm"] if "arm" in df.columns else [])]
+    d = with_units(df.filter(pl.col("rank_distance").is_not_null()
+                             | pl.col("same_lang_at_10").is_not_null()))
+    if d.height == 0:
+        raise UsageError("no language-bias results (rank_distance, same_lang_at_10): "
+                         "they exist only for the 'multi' setting")
+    return (d.group_by(keys)
+            .agg(pl.col("rank_distance").mean(),
+                 pl.col("same_lang_at_10").mean(),
+                 pl.col("same_lang_expected").mean(),
+                 (pl.col("same_lang_at_10") - pl.col("same_lang_expected")).mean()
+                 .alias("same_lang_excess"),
+                 pl.col("unit").n_unique().cast(pl.Int64).alias("n_queries"),
+                 pl.col("run_id").n_unique().cast(pl.Int64).alias("n_runs"))
+            .sort(keys, nulls_last=True))
+
+
+# --------------------------------------------------------------------------- regression
+
+
+def _same_cluster(df: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
+    """Add ``same_cluster`` (1.0/0.0): query and document language share a cluster.
+
+    A run without stored clusters (e.g. a random arm) uses the clustering of the first run
+    that has one, so the covariate means "a pair the clustered sampler co-batches".
+    """
+    if clusters.height == 0:
+        return df.with_columns(pl.lit(None, dtype=pl.Float64).alias("same_cluster"))
+    ref_run = clusters["run_id"].min()
+    ref = clusters.filter(pl.col("run_id") == ref_run).select("lang", "cluster")
+    have = set(clusters["run_id"].unique().to_list())
+    runs = df.select("run_id").unique()
+    mapping = pl.concat([
+        clusters,
+        runs.filter(~pl.col("run_id").is_in(list(have))).join(ref, how="cross")
+        .select("run_id", "lang", "cluster"),
+    ])
+    q = mapping.rename({"lang": "query_lang", "cluster": "cq"})
+    dd = mapping.rename({"lang": "doc_lang", "cluster": "cd"})
+    out = df.join(q, on=["run_id", "query_lang"], how="left").join(
+        dd, on=["run_id", "doc_lang"], how="left")
+    return out.with_columns((pl.col("cq") == pl.col("cd")).cast(pl.Float64)
+                            .alias("same_cluster")).drop("cq", "cd")
+
+
+def regression_frame(df: pl.DataFrame, value: str, distances: pl.DataFrame,
+                     clusters: pl.DataFrame) -> pl.DataFrame:
+    """Seed-averaged rows (query × doc language × arm) with distance and same_cluster."""
+    d = _valid(df, value)
+    if "arm" not in d.columns:
+        d = d.with_columns(pl.lit("all").alias("arm"))
+    d = _same_cluster(d, clusters)
+    d = with_units(d).join(distances, on=["query_lang", "doc_lang"], how="inner")
+    if d.height == 0:
+        raise UsageError("--regress: no language distances for these language pairs "
+                         "(language_distances is empty, or only the 'multi' setting matched)")
+    return (d.group_by(["unit", "query_lang", "doc_lang", "arm"])
+            .agg(pl.col(value).mean().alias("y"), pl.col("distance").first(),
+                 pl.col("same_cluster").mean())
+            .sort(["unit", "doc_lang", "arm"]))
+
+
+def _design(frame: pl.DataFrame, arms: list[str]) -> tuple[np.ndarray, list[str], np.ndarray,
+                                                           np.ndarray]:
+    n = frame.height
+    cols: list[np.ndarray] = [np.ones(n)]
+    names = ["intercept"]
+    arm = frame["arm"].to_numpy()
+    dist = frame["distance"].to_numpy().astype(np.float64)
+    for a in arms[1:]:
+        cols.append((arm == a).astype(np.float64))
+        names.append(f"arm[{a}]")
+    cols.append(dist)
+    names.append("distance")
+    for a in arms[1:]:
+        cols.append((arm == a).astype(np.float64) * dist)
+        names.append(f"arm[{a}]:distance")
+    same = frame["same_cluster"].to_numpy()
+    if not np.all(np.isnan(same.astype(np.float64))):
+        cols.append(np.nan_to_num(same.astype(np.float64)))
+        names.append("same_cluster")
+    for col in ("query_lang", "doc_lang"):
+        values = frame[col].to_numpy()
+        for level in sorted(set(values.tolist()))[1:]:
+            cols.append((values == level).astype(np.float64))
+            names.append(f"{col}[{level}]")
+    X = np.column_stack(cols)
+    keep = [0] + [j for j in range(1, X.shape[1]) if np.ptp(X[:, j]) > 0]
+    return (X[:, keep], [names[j] for j in keep], frame["y"].to_numpy().astype(np.float64),
+            frame["unit"].to_numpy())
+
+
+def regress(df: pl.DataFrame, value: str, distances: pl.DataFrame, clusters: pl.DataFrame,
+            baseline: str | None = None, level: float = 0.95,
+            mixed: bool = True, fixed_effects: bool = False) -> pl.DataFrame:
+    """Per-query metric ~ arm × distance + same_cluster + query/doc-language fixed effects.
+
+    Fits OLS with errors clustered by query and (if ``mixed``) a linear mixed model with a
+    random intercept per query. Returns a coefficient table: ``model, term, coef, std_err,
+    stat, p, ci_low, ci_high`` (fixed-effect terms only if ``fixed_effects``).
+    """
+    import statsmodels.api as sm
+
+    frame = regression_frame(df, value, distances, clusters)
+    arms = arm_order(frame["arm"].unique().to_list(), baseline)
+    X, names, y, groups = _design(frame, arms)
+    if X.shape[0] <= X.shape[1]:
+        raise UsageError(f"--regress: too few rows ({X.shape[0]}) for {X.shape[1]} terms")
+    alpha = 1.0 - level
+    rows: list[dict[str, object]] = []
+
+    def add(model: str, params: np.ndarray, bse: np.ndarray, stat: np.ndarray,
+            p: np.ndarray, ci: np.ndarray) -> None:
+        for j, name in enumerate(names):
+            if not fixed_effects and (name.startswith("query_lang[")
+                                      or name.startswith("doc_lang[")):
+                continue
+            rows.append({"model": model, "term": name, "coef": float(params[j]),
+                         "std_err": float(bse[j]), "stat": float(stat[j]), "p": float(p[j]),
+                         "ci_low": float(ci[j, 0]), "ci_high": float(ci[j, 1])})
+
+    ols = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    add("ols_cluster", ols.params, ols.bse, ols.tvalues, ols.pvalues,
+        np.asarray(ols.conf_int(alpha)))
+    if mixed:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mm = sm.MixedLM(y, X, groups=groups).fit(reml=True)
+        k = X.shape[1]
+        add("mixedlm", np.asarray(mm.fe_params), np.asarray(mm.bse_fe),
+            np.asarray(mm.tvalues)[:k], np.asarray(mm.pvalues)[:k],
+            np.asarray(mm.conf_int(alpha))[:k])
+    schema = {"model": pl.String, "term": pl.String, "coef": pl.Float64, "std_err": pl.Float64,
+              "stat": pl.Float64, "p": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)
