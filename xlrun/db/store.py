@@ -93,7 +93,7 @@ def submit_runs(engine: Engine, experiment: str, spec_toml: str,
             seed=r.seed, attempts=0, created_at=utcnow(),
         ) for r in runs]
         keys = [r.run_key for r in runs]
-        before = {k: s for k, s in conn.execute(
+        before = {r.run_key: r.status for r in conn.execute(
             select(run_t.c.run_key, run_t.c.status).where(run_t.c.experiment_id == exp_id))}
         insert_rows(conn, run_t, rows, ignore_existing=True)
         failed = [k for k in keys if before.get(k) == "failed"]
@@ -101,8 +101,9 @@ def submit_runs(engine: Engine, experiment: str, spec_toml: str,
             conn.execute(update(run_t).where(run_t.c.experiment_id == exp_id,
                                              run_t.c.run_key.in_(failed))
                          .values(status="queued", error=None, worker=None))
-        ids = dict(conn.execute(select(run_t.c.run_key, run_t.c.id)
-                                .where(run_t.c.experiment_id == exp_id, run_t.c.run_key.in_(keys))))
+        ids = {r.run_key: r.id for r in conn.execute(
+            select(run_t.c.run_key, run_t.c.id)
+            .where(run_t.c.experiment_id == exp_id, run_t.c.run_key.in_(keys)))}
     return SubmitResult(
         experiment_id=exp_id, run_ids=tuple(ids[k] for k in keys),
         new=sum(k not in before for k in keys), requeued=len(failed),

@@ -383,6 +383,11 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
             raise SpecError(f"eval[{i}].settings", "name at least one setting", value=e.settings,
                             allowed=["mono", "cross", "multi"])
         evals.append(dataclasses.replace(e, languages=_langs(e.languages, f"eval[{i}].languages")))
+    if t.steps == 0:
+        # Nothing is trained: sampling, training data and seed cannot change the result, so
+        # they are reset to their defaults and such runs share one run key.
+        return dataclasses.replace(run, train_data=TrainDataSection(), sampling=SamplingSection(),
+                                   train=TrainSection(steps=0), eval=evals)
     return dataclasses.replace(
         run,
         train_data=dataclasses.replace(td, languages=td_langs),

@@ -1,0 +1,81 @@
+"""Grid expansion, zipped axes, seeds and stable run keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xlrun.errors import SpecError
+from xlrun.spec import compile_spec, parse_spec
+from xlrun.spec.grid import run_key
+
+from spec_fixtures import BASE
+
+
+def runs_for(grid: str, folder: Path, base: str = BASE) -> list:
+    return compile_spec(parse_spec(base + "\n[grid]\n" + grid, base_dir=folder))
+
+
+def test_cartesian_product_and_seeds(spec_dir: Path) -> None:
+    runs = runs_for('"sampling.strategy" = ["hybrid", "monolingual"]\n'
+                    '"train.lr" = [1e-5, 2e-5, 3e-5]\nseeds = [1, 2]', spec_dir)
+    assert len(runs) == 2 * 3 * 2
+    combos = {(r.config.sampling.strategy, r.config.train.lr, r.seed) for r in runs}
+    assert len(combos) == 12
+    assert len({r.run_key for r in runs}) == 12
+
+
+def test_zip_moves_axes_together(spec_dir: Path) -> None:
+    runs = runs_for('"sampling.strategy" = ["hybrid", "monolingual", "hybrid"]\n'
+                    '"sampling.mono_ratio" = [0.5, 1.0, 0.2]\n'
+                    '"train.lr" = [1e-5, 2e-5]\n'
+                    'zip = [["sampling.strategy", "sampling.mono_ratio"]]', spec_dir)
+    assert len(runs) == 3 * 2
+    pairs = {(r.config.sampling.strategy, r.config.sampling.mono_ratio) for r in runs}
+    assert pairs == {("hybrid", 0.5), ("monolingual", 1.0), ("hybrid", 0.2)}
+
+
+def test_nested_table_form(spec_dir: Path) -> None:
+    runs = runs_for('[grid.sampling]\nstrategy = ["hybrid", "monolingual"]', spec_dir)
+    assert {r.config.sampling.strategy for r in runs} == {"hybrid", "monolingual"}
+
+
+def test_eval_axes(spec_dir: Path) -> None:
+    runs = runs_for('"eval.top_k" = [0, 10]', spec_dir)
+    assert sorted(r.config.eval[0].top_k for r in runs) == [0, 10]
+
+
+def test_run_key_stable_and_sensitive(spec_dir: Path) -> None:
+    a = runs_for("seeds = [1, 2]", spec_dir)
+    b = runs_for("seeds = [1, 2]", spec_dir)
+    assert [r.run_key for r in a] == [r.run_key for r in b]
+    c = runs_for("seeds = [1, 2]", spec_dir, BASE.replace("steps = 5", "steps = 6"))
+    assert not {r.run_key for r in a} & {r.run_key for r in c}
+    # editing one grid value adds exactly one new run
+    d = runs_for("seeds = [1, 3]", spec_dir)
+    assert len({r.run_key for r in a} & {r.run_key for r in d}) == 1
+    assert run_key(a[0].config) == a[0].run_key
+
+
+def test_untrained_runs_collapse(spec_dir: Path) -> None:
+    """Zero training steps: sampler, seed and training data cannot matter, so one run."""
+    runs = runs_for('"train.steps" = [0]\n"sampling.strategy" = ["hybrid", "monolingual"]\n'
+                    "seeds = [1, 2, 3]", spec_dir)
+    assert len(runs) == 1
+    assert runs[0].config.sampler == "none"
+
+
+@pytest.mark.parametrize("grid, path", [
+    ('"sampling.stratgy" = ["hybrid"]', "grid.sampling.stratgy"),
+    ('"train.steps" = ["many"]', "grid.train.steps[0]"),
+    ('"train.steps" = []', "grid.train.steps"),
+    ('"sampling.strategy" = ["hybrid"]\n"train.lr" = [1e-5, 2e-5]\n'
+     'zip = [["sampling.strategy", "train.lr"]]', "grid.zip[0]"),
+    ('zip = [["train.lr"]]', "grid.zip[0]"),
+    ('"sampling.mono_ratio" = [0.5, 2.0]', "sampling.mono_ratio"),
+])
+def test_bad_grids(spec_dir: Path, grid: str, path: str) -> None:
+    with pytest.raises(SpecError) as err:
+        runs_for(grid, spec_dir)
+    assert err.value.path == path
