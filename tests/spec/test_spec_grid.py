@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from spec_fixtures import BASE
 
 from xlrun.errors import SpecError
 from xlrun.spec import compile_spec, parse_spec
 from xlrun.spec.grid import run_key
-
-from spec_fixtures import BASE
 
 
 def runs_for(grid: str, folder: Path, base: str = BASE) -> list:

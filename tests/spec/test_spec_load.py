@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from spec_fixtures import BASE, write_spec
 
 from xlrun.errors import SpecError
 from xlrun.spec import compile_spec, load_spec, parse_spec
 from xlrun.spec.schema import RunConfig
-
-from spec_fixtures import BASE, write_spec
 
 
 def compile_text(text: str, folder: Path) -> list:

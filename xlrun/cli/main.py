@@ -22,6 +22,9 @@ def main() -> None:
 
 
 # ----------------------------------------------------------------------------- submit
+_SHOWN = {"train.seed", "model.name", "sampling.strategy", "sampling.language_sampling"}
+
+
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @db_option
@@ -56,7 +59,7 @@ def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tup
     rows = [[r.run_key, r.config.model.name if len(r.config.model.name) < 40
              else "…" + r.config.model.name[-39:], r.config.sampler,
              r.config.language_sampling or "-", r.config.clustering or "-", r.seed,
-             ", ".join(f"{k}={v}" for k, v in r.overrides if k != "train.seed") or "-"]
+             ", ".join(f"{k}={v}" for k, v in r.overrides if k not in _SHOWN) or "-"]
             for r in runs]
     if dry_run:
         print_table(f"{parsed.experiment.name}: {len(runs)} runs (dry run, nothing written)",

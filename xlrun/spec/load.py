@@ -170,6 +170,20 @@ def interpolate(value: Any, path: str) -> Any:
     return value
 
 
+def _grid_key_hint(key: str, known: set[str]) -> str:
+    """Nearest valid keys, or the keys of the section the bad key names."""
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+    section = key.split(".", 1)[0]
+    same = sorted(k for k in known if k.startswith(section + "."))
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    if same:
+        return "keys of [" + section + "]: " + ", ".join(same)
+    return "keys under " + ", ".join(f"{s}." for s in [*RUN_SECTIONS, "eval"])
+
+
 def _parse_grid(raw: Any) -> GridSection:
     if raw is None:
         return GridSection(axes={}, zip=[], seeds=[])
@@ -198,8 +212,7 @@ def _parse_grid(raw: Any) -> GridSection:
         tp = field_type(key)
         if tp is None or (key not in known and not re.fullmatch(r"eval\.\d+\.\w+", key)):
             raise SpecError(f"grid.{key}", "not a key of the run config", value=key,
-                            allowed="dotted keys such as " + ", ".join(sorted(known)[:12]) + ", …",
-                            has_value=False)
+                            allowed=_grid_key_hint(key, known), has_value=False)
         if not isinstance(values, list) or not values:
             raise SpecError(f"grid.{key}", "expected a non-empty list of values", value=values)
         axes[key] = [convert(v, tp, f"grid.{key}[{i}]") for i, v in enumerate(values)]
@@ -338,7 +351,8 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
                         value=td.source, allowed=["lareqa", "jsonl", "hf", "quickstart"])
     if td.source in ("lareqa", "jsonl") and not td.path:
         raise SpecError("train_data.path", f"source {td.source!r} needs a path", value=td.path)
-    if td.source in ("lareqa", "jsonl") and td.path and not Path(td.path).exists():
+    if (td.source in ("lareqa", "jsonl") and td.path and "://" not in td.path
+            and not Path(td.path).exists()):
         raise SpecError("train_data.path", "file or folder not found", value=td.path)
     if td.source == "hf" and not td.name:
         raise SpecError("train_data.name", "source 'hf' needs a dataset name", value=td.name)
