@@ -73,8 +73,11 @@ def run_dir(output_dir: str | Path, experiment: str, run_key: str) -> Path:
 
 def load_encoder(model: ModelSection, device: str, cache_dir: Path):  # noqa: ANN201
     """The run's encoder; ``quickstart:*`` names build the tiny offline model first."""
+    from transformers.utils import logging as hf_logging
+
     from xlrun.train.encoder import Encoder, EncoderConfig
 
+    hf_logging.disable_progress_bar()
     name = model.name
     if name.startswith("quickstart:"):
         from xlrun.quickstart.tiny_model import resolve_model_name
@@ -184,8 +187,12 @@ def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder,  # noqa: 
     for i, cfg in enumerate(config.eval):
         loader = DATASETS.get(cfg.dataset, f"eval[{i}].dataset")
         data = loader(cfg)
-        with progress.task(f"run {run_id}: evaluating {cfg.dataset}", None) as bar:
-            out = evaluate_dataset(encoder, data, cfg, progress=bar.advance)
+        label = f"run {run_id}: {cfg.dataset}"
+        with progress.task(label, None) as bar:
+            def on_progress(stage: str, done: int, total: int, bar=bar, label=label) -> None:
+                bar.update(done, total, f"{label}: {stage}")
+
+            out = evaluate_dataset(encoder, data, cfg, progress=on_progress)
         store.write_results(engine, run_id, cfg.dataset, cfg.split,
                             {"query_results": out.query_results, "retrieved": out.retrieved,
                              "run_metrics": out.run_metrics})

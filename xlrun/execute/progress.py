@@ -16,6 +16,10 @@ class ProgressTask(Protocol):
     def advance(self, n: int = 1) -> None:
         """Move forward ``n`` units."""
 
+    def update(self, completed: int, total: int | None = None,
+               description: str | None = None) -> None:
+        """Set the position (and optionally the total and the label)."""
+
 
 class Progress(Protocol):
     """Something that can show bars for long work."""
@@ -29,6 +33,10 @@ class Progress(Protocol):
 
 class _NullTask:
     def advance(self, n: int = 1) -> None:
+        pass
+
+    def update(self, completed: int, total: int | None = None,
+               description: str | None = None) -> None:
         pass
 
 
@@ -49,6 +57,15 @@ class _RichTask:
 
     def advance(self, n: int = 1) -> None:
         self._p.advance(self._id, n)
+
+    def update(self, completed: int, total: int | None = None,
+               description: str | None = None) -> None:
+        kwargs = {"completed": completed}
+        if total is not None:
+            kwargs["total"] = total
+        if description is not None:
+            kwargs["description"] = description
+        self._p.update(self._id, **kwargs)
 
 
 class RichProgress:

@@ -1,0 +1,5 @@
+"""``python -m xlrun`` runs the CLI."""
+
+from xlrun.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""``xlrun worker``: claim queued runs from a shared database and execute them."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from xlrun.cli.common import db_option, handle_errors
+
+
+@click.command("worker")
+@db_option
+@click.option("--max-runs", default=0, show_default=True, help="Stop after N runs (0: no limit).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--run", "run_ids", multiple=True, type=int,
+              help="Only this run id (repeatable); used by SLURM jobs.")
+@click.option("--heartbeat", "heartbeat_s", default=30.0, show_default=True,
+              help="Seconds between heartbeats.")
+@click.option("--stale-after", "stale_after_s", default=300.0, show_default=True,
+              help="Reclaim running runs whose heartbeat is older than this (seconds).")
+@click.option("--wait/--exit-when-empty", default=False, show_default=True,
+              help="Keep polling for new runs when the queue is empty.")
+@click.option("--poll", "poll_s", default=10.0, show_default=True, help="Seconds between polls.")
+@handle_errors
+def worker(db_url: str | None, max_runs: int, device: str, run_ids: tuple[int, ...],
+           heartbeat_s: float, stale_after_s: float, wait: bool, poll_s: float) -> None:
+    """Claim queued runs atomically and execute them (many workers may share one database)."""
+    from xlrun.db.engine import get_engine
+    from xlrun.execute.progress import RichProgress
+    from xlrun.execute.worker import WorkerOptions, run_worker
+
+    engine = get_engine(db_url)
+    options = WorkerOptions(device=device, max_runs=max_runs, run_ids=run_ids or None,
+                            heartbeat_s=heartbeat_s, stale_after_s=stale_after_s, wait=wait,
+                            poll_s=poll_s)
+    with RichProgress() as progress:
+        try:
+            outcomes = run_worker(engine, options, progress)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the current run is back in the queue", err=True)
+            sys.exit(130)
+    failed = sum(o.status == "failed" for o in outcomes)
+    click.echo(f"worker finished: {len(outcomes)} runs, {failed} failed")
+    if failed:
+        sys.exit(1)
