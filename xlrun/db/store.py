@@ -163,6 +163,13 @@ def reclaim_stale(engine: Engine, older_than: datetime) -> list[int]:
     return [r.id for r in rows]
 
 
+def set_run_device(engine: Engine, run_id: int, device: str) -> None:
+    """Record the device a run actually uses (``auto`` resolved)."""
+    run_t = Run.__table__
+    with engine.begin() as conn:
+        conn.execute(update(run_t).where(run_t.c.id == run_id).values(device=device))
+
+
 def finish_run(engine: Engine, run_id: int, status: str, error: str | None = None,
                worker: str | None = None) -> bool:
     """Mark a run ``done``, ``failed`` or back to ``queued``. With ``worker``, only if it

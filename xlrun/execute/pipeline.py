@@ -216,6 +216,7 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
     try:
         with _Heartbeat(engine, run_id, worker, heartbeat_s):
             dev = str(resolve_device(device))
+            store.set_run_device(engine, run_id, dev)
             encoder = load_encoder(config.model, dev, Path(spec_out) / ".models")
             if config.train.steps > 0:
                 _train(engine, run_id, config, encoder, workdir, progress)
