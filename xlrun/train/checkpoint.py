@@ -1,0 +1,84 @@
+"""Training checkpoints: model, optimizer, scheduler, sampler state, step and RNG states.
+
+Layout: ``<checkpoint_dir>/step-<NNNNNNNN>/trainer.pt``. A checkpoint is written into a
+temporary folder and renamed into place, so a folder named ``step-*`` is always complete;
+older checkpoints are removed once a newer one is in place (``keep`` newest are kept).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_NAME = re.compile(r"^step-(\d+)$")
+FILE = "trainer.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states of Python, NumPy, torch CPU and (when present) CUDA."""
+    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
+                             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore :func:`rng_state` output."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoints(directory: Path | str | None) -> list[tuple[int, Path]]:
+    """Complete checkpoints in ``directory`` as ``(step, path)``, oldest first."""
+    if directory is None or not Path(directory).is_dir():
+        return []
+    found = []
+    for p in Path(directory).iterdir():
+        m = _NAME.match(p.name)
+        if m and (p / FILE).is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_checkpoint(directory: Path | str | None) -> Path | None:
+    """The newest complete checkpoint folder, or ``None``."""
+    found = checkpoints(directory)
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(directory: Path | str, step: int, state: dict[str, Any],
+                    keep: int = 1) -> Path:
+    """Write ``state`` (plus ``step`` and RNG states) as the checkpoint of ``step``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"step-{step:08d}"
+    tmp = directory / f".tmp-step-{step:08d}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    torch.save({**state, "step": step, "rng": rng_state()}, tmp / FILE)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for _, old in checkpoints(directory)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint folder (or its ``trainer.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE
+    return torch.load(path, map_location=map_location, weights_only=False)

@@ -1,0 +1,474 @@
+"""The training loop: contrastive fine-tuning of an :class:`~xlrun.train.encoder.Encoder`.
+
+One *optimizer step* consumes ``train.grad_accum`` sampled batches; each batch has
+``train.batch_size`` pairs per device (its in-batch negatives are the whole global batch) and
+its own language choice. ``Batch.step`` counts sampled batches, so with ``grad_accum = 1`` it
+equals the optimizer step. ``train.steps`` counts optimizer steps.
+
+* AdamW (fused on CUDA; no weight decay on biases and norms), linear warmup
+  (``warmup_ratio``) then linear decay, gradient clipping (``max_grad_norm``, 0 = off).
+* bf16 autocast on CUDA (through :meth:`Encoder.autocast`), fp32 on CPU.
+* Texts are tokenized once per (side, language, parallel id) and cached; each forward pass
+  pads to its own longest sequence; host tensors are pinned and copied ``non_blocking``.
+* GradCache (``grad_cache_chunk > 0``): embeddings of the whole batch are computed chunk by
+  chunk without gradients, the loss is back-propagated to those embeddings only, then every
+  chunk is re-encoded with gradients (same dropout masks: the RNG state of each chunk is
+  replayed) and receives its cached embedding gradient. Memory is bounded by one chunk, the
+  gradients equal those of the plain path.
+* Hard negatives (``hard_negatives = K``): for each pair, K passages in the pair's passage
+  language drawn at random (seeded by ``(seed, batch)``) from parallel ids outside the batch;
+  they are appended to every query's candidates. The corpus has no mined negatives, so these
+  are same-language random negatives (harder than the in-batch ones of a cross-lingual batch).
+* No host sync in the hot loop on CUDA: the loss is accumulated on the device and read every
+  ``log_every`` steps, which is also when NaN/inf is checked (the first bad step is tracked
+  on the device, so :class:`~xlrun.errors.TrainingDiverged` names the exact step). On CPU the
+  check runs every step.
+* Checkpoints every ``checkpoint_every`` steps into ``hooks.checkpoint_dir`` (and when
+  ``hooks.should_stop()`` ends training early); a later call with the same directory resumes
+  from the newest checkpoint and reproduces the batches and weights of an uninterrupted run.
+* Multi-GPU under ``torchrun`` (``WORLD_SIZE > 1``): every rank samples the same global batch
+  (``batch_size × world``), takes its slice, negatives are gathered across ranks (see
+  :mod:`xlrun.train.loss`) and gradients are averaged with bucketed all-reduces after the
+  backward passes (so grad accumulation and GradCache need no DDP ``no_sync`` handling).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from xlrun.data.types import TrainCorpus
+from xlrun.errors import SpecError, TrainingDiverged
+from xlrun.spec.schema import RunConfig, TrainSection
+from xlrun.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from xlrun.train.checkpoint import set_rng_state as _restore_rng
+from xlrun.train.encoder import Encoder, Side
+from xlrun.train.loss import info_nce
+from xlrun.train.samplers import Batch, BatchSampler, PairRef, make_sampler
+from xlrun.train.schedule import linear_warmup_decay
+
+
+@dataclass
+class TrainHooks:
+    """Callbacks from the trainer to its caller (the trainer never touches the DB).
+
+    Attributes:
+        on_log: ``(step, loss, lr, examples_per_s)`` every ``log_every`` steps (mean loss
+            over the window, learning rate of the last step, global pairs per second).
+        on_batch: every sampled batch, in order (e.g. to record ``batch_languages``).
+        progress: ``(step, total)`` after every optimizer step.
+        checkpoint_dir: where checkpoints go and where training resumes from.
+        should_stop: polled after every step (every ``log_every`` steps under DDP); when it
+            returns True a checkpoint is written (if there is a directory) and training ends.
+    """
+
+    on_log: Callable[[int, float, float, float], None] | None = None
+    on_batch: Callable[[Batch], None] | None = None
+    progress: Callable[[int, int], None] | None = None
+    checkpoint_dir: Path | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a training run did."""
+
+    steps: int
+    final_loss: float | None
+    seconds: float
+    examples_per_s: float
+    checkpoint: Path | None = None
+    resumed_from: int = 0
+
+
+# --------------------------------------------------------------------------- distributed
+@dataclass(frozen=True)
+class _Dist:
+    world: int = 1
+    rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(encoder: Encoder) -> _Dist:
+    """Join the process group when launched by torchrun; move the model to this rank's GPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        encoder.to(torch.device("cuda", local))
+    with torch.no_grad():
+        for p in encoder.model.parameters():
+            dist.broadcast(p.data, src=0)
+    return _Dist(dist.get_world_size(), dist.get_rank())
+
+
+def _all_reduce_grads(params: Sequence[torch.nn.Parameter], world: int,
+                      bucket_elems: int = 2**24) -> None:
+    """Average gradients over ranks in flat buckets."""
+    grads = [p.grad for p in params if p.grad is not None]
+    bucket: list[torch.Tensor] = []
+    size = 0
+
+    def flush() -> None:
+        if not bucket:
+            return
+        flat = torch.cat([g.reshape(-1) for g in bucket])
+        dist.all_reduce(flat)
+        flat /= world
+        off = 0
+        for g in bucket:
+            g.copy_(flat[off:off + g.numel()].view_as(g))
+            off += g.numel()
+        bucket.clear()
+
+    for g in grads:
+        bucket.append(g)
+        size += g.numel()
+        if size >= bucket_elems:
+            flush()
+            size = 0
+    flush()
+
+
+# --------------------------------------------------------------------------- batches → tensors
+class _Tokens:
+    """Tokenizes each (side, language, parallel id) once and collates padded device tensors."""
+
+    def __init__(self, encoder: Encoder, corpus: TrainCorpus) -> None:
+        self.encoder = encoder
+        self.corpus = corpus
+        self.cache: dict[tuple[str, str, str], list[int]] = {}
+        tok = encoder.tokenizer
+        pad = getattr(tok, "pad_token_id", None)
+        self.pad_id = int(pad) if pad is not None else 0
+        self.pin = encoder.device.type == "cuda"
+
+    def ids(self, refs: Sequence[tuple[str, str]], side: Side) -> list[list[int]]:
+        """Token ids for ``(lang, parallel_id)`` refs on ``side`` (cached)."""
+        keys = [(side, lang, pid) for lang, pid in refs]
+        missing = list(dict.fromkeys(k for k in keys if k not in self.cache))
+        if missing:
+            prefix = self.encoder.config.prefix(side)
+            texts = []
+            for _, lang, pid in missing:
+                ex = self.corpus.get(lang, pid)
+                texts.append(prefix + (ex.query if side == "query" else ex.passage))
+            enc = self.encoder.tokenizer(texts, truncation=True,
+                                         max_length=self.encoder.config.max_length(side))
+            for k, ids in zip(missing, enc["input_ids"], strict=True):
+                self.cache[k] = list(ids)
+        return [self.cache[k] for k in keys]
+
+    def collate(self, seqs: Sequence[list[int]]) -> dict[str, torch.Tensor]:
+        """Right-padded ``input_ids`` and ``attention_mask`` on the encoder's device."""
+        n, longest = len(seqs), max((len(s) for s in seqs), default=1)
+        ids = np.full((n, longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((n, longest), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            ids[i, :len(s)] = s
+            mask[i, :len(s)] = 1
+        out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        dev = self.encoder.device
+        if self.pin:
+            out = {k: v.pin_memory() for k, v in out.items()}
+        return {k: v.to(dev, non_blocking=True) for k, v in out.items()}
+
+
+def draw_hard_negatives(corpus: TrainCorpus, batch: Batch, k: int, seed: int
+                        ) -> list[list[tuple[str, str]]]:
+    """``k`` random same-language passages per pair, from parallel ids outside the batch.
+
+    Returns, per pair, ``k`` ``(doc_lang, parallel_id)`` refs. Seeded by ``(seed, batch.step)``.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4E4547, batch.step]))
+    in_batch = {it.parallel_id for it in batch.items}
+    pools: dict[str, list[str]] = {}
+    out = []
+    for it in batch.items:
+        pool = pools.get(it.doc_lang)
+        if pool is None:
+            pool = pools[it.doc_lang] = corpus.ids(it.doc_lang)
+        if len(pool) - len(in_batch) < 1:
+            raise SpecError("train.hard_negatives",
+                            f"no passage in {it.doc_lang!r} outside the batch to use as a "
+                            "negative", value=len(pool))
+        chosen: list[tuple[str, str]] = []
+        while len(chosen) < k:
+            pid = pool[int(rng.integers(len(pool)))]
+            if pid not in in_batch:
+                chosen.append((it.doc_lang, pid))
+        out.append(chosen)
+    return out
+
+
+def _rng_snapshot(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def _rng_restore(state: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+# --------------------------------------------------------------------------- the step
+class ContrastiveStep:
+    """Forward + loss + backward of one batch (plain or GradCache); no optimizer logic.
+
+    Public so that the throughput benchmark and tests can drive single steps.
+    """
+
+    def __init__(self, encoder: Encoder, corpus: TrainCorpus, train: TrainSection,
+                 forward_model: torch.nn.Module | None = None) -> None:
+        self.encoder = encoder
+        self.model = forward_model if forward_model is not None else encoder.model
+        self.train_cfg = train
+        self.tokens = _Tokens(encoder, corpus)
+        self.corpus = corpus
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled (normalised) embeddings of a collated batch."""
+        with self.encoder.autocast():
+            hidden = self.model(input_ids=batch["input_ids"],
+                                attention_mask=batch["attention_mask"]).last_hidden_state
+        return self.encoder.pool(hidden, batch["attention_mask"])
+
+    def sequences(self, items: Sequence[PairRef], negatives: Sequence[Sequence[tuple[str, str]]]
+                  | None) -> list[list[list[int]]]:
+        """Token id lists for queries, passages and (flattened) hard negatives."""
+        q = self.tokens.ids([(it.query_lang, it.parallel_id) for it in items], "query")
+        p = self.tokens.ids([(it.doc_lang, it.parallel_id) for it in items], "passage")
+        groups = [q, p]
+        if negatives:
+            groups.append(self.tokens.ids([r for per in negatives for r in per], "passage"))
+        return groups
+
+    def _loss(self, embs: list[torch.Tensor], n: int) -> torch.Tensor:
+        t = self.train_cfg
+        hn = embs[2].reshape(n, -1, embs[2].shape[-1]) if len(embs) > 2 else None
+        return info_nce(embs[0], embs[1], temperature=t.temperature, symmetric=t.symmetric,
+                        hard_negatives=hn)
+
+    def __call__(self, items: Sequence[PairRef],
+                 negatives: Sequence[Sequence[tuple[str, str]]] | None = None,
+                 scale: float = 1.0) -> torch.Tensor:
+        """Accumulate gradients of ``scale * loss`` into the model; returns the detached loss."""
+        groups = self.sequences(items, negatives)
+        chunk = self.train_cfg.grad_cache_chunk
+        if chunk <= 0 or chunk >= max(len(g) for g in groups):
+            embs = [self.embed(self.tokens.collate(g)) for g in groups]
+            loss = self._loss(embs, len(items))
+            (loss * scale).backward()
+            return loss.detach()
+        return self._grad_cache(groups, len(items), chunk, scale)
+
+    def _grad_cache(self, groups: list[list[list[int]]], n: int, chunk: int,
+                    scale: float) -> torch.Tensor:
+        dev = self.encoder.device
+        plans = []  # (group index, collated chunk, rng state)
+        cached: list[torch.Tensor] = []
+        with torch.no_grad():
+            for seqs in groups:
+                parts = []
+                for s in range(0, len(seqs), chunk):
+                    col = self.tokens.collate(seqs[s:s + chunk])
+                    state = _rng_snapshot(dev)
+                    parts.append(self.embed(col))
+                    plans.append((col, state))
+                cached.append(torch.cat(parts).detach().requires_grad_())
+        loss = self._loss(cached, n)
+        (loss * scale).backward()
+        grads = [c.grad for c in cached]
+        flat_grads = [g for grad, seqs in zip(grads, groups, strict=True)
+                      for g in grad.split([len(seqs[s:s + chunk])
+                                           for s in range(0, len(seqs), chunk)])]
+        after = _rng_snapshot(dev)
+        for (col, state), g in zip(plans, flat_grads, strict=True):
+            _rng_restore(state, dev)
+            emb = self.embed(col)
+            emb.backward(g)
+        _rng_restore(after, dev)
+        return loss.detach()
+
+
+# --------------------------------------------------------------------------- optimizer
+def make_optimizer(model: torch.nn.Module, train: TrainSection) -> torch.optim.Optimizer:
+    """AdamW; no decay on 1-D parameters (biases, norms); fused on CUDA."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": train.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    kwargs: dict[str, Any] = {"fused": True} if on_cuda else {}
+    return torch.optim.AdamW(groups, lr=train.lr, **kwargs)
+
+
+def _seed_all(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- train
+def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
+          clusters: list[list[str]] | None = None,
+          hooks: TrainHooks | None = None) -> TrainSummary:
+    """Fine-tune ``encoder`` in place on ``corpus`` as ``run`` says.
+
+    Args:
+        run: the resolved run (``train`` and ``sampling`` sections are used).
+        corpus: the training examples.
+        encoder: the model to train (its device decides CPU/CUDA).
+        clusters: language clusters for clustered sampling (default: ``sampling.clusters``).
+        hooks: callbacks and the checkpoint directory.
+
+    Raises:
+        SpecError: the sampling spec does not fit the data (see :mod:`xlrun.train.samplers`).
+        TrainingDiverged: the loss became NaN or infinite (the message names the step).
+    """
+    hooks = hooks or TrainHooks()
+    t = run.train
+    if t.steps <= 0:
+        return TrainSummary(steps=0, final_loss=None, seconds=0.0, examples_per_s=0.0)
+    ctx = _setup_distributed(encoder)
+    _seed_all(t.seed)
+    sampler: BatchSampler = make_sampler(run.sampling, corpus, t.batch_size * ctx.world,
+                                         t.seed, clusters)
+    model = encoder.model
+    model.train()
+    device = encoder.device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(model, t)
+    scheduler = linear_warmup_decay(optimizer, t.steps, t.warmup_ratio)
+    stepper = ContrastiveStep(encoder, corpus, t)
+
+    step = 0
+    ckpt_dir = Path(hooks.checkpoint_dir) if hooks.checkpoint_dir else None
+    last_ckpt = latest_checkpoint(ckpt_dir)
+    if last_ckpt is not None:
+        state = load_checkpoint(last_ckpt, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        step = int(state["step"])
+        _restore_rng(state["rng"])
+    resumed_from = step
+
+    def checkpoint() -> Path | None:
+        if ckpt_dir is None:
+            return None
+        path = None
+        if ctx.main:
+            path = save_checkpoint(ckpt_dir, step, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict()})
+        if ctx.world > 1:
+            dist.barrier()
+        return path or latest_checkpoint(ckpt_dir)
+
+    sync_every = max(1, t.log_every) if device.type == "cuda" else 1
+    lo, hi = ctx.rank * t.batch_size, (ctx.rank + 1) * t.batch_size
+    loss_sum = torch.zeros((), device=device)
+    bad_step = torch.full((), -1, dtype=torch.long, device=device)
+    window_steps, window_t0 = 0, time.perf_counter()
+    final_loss: float | None = None
+    saved: Path | None = None
+    t0 = time.perf_counter()
+    start_step = step
+
+    def check_finite() -> None:
+        b = int(bad_step.item())
+        if b >= 0:
+            raise TrainingDiverged(f"training diverged: the loss became NaN or infinite at "
+                                   f"step {b + 1} of {t.steps}")
+
+    while step < t.steps:
+        step_loss = torch.zeros((), device=device)
+        for _ in range(t.grad_accum):
+            batch = sampler.next_batch()
+            if ctx.main and hooks.on_batch is not None:
+                hooks.on_batch(batch)
+            negs = (draw_hard_negatives(corpus, batch, t.hard_negatives, t.seed)
+                    if t.hard_negatives > 0 else None)
+            items = batch.items[lo:hi]
+            step_loss += stepper(items, negs[lo:hi] if negs else None, scale=1.0 / t.grad_accum)
+        step_loss /= t.grad_accum
+        if ctx.world > 1:
+            _all_reduce_grads(params, ctx.world)
+        if t.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        bad_step = torch.where((bad_step < 0) & ~torch.isfinite(step_loss),
+                               torch.full_like(bad_step, step), bad_step)
+        loss_sum += step_loss
+        step += 1
+        window_steps += 1
+        if step % sync_every == 0 or step == t.steps:
+            check_finite()
+        if hooks.progress is not None and ctx.main:
+            hooks.progress(step, t.steps)
+        if step % max(1, t.log_every) == 0 or step == t.steps:
+            mean = float(loss_sum.item()) / window_steps
+            if ctx.world > 1:
+                dist.barrier()
+            now = time.perf_counter()
+            rate = window_steps * t.grad_accum * t.batch_size * ctx.world / max(now - window_t0,
+                                                                               1e-9)
+            final_loss = mean
+            if hooks.on_log is not None and ctx.main:
+                hooks.on_log(step, mean, lr, rate)
+            loss_sum.zero_()
+            window_steps, window_t0 = 0, now
+        if t.checkpoint_every > 0 and step % t.checkpoint_every == 0 and step < t.steps:
+            check_finite()
+            saved = checkpoint() or saved
+        if hooks.should_stop is not None and (ctx.world == 1 or step % sync_every == 0):
+            stop = bool(hooks.should_stop()) if ctx.main else False
+            if ctx.world > 1:
+                flag = torch.tensor([int(stop)], device=device)
+                dist.broadcast(flag, src=0)
+                stop = bool(flag.item())
+            if stop and step < t.steps:
+                check_finite()
+                if not (t.checkpoint_every > 0 and step % t.checkpoint_every == 0):
+                    saved = checkpoint() or saved
+                break
+
+    check_finite()
+    if window_steps:  # steps after the last log (training stopped early)
+        final_loss = float(loss_sum.item()) / window_steps
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    done = step - start_step
+    rate = done * t.grad_accum * t.batch_size * ctx.world / max(seconds, 1e-9)
+    if final_loss is not None and not math.isfinite(final_loss):
+        raise TrainingDiverged(f"training diverged: non-finite loss at step {step}")
+    return TrainSummary(steps=step, final_loss=final_loss, seconds=seconds, examples_per_s=rate,
+                        checkpoint=saved, resumed_from=resumed_from)
