@@ -63,22 +63,10 @@ def check_sampler(name: str, where: str) -> None:
 
 
 def check_similarity(name: str, where: str) -> None:
-    """Unknown language-similarity source → SpecError listing the known ones."""
-    from xlrun.langsim.sources import SOURCES
+    """Unknown language-similarity source (name, argument or weight) → SpecError."""
+    from xlrun.langsim.distances import validate_source
 
-    for part in _split_combination(name):
-        SOURCES.check(part, where)
-
-
-def _split_combination(name: str) -> list[str]:
-    """``0.5*uriel:syntax_knn+0.5*script`` → ``['uriel:syntax_knn', 'script']``."""
-    parts = []
-    for term in name.split("+"):
-        term = term.strip()
-        if "*" in term:
-            term = term.split("*", 1)[1].strip()
-        parts.append(term)
-    return parts
+    validate_source(name, where)
 
 
 def check_dataset(name: str, where: str) -> None:

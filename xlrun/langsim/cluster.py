@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.cluster import hierarchy
 
 from xlrun.errors import SpecError, UsageError
-from xlrun.languages import normalize, normalize_all
 from xlrun.langsim.distances import distance_matrix
 from xlrun.langsim.embedding import SimilarityContext
 from xlrun.langsim.matrix import DistanceMatrix
+from xlrun.languages import normalize, normalize_all
 
 Linkage = Literal["average", "complete", "ward"]
 LINKAGES: tuple[str, ...] = ("average", "complete", "ward")
@@ -109,7 +108,7 @@ def cluster(dm: DistanceMatrix, *, k: int | None = None, threshold: float | None
 
     Args:
         dm: the distances.
-        k: number of clusters (scipy ``maxclust``; ties can give fewer).
+        k: number of clusters (exactly ``k``: the last ``k - 1`` merges are undone).
         threshold: cut the tree at this merge height (scipy ``distance`` criterion).
         method: ``average``, ``complete`` or ``ward``.
 
@@ -127,16 +126,20 @@ def cluster(dm: DistanceMatrix, *, k: int | None = None, threshold: float | None
                          f"languages), got {k}")
     if threshold is not None and threshold < 0:
         raise UsageError(f"distance threshold must be 0 or more, got {threshold}")
+    from scipy.cluster import hierarchy
+
     sub = dm.subset(order)
     if n == 1:
         return Clustering(dm.source, method, {order[0]: 0}, None, np.zeros((0, 4)), order)
     z = hierarchy.linkage(sub.condensed(), method=method)
     if k is not None:
-        raw = hierarchy.fcluster(z, t=k, criterion="maxclust")
+        # cut_tree gives exactly k clusters even when merges tie (0/1 distances); fcluster's
+        # maxclust would fall back to fewer clusters there.
+        raw = hierarchy.cut_tree(z, n_clusters=k).ravel()
     else:
         raw = hierarchy.fcluster(z, t=threshold, criterion="distance")
     labels = renumber(raw)
-    return Clustering(source=dm.source, method=method, labels=dict(zip(order, labels)),
+    return Clustering(source=dm.source, method=method, labels=dict(zip(order, labels, strict=True)),
                       silhouette=silhouette_score(sub.values, labels), linkage_matrix=z,
                       order=order)
 

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from xlrun.errors import SpecError, UsageError
-from xlrun.languages import normalize_all
 from xlrun.langsim.embedding import SimilarityContext
 from xlrun.langsim.matrix import DistanceMatrix
 from xlrun.langsim.sources import SOURCES, all_usages, get_source
+from xlrun.languages import normalize_all
 
 
 def parse_combination(source: str, where: str = "source") -> list[tuple[float, str]]:

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,12 +40,35 @@ class SimilarityContext:
             ``{parallel_id: text}`` mappings aligned by id (ids shared by all languages).
         model_id: names the model in the cache key (a hub id, a path, a run's checkpoint id).
         cache_dir: folder for the on-disk cache; ``None`` disables it.
+        max_texts: use at most this many aligned texts per language (the first by parallel
+            id, or by position); 0 = all.
     """
 
     encode: EncodeFn | None = None
     texts: ParallelTexts | None = None
     model_id: str = ""
     cache_dir: str | Path | None = None
+    max_texts: int = 0
+
+    @classmethod
+    def from_corpus(cls, corpus: Any, encoder: Any, *, cache_dir: str | Path | None = None,
+                    model_id: str = "", max_texts: int = 512,
+                    field: str = "query") -> SimilarityContext:
+        """A context over a :class:`~xlrun.data.types.TrainCorpus` and an encoder.
+
+        The parallel texts are the corpus's ``field`` (``query`` or ``passage``) per language,
+        keyed by parallel id; ``encoder.encode(texts, side)`` embeds them. Nothing is encoded
+        until an ``embedding`` source is computed.
+        """
+        texts = {lang: {pid: getattr(corpus.get(lang, pid), field) for pid in corpus.ids(lang)}
+                 for lang in corpus.languages}
+        side = "query" if field == "query" else "passage"
+
+        def encode(batch: list[str]) -> np.ndarray:
+            return np.asarray(encoder.encode(batch, side), dtype=np.float32)
+
+        return cls(encode=encode, texts=texts, model_id=model_id, cache_dir=cache_dir,
+                   max_texts=max_texts)
 
 
 def aligned_texts(texts: ParallelTexts, langs: Sequence[str]) -> dict[str, list[str]]:
@@ -104,6 +128,8 @@ def embedding_distances(langs: Sequence[str], context: SimilarityContext | None,
                          "(an encode function and texts per language; on the command line: "
                          "--model PATH --texts FILE.jsonl)")
     texts = aligned_texts(context.texts, langs)
+    if context.max_texts > 0:
+        texts = {lang: items[:context.max_texts] for lang, items in texts.items()}
     cache_file: Path | None = None
     if context.cache_dir is not None:
         key = _cache_key(context.model_id, variant, texts)

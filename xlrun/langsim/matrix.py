@@ -82,6 +82,10 @@ class DistanceMatrix:
                             "distance": float(self.values[i, j])})
         return out
 
+    def to_rows(self, *, ordered: bool = True) -> list[dict[str, Any]]:
+        """:meth:`rows` plus ``"source"``: the ``language_distances`` table rows (no run_id)."""
+        return [dict(r, source=self.source) for r in self.rows(ordered=ordered)]
+
     def to_frame(self, *, ordered: bool = True) -> Any:
         """:meth:`rows` as a polars DataFrame (columns lang_a, lang_b, distance)."""
         import polars as pl

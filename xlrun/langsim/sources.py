@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from xlrun.errors import SpecError, UsageError
-from xlrun.languages import LANGUAGES
 from xlrun.langsim.embedding import EMBEDDING_VARIANTS, SimilarityContext, embedding_distances
 from xlrun.langsim.uriel import URIEL_SETS, cosine_distances, uriel_features
+from xlrun.languages import LANGUAGES
 from xlrun.registry import Registry
 
 #: ``compute(argument, iso1_langs, context) -> square float64 matrix``

@@ -30,7 +30,6 @@ language (see :func:`cosine_distances`).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import sys
 import types
@@ -91,12 +90,24 @@ class UrielSet:
     features: tuple[str, ...]
 
 
+def lang2vec_package_dir() -> str:
+    """Folder of the installed ``lang2vec`` package, found without importing it.
+
+    The lang2vec wheel also installs a script ``bin/lang2vec.py`` that shadows the package
+    whenever ``bin/`` is first on ``sys.path`` (as for the ``xlrun`` console script), so the
+    package folder is looked up on ``sys.path`` explicitly.
+    """
+    for entry in sys.path:
+        d = os.path.join(entry or os.getcwd(), "lang2vec")
+        if os.path.isfile(os.path.join(d, "__init__.py")) and os.path.isdir(os.path.join(d, "data")):
+            return d
+    raise UsageError("the 'uriel' similarity source needs lang2vec (its package ships the "
+                     "URIEL data): run `pip install lang2vec`")
+
+
 def lang2vec_data_dir() -> str:
     """The ``data`` folder of the installed ``lang2vec`` package (without importing it)."""
-    spec = importlib.util.find_spec("lang2vec")
-    if spec is None or spec.origin is None:
-        raise UsageError("the 'uriel' similarity source needs lang2vec: run `pip install lang2vec`")
-    return os.path.join(os.path.dirname(spec.origin), "data")
+    return os.path.join(lang2vec_package_dir(), "data")
 
 
 def check_set(feature_set: str | None) -> str:
@@ -108,7 +119,7 @@ def check_set(feature_set: str | None) -> str:
     return feature_set
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_set(feature_set: str) -> UrielSet:
     """Read one feature set for all URIEL languages (cached for the life of the process)."""
     check_set(feature_set)
@@ -199,19 +210,24 @@ def _import_lang2vec() -> types.ModuleType:
     """Import ``lang2vec.lang2vec``, supplying a stand-in ``pkg_resources`` if it is missing."""
     if "lang2vec.lang2vec" in sys.modules:
         return sys.modules["lang2vec.lang2vec"]
+    pkg_dir = lang2vec_package_dir()
     try:
         import pkg_resources  # noqa: F401
         shim = None
     except ImportError:
-        pkg_dir = os.path.dirname(lang2vec_data_dir())
         shim = types.ModuleType("pkg_resources")
         shim.resource_filename = lambda _pkg, path: os.path.join(pkg_dir, path)  # type: ignore[attr-defined]
         sys.modules["pkg_resources"] = shim
+    shadow = sys.modules.get("lang2vec")
+    if shadow is not None and not hasattr(shadow, "__path__"):  # the bin/lang2vec.py script
+        del sys.modules["lang2vec"]
+    sys.path.insert(0, os.path.dirname(pkg_dir))  # the package before bin/lang2vec.py
     try:
         import lang2vec.lang2vec as l2v
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise UsageError(f"cannot import lang2vec ({e}); {_PKG_RESOURCES_HINT}") from e
     finally:
+        sys.path.remove(os.path.dirname(pkg_dir))
         if shim is not None and sys.modules.get("pkg_resources") is shim:
             del sys.modules["pkg_resources"]
     return l2v
