@@ -10,6 +10,10 @@ and from that one matrix come both
   index < d}`` — the same order as the top-k, never truncated, so AP covers all relevant
   documents.
 
+Both use one int64 key per score (:func:`order_keys`: order-preserving float bits, then the
+reversed index), so there are no ties left to break and a single comparison pass counts
+the documents ranked above a relevant one.
+
 ``backend="faiss"`` takes the top-k from a faiss ``IndexFlatIP`` (GPU faiss when present)
 instead; ranks still come from the matmul, and faiss may order exact ties differently.
 Documents split into chunks are searched with ``doc_group`` (row → document): a
@@ -26,7 +30,7 @@ import numpy as np
 import torch
 
 Backend = Literal["torch", "faiss"]
-_BLOCK_ELEMENTS = 1 << 25  # ~32M scores (128 MB float32) per block
+_BLOCK_ELEMENTS = 1 << 23  # ~8M scores per block
 
 
 @dataclass(frozen=True)
@@ -58,31 +62,36 @@ def _group_max(scores: torch.Tensor, group: torch.Tensor, n_groups: int) -> torc
     return out.scatter_reduce_(1, group.expand(scores.shape[0], -1), scores, reduce="amax")
 
 
-def _topk_ordered(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k by (score desc, index asc), exact also when ties straddle the k-th place."""
-    b = scores.shape[0]
-    vals = torch.topk(scores, k, dim=1).values
-    kth = vals[:, -1:]
-    gt = scores > kth
-    eq = scores == kth
-    need = k - gt.sum(1, keepdim=True)
-    sel = gt | (eq & (torch.cumsum(eq.to(torch.int32), 1) <= need))
-    idx = sel.nonzero()[:, 1].view(b, k)  # ascending index within each row
-    sc = scores.gather(1, idx)
-    order = torch.sort(sc, dim=1, descending=True, stable=True).indices
-    return idx.gather(1, order), sc.gather(1, order)
+def order_keys(scores: torch.Tensor) -> torch.Tensor:
+    """Unique int64 keys sorting like (score desc, index asc): larger key = better rank.
+
+    The float32 score's bits are mapped to an order-preserving integer and shifted left; the
+    low 31 bits hold ``2**31 - 1 - index``, so equal scores rank by ascending index.
+    """
+    bits = scores.float().contiguous().view(torch.int32).to(torch.int64)
+    bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    idx = torch.arange(scores.shape[1], device=scores.device, dtype=torch.int64)
+    return (bits << 31) + ((1 << 31) - 1 - idx)[None, :]
 
 
-def _ranks(scores: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
-    """Exact ranks of ``rel`` (b, R; -1 = padding) in ``scores`` (b, n); inf for padding."""
-    valid = rel >= 0
-    r = rel.clamp(min=0)
-    s = scores.gather(1, r)  # (b, R)
-    ar = torch.arange(scores.shape[1], device=scores.device)
-    higher = (scores[:, None, :] > s[:, :, None]).sum(-1)
-    tie_before = ((scores[:, None, :] == s[:, :, None]) & (ar[None, None, :] < r[:, :, None])).sum(-1)
-    ranks = (1 + higher + tie_before).to(torch.float64)
-    return torch.where(valid, ranks, torch.full_like(ranks, torch.inf))
+def _topk_ordered(keys: torch.Tensor, scores: torch.Tensor, k: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k by (score desc, index asc): the keys are unique, so topk is exact."""
+    idx = torch.topk(keys, k, dim=1, sorted=True).indices
+    return idx, scores.gather(1, idx)
+
+
+def _ranks(keys: torch.Tensor, rel: torch.Tensor) -> np.ndarray:
+    """Exact 1-based ranks of ``rel`` (b, R; -1 = padding) among ``keys``; inf for padding."""
+    valid = (rel >= 0).cpu().numpy()
+    target = keys.gather(1, rel.clamp(min=0))
+    if keys.device.type == "cpu":  # numpy counts ~5x faster than torch on CPU
+        kn, tn = keys.numpy(), target.numpy()
+        higher = np.stack([np.count_nonzero(kn > tn[:, j:j + 1], axis=1)
+                           for j in range(tn.shape[1])], axis=1)
+    else:
+        higher = (keys[:, None, :] > target[:, :, None]).sum(-1).cpu().numpy()
+    return np.where(valid, 1.0 + higher, np.inf)
 
 
 def _faiss_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,11 +154,12 @@ def exact_search(queries: np.ndarray, docs: np.ndarray, k: int,
         s = q @ d.T
         if group is not None:
             s = _group_max(s, group, n)
+        keys = order_keys(s)
         if use_torch_topk and kk > 0:
-            ti, ts = _topk_ordered(s, kk)
+            ti, ts = _topk_ordered(keys, s, kk)
             top_idx[start:stop] = ti.cpu().numpy()
             top_scores[start:stop] = ts.cpu().numpy()
         r = torch.from_numpy(rel[start:stop]).to(dev)
         if (r >= 0).any():
-            ranks[start:stop] = _ranks(s, r).cpu().numpy()
+            ranks[start:stop] = _ranks(keys, r)
     return SearchResult(top_idx, top_scores, ranks)

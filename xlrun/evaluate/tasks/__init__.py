@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 DATASETS: Registry = Registry("evaluation dataset")
 
 # Registration happens on import; keep these below DATASETS (the modules import it).
-from xlrun.evaluate.tasks import hf_style, lareqa, local  # noqa: E402, F401, I001
+from xlrun.evaluate.tasks import hf_style, lareqa, local, quickstart  # noqa: E402, F401, I001
 
 
 def load_dataset(cfg: EvalSection) -> EvalData:
