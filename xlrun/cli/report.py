@@ -1,0 +1,119 @@
+"""``xlrun report`` (tables, comparisons, regressions, plots) and ``xlrun sql`` (read-only)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xlrun.errors import XlrunError
+from xlrun.report.choices import BY, FORMATS, METRICS
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print an :class:`XlrunError` as ``Error: ...`` and exit with its code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except XlrunError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(e.exit_code)
+
+    return wrapper
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command("report")
+@click.option("--by", "by", default="language-pair", show_default=True,
+              type=click.Choice(list(BY)), help="What a row (cell) of the report is.")
+@click.option("--experiment", default=None, help="Experiment name (default: all).")
+@click.option("--dataset", default=None, help="Evaluation dataset (default: all).")
+@click.option("--setting", default=None, help="mono, cross or multi (default: all).")
+@click.option("--split", default=None, help="Evaluation split (default: all).")
+@click.option("--metric", default="map", show_default=True,
+              type=click.Choice(list(METRICS)))
+@click.option("--compare", default=None, metavar="KEY",
+              help="Arm to compare: sampler, language_sampling, clustering, model, or a dotted "
+                   "config key such as train.lr.")
+@click.option("--baseline", default=None, help="Baseline arm value (default: first sorted).")
+@click.option("--format", "fmt", default="table", show_default=True,
+              type=click.Choice(list(FORMATS)))
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Write the report to FILE instead of stdout.")
+@click.option("--plot", default=None, type=click.Path(dir_okay=False),
+              help="Also write a PNG plot (heatmap for language pairs, bars otherwise).")
+@click.option("--regress", is_flag=True,
+              help="Regression: metric ~ arm × language distance + same_cluster + fixed "
+                   "effects (OLS clustered by query, and MixedLM).")
+@click.option("--distance-source", default=None,
+              help="language_distances.source for --regress (default: first sorted).")
+@click.option("--bias", is_flag=True,
+              help="Language bias in the multilingual pool: rank distance and same-language "
+                   "preference per arm.")
+@click.option("--permutations", default=10_000, show_default=True, type=click.IntRange(100),
+              help="Sign flips of the randomization test.")
+@click.option("--bootstrap", default=2_000, show_default=True, type=click.IntRange(100),
+              help="Bootstrap resamples of the delta's interval.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the randomization test and the bootstrap.")
+@click.option("--db", default=None, help="Database URL (default: $XLRUN_DB or xlrun.db).")
+@_handle_errors
+def report_command(by: str, experiment: str | None, dataset: str | None, setting: str | None,
+                   split: str | None, metric: str, compare: str | None, baseline: str | None,
+                   fmt: str, out: str | None, plot: str | None, regress: bool,
+                   distance_source: str | None, bias: bool, permutations: int, bootstrap: int,
+                   seed: int, db: str | None) -> None:
+    """Per-cell metrics, or arm comparisons with paired tests, from the results database."""
+    from xlrun.report.build import ReportRequest, build_report, plot_report
+    from xlrun.report.query import ReportFilter, engine_for
+    from xlrun.report.render import render
+    from xlrun.report.stats import InferenceConfig
+
+    req = ReportRequest(
+        by=by, filter=ReportFilter(experiment=experiment, dataset=dataset, setting=setting,
+                                   split=split),
+        metric=metric, compare=compare, baseline=baseline, regress=regress, bias=bias,
+        distance_source=distance_source,
+        tests=InferenceConfig(n_permutations=permutations, n_bootstrap=bootstrap, seed=seed))
+    engine = engine_for(db)
+    try:
+        rep = build_report(engine, req)
+    finally:
+        engine.dispose()
+    _emit(render(rep.frame, fmt, title=rep.title, meta=rep.meta), out)
+    if plot:
+        plot_report(rep, plot)
+        click.echo(f"wrote {plot}", err=True)
+
+
+@click.command("sql")
+@click.argument("query")
+@click.option("--format", "fmt", default="table", show_default=True,
+              type=click.Choice(["table", "csv"]))
+@click.option("--db", default=None, help="Database URL (default: $XLRUN_DB or xlrun.db).")
+@_handle_errors
+def sql_command(query: str, fmt: str, db: str | None) -> None:
+    """Run ONE read-only SQL query against the results database and print the rows."""
+    from xlrun.report.readonly import run_readonly
+    from xlrun.report.render import render
+
+    frame = run_readonly(query, db)
+    click.echo(render(frame, fmt), nl=False)
+
+
+report = report_command
+"""The ``report`` command under the name :mod:`xlrun.cli.main` registers."""
+sql = sql_command
+"""The ``sql`` command under the name :mod:`xlrun.cli.main` registers."""
