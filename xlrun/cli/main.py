@@ -36,9 +36,14 @@ _SHOWN = {"train.seed", "model.name", "sampling.strategy", "sampling.language_sa
 @click.option("--no-run", is_flag=True, help="Only enqueue; workers run the runs later.")
 @click.option("--executor", type=click.Choice(["local", "slurm"]), default=None,
               help="Where runs execute (default: [executor] kind in the spec, else local).")
+@click.option("--partition", default=None, help="SLURM partition (overrides [executor]).")
+@click.option("--gpus", default=None, type=int, help="GPUs per SLURM job (overrides [executor]).")
+@click.option("--time-limit", default=None, type=int,
+              help="SLURM time limit in minutes (overrides [executor]).")
 @handle_errors
 def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tuple[str, ...],
-           no_run: bool, executor: str | None) -> None:
+           no_run: bool, executor: str | None, partition: str | None, gpus: int | None,
+           time_limit: int | None) -> None:
     """Compile SPEC into runs, enqueue the new ones and execute them.
 
     Resubmitting a spec skips finished runs and resumes unfinished ones: a run's key is a
@@ -80,8 +85,11 @@ def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tup
     if kind == "slurm":
         from xlrun.execute.slurm import SlurmExecutor
 
-        jobs = SlurmExecutor.from_spec(parsed.executor, db_url=str(engine.url.render_as_string(
-            hide_password=False))).submit(engine, result.run_ids)
+        jobs = SlurmExecutor.from_spec(
+            parsed.executor, db_url=engine.url.render_as_string(hide_password=False),
+            partition=partition, gpus_per_node=gpus, time_limit_min=time_limit,
+            folder=Path(parsed.experiment.output_dir) / "slurm", device=device,
+        ).submit(engine, result.run_ids)
         click.echo(f"submitted {len(jobs)} SLURM jobs")
         return
     from xlrun.execute.local import LocalExecutor

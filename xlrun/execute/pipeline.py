@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,52 +119,83 @@ class _Heartbeat:
         self._thread.join(timeout=5)
 
 
+class TrainRecorder:
+    """Builds the trainer's hooks: buffered ``train_log`` / ``batch_languages`` writes,
+    a progress bar, the checkpoint folder, and a stop signal when the claim is lost."""
+
+    def __init__(self, engine: Engine, run_id: int, workdir: Path,
+                 stop: Callable[[], bool] | None = None) -> None:
+        self.engine, self.run_id, self.workdir, self.stop = engine, run_id, workdir, stop
+        self._logs: list[dict[str, Any]] = []
+        self._batches: list[dict[str, Any]] = []
+
+    def flush(self) -> None:
+        """Write what is buffered."""
+        if self._logs:
+            store.write_train_log(self.engine, self.run_id, self._logs)
+            self._logs.clear()
+        if self._batches:
+            store.write_batch_languages(self.engine, self.run_id, self._batches)
+            self._batches.clear()
+
+    def on_log(self, step: int, loss: float, lr: float, examples_per_s: float | None) -> None:
+        """A ``train_log`` row (written at once, with the batches before it)."""
+        self._logs.append({"step": step, "loss": float(loss), "lr": float(lr),
+                           "examples_per_s": examples_per_s})
+        self.flush()
+
+    def on_batch(self, batch) -> None:  # noqa: ANN001 - xlrun.train.samplers.Batch
+        """``batch_languages`` rows for one sampled batch."""
+        for (q, d), n in sorted(batch.composition().items()):
+            self._batches.append({"step": batch.step, "batch_kind": batch.kind,
+                                  "query_lang": q, "doc_lang": d, "pairs": int(n)})
+        if len(self._batches) >= 2000:
+            self.flush()
+
+    def hooks(self, on_progress: Callable[[int, int], None] | None = None):  # noqa: ANN201
+        """The :class:`~xlrun.train.trainer.TrainHooks` to pass to ``train``."""
+        from xlrun.train.trainer import TrainHooks
+
+        return TrainHooks(on_log=self.on_log, on_batch=self.on_batch, progress=on_progress,
+                          checkpoint_dir=self.workdir / "checkpoints", should_stop=self.stop)
+
+
+class ClaimLost(XlrunError):
+    """Another worker reclaimed this run (our heartbeats stopped reaching the database)."""
+
+
 def _train(engine: Engine, run_id: int, config: RunConfig, encoder, workdir: Path,  # noqa: ANN001
-           progress: Progress) -> dict[str, Any]:
+           progress: Progress, heartbeat: _Heartbeat, db_url: str):  # noqa: ANN202
     from xlrun.data.sources import load_train_corpus
-    from xlrun.train.trainer import TrainHooks, train
 
     corpus = load_train_corpus(config.train_data)
     clusters = None
     if config.sampling.language_sampling == "clustered":
         clusters = _clusters(engine, run_id, config, corpus, encoder, workdir)
-    log_rows: list[dict[str, Any]] = []
-    batch_rows: list[dict[str, Any]] = []
+    if config.train.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from xlrun.execute.distributed import launch
 
-    def flush() -> None:
-        if log_rows:
-            store.write_train_log(engine, run_id, log_rows)
-            log_rows.clear()
-        if batch_rows:
-            store.write_batch_languages(engine, run_id, batch_rows)
-            batch_rows.clear()
+        model_dir = launch(db_url, run_id, config.train.gpus, workdir / "model")
+        return load_encoder(dataclasses.replace(config.model, name=str(model_dir)),
+                            str(encoder.device), workdir / ".models")
+    from xlrun.train.trainer import train
 
-    def on_log(step: int, loss: float, lr: float, examples_per_s: float | None) -> None:
-        log_rows.append({"step": step, "loss": float(loss), "lr": float(lr),
-                         "examples_per_s": examples_per_s})
-        flush()
-
-    def on_batch(batch) -> None:  # noqa: ANN001
-        for (q, d), n in sorted(batch.composition().items()):
-            batch_rows.append({"step": batch.step, "batch_kind": batch.kind, "query_lang": q,
-                               "doc_lang": d, "pairs": int(n)})
-        if len(batch_rows) >= 2000:
-            flush()
-
+    recorder = TrainRecorder(engine, run_id, workdir, stop=lambda: heartbeat.lost)
     with progress.task(f"run {run_id}: training", config.train.steps) as bar:
-        last = [0]
-
         def on_progress(step: int, total: int) -> None:
-            bar.advance(step - last[0])
-            last[0] = step
+            bar.update(step, total)
 
-        hooks = TrainHooks(on_log=on_log, on_batch=on_batch, progress=on_progress,
-                           checkpoint_dir=workdir / "checkpoints")
         try:
-            summary = train(config, corpus, encoder, clusters, hooks)
+            summary = train(config, corpus, encoder, clusters, recorder.hooks(on_progress))
         finally:
-            flush()
-    return dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
+            recorder.flush()
+    if summary.resumed_from:
+        progress.log(f"run {run_id}: resumed from the checkpoint at step {summary.resumed_from}")
+    if heartbeat.lost:
+        raise ClaimLost(f"run {run_id} was reclaimed by another worker; stopped after a checkpoint")
+    if config.train.save_model:
+        encoder.save(workdir / "model")
+    return encoder
 
 
 def _clusters(engine: Engine, run_id: int, config: RunConfig, corpus, encoder,  # noqa: ANN001
@@ -214,18 +247,21 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
     spec_out = output_dir_of(row["spec_toml"])
     workdir = run_dir(spec_out, row["experiment"], row["run_key"])
     try:
-        with _Heartbeat(engine, run_id, worker, heartbeat_s):
+        with _Heartbeat(engine, run_id, worker, heartbeat_s) as beat:
             dev = str(resolve_device(device))
             store.set_run_device(engine, run_id, dev)
             encoder = load_encoder(config.model, dev, Path(spec_out) / ".models")
             if config.train.steps > 0:
-                _train(engine, run_id, config, encoder, workdir, progress)
+                encoder = _train(engine, run_id, config, encoder, workdir, progress, beat,
+                                 engine.url.render_as_string(hide_password=False))
             _evaluate(engine, run_id, config, encoder, progress)
         store.finish_run(engine, run_id, "done", worker=worker)
         return RunOutcome(run_id, "done", time.perf_counter() - t0)
     except KeyboardInterrupt:
         store.finish_run(engine, run_id, "queued", error="interrupted", worker=worker)
         raise
+    except ClaimLost as e:
+        return RunOutcome(run_id, "queued", time.perf_counter() - t0, str(e))
     except OperationalError as e:
         msg = f"database error during run {run_id}: {str(e.orig or e).strip().splitlines()[0]}"
         # the database may be gone for good; then the queue reclaims the run later

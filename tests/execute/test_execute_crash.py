@@ -1,0 +1,115 @@
+"""Crash safety with real training: kill -9 of a worker mid-training, and torchrun runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from xlrun.db import store
+from xlrun.db.engine import get_engine
+from xlrun.db.models import BatchLanguages, TrainLog
+from xlrun.spec import compile_spec, parse_spec
+
+SPEC = """
+[experiment]
+name = "crash"
+output_dir = "{out}"
+[model]
+name = "quickstart:tiny"
+query_max_length = 24
+passage_max_length = 32
+[train_data]
+source = "quickstart"
+languages = ["en", "de", "ru"]
+[sampling]
+strategy = "hybrid"
+[train]
+steps = {steps}
+batch_size = 8
+lr = 1e-3
+log_every = 5
+checkpoint_every = 10
+gpus = {gpus}
+[[eval]]
+dataset = "quickstart"
+languages = ["en", "de", "ru"]
+settings = ["mono", "cross"]
+max_queries_per_language = 10
+"""
+
+
+def enqueue(tmp_path: Path, steps: int, gpus: int = 1) -> tuple[str, int]:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    text = SPEC.format(out=tmp_path / "out", steps=steps, gpus=gpus)
+    runs = compile_spec(parse_spec(text, base_dir=tmp_path))
+    return url, store.submit_runs(get_engine(url), "crash", text, runs).run_ids[0]
+
+
+def worker(url: str, cwd: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "xlrun", "worker", "--db", url, "--device",
+                             "cpu", "--heartbeat", "1", *extra], cwd=cwd,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def max_logged_step(url: str, run_id: int) -> int:
+    t = TrainLog.__table__
+    with get_engine(url).connect() as conn:
+        return conn.execute(select(func.max(t.c.step)).where(t.c.run_id == run_id)).scalar() or 0
+
+
+@pytest.mark.slow
+def test_kill_9_during_training_is_reclaimed_and_resumed(tmp_path: Path) -> None:
+    url, rid = enqueue(tmp_path, steps=60)
+    first = worker(url, tmp_path)
+    deadline = time.time() + 180
+    while max_logged_step(url, rid) < 25:
+        assert first.poll() is None, first.stdout.read()
+        assert time.time() < deadline, "training did not start"
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    killed_at = max_logged_step(url, rid)
+    assert store.get_run(get_engine(url), rid)["status"] == "running"  # orphaned
+    assert killed_at < 60
+    time.sleep(3)
+    second = worker(url, tmp_path, "--stale-after", "2")
+    out = second.communicate(timeout=600)[0]
+    assert second.returncode == 0, out
+    assert "reclaimed run" in out
+    resumed = [line for line in out.splitlines() if "resumed from the checkpoint at step" in line]
+    assert resumed, out
+    step = int(resumed[0].split("step")[-1].split()[0])
+    assert 10 <= step <= killed_at  # from the last checkpoint, not from scratch
+    row = store.get_run(get_engine(url), rid)
+    assert row["status"] == "done" and row["attempts"] == 2
+    # train_log has each step once, up to the end
+    t = TrainLog.__table__
+    with get_engine(url).connect() as conn:
+        steps = [r[0] for r in conn.execute(select(t.c.step).where(t.c.run_id == rid))]
+    assert len(steps) == len(set(steps)) and max(steps) == 60
+
+
+@pytest.mark.slow
+def test_multi_process_training_with_torchrun(tmp_path: Path) -> None:
+    """train.gpus = 2 runs under torchrun (gloo on CPU here): two ranks, one global batch."""
+    url, rid = enqueue(tmp_path, steps=6, gpus=2)
+    proc = worker(url, tmp_path)
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, out
+    engine = get_engine(url)
+    assert store.get_run(engine, rid)["status"] == "done", store.get_run(engine, rid)["error"]
+    b = BatchLanguages.__table__
+    with engine.connect() as conn:
+        pairs = conn.execute(select(b.c.step, func.sum(b.c.pairs)).where(b.c.run_id == rid)
+                             .group_by(b.c.step)).all()
+    # global batch = per-device batch (8) × 2 ranks, recorded once (by rank 0)
+    assert len(pairs) == 6 and all(n == 16 for _, n in pairs)
+    assert max_logged_step(url, rid) == 6

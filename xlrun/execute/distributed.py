@@ -1,0 +1,98 @@
+"""Multi-GPU training: the worker launches ``torchrun`` for runs with ``train.gpus > 1``.
+
+Every rank runs :func:`main`: it loads the run from the database, builds the encoder on its
+own GPU (CPU + gloo where there is none, which is how the tests run it), and trains; the
+trainer gathers in-batch negatives across ranks and averages gradients, so the global batch
+is ``train.batch_size × gpus``. Rank 0 alone writes ``train_log`` / ``batch_languages``
+rows and checkpoints, and saves the trained model, which the worker then loads to evaluate.
+Clusters are computed by the worker before the launch and read back from
+``language_clusters``, so all ranks sample with the same ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from xlrun.errors import XlrunError
+
+
+def launch(db_url: str, run_id: int, nproc: int, out_dir: Path) -> Path:
+    """Train run ``run_id`` on ``nproc`` processes with torchrun; the saved model's folder."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={nproc}", "-m", "xlrun.execute.distributed",
+           "--xlrun-db", db_url, "--xlrun-run", str(run_id), "--xlrun-out", str(out_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise XlrunError(f"distributed training of run {run_id} failed "
+                         f"(torchrun exit {proc.returncode}):\n{tail}")
+    return out_dir
+
+
+def _clusters(engine, run_id: int) -> list[list[str]] | None:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from xlrun.db.models import LanguageCluster
+
+    t = LanguageCluster.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.lang, t.c.cluster).where(t.c.run_id == run_id)
+                            .order_by(t.c.cluster, t.c.lang)).all()
+    out: dict[int, list[str]] = {}
+    for r in rows:
+        out.setdefault(r.cluster, []).append(r.lang)
+    return list(out.values()) or None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """One rank of a distributed training run."""
+    import torch
+    import torch.distributed as dist
+
+    from xlrun.data.sources import load_train_corpus
+    from xlrun.db.engine import get_engine
+    from xlrun.db.store import get_run
+    from xlrun.execute.pipeline import (
+        TrainRecorder,
+        config_from_json,
+        load_encoder,
+        output_dir_of,
+        run_dir,
+    )
+    from xlrun.train.trainer import train
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    # long, unusual names: torchrun's own parser would claim abbreviations like --run
+    ap.add_argument("--xlrun-db", dest="db", required=True)
+    ap.add_argument("--xlrun-run", dest="run", type=int, required=True)
+    ap.add_argument("--xlrun-out", dest="out", required=True)
+    args = ap.parse_args(argv)
+
+    engine = get_engine(args.db, migrate=False)
+    row = get_run(engine, args.run)
+    config = config_from_json(row["config_json"])
+    out = output_dir_of(row["spec_toml"])
+    workdir = run_dir(out, row["experiment"], row["run_key"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    encoder = load_encoder(config.model, device, out / ".models")
+    corpus = load_train_corpus(config.train_data)
+    clusters = _clusters(engine, args.run) if config.sampling.language_sampling == "clustered" else None
+    recorder = TrainRecorder(engine, args.run, workdir)
+    try:
+        train(config, corpus, encoder, clusters, recorder.hooks())
+    finally:
+        recorder.flush()
+    if int(os.environ.get("RANK", "0")) == 0:
+        encoder.save(args.out)
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
