@@ -41,7 +41,7 @@ def enqueue(url: str, tmp_path: Path, n: int) -> list[int]:
 
 
 def start_worker(url: str, cwd: Path, *extra: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")  # 4 workers, 2 cores
     return subprocess.Popen([sys.executable, "-m", "xlrun", "worker", "--db", url,
                              "--device", "cpu", *extra], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -225,6 +225,15 @@ def _check_languages(languages: list[str] | None) -> list[str]:
     return out
 
 
+def split_entities(split: str, seed: int = 0) -> list[Entity]:
+    """The entities of ``split``: ``train``, ``test``, ``dev``, or ``test_distractors`` /
+    ``dev_distractors`` (entities whose facts are in an evaluation corpus but never asked)."""
+    splits = _build_world(seed).splits
+    if split not in splits:
+        raise UsageError(f"unknown quickstart split {split!r}; allowed: {', '.join(splits)}")
+    return list(splits[split])
+
+
 def train_facts(seed: int = 0) -> list[Fact]:
     """The facts of the training split (one parallel id each)."""
     return _facts(_build_world(seed).splits["train"], "t", f"xlrun-quickstart-train-{seed}")

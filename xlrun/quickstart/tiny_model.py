@@ -15,7 +15,9 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from xlrun.errors import UsageError
@@ -24,6 +26,7 @@ RECIPE_VERSION = 1
 MODEL_PREFIX = "quickstart:"
 MODELS = ("tiny",)
 FINGERPRINT_FILE = "xlrun_fingerprint.txt"
+_INIT_LOCK = threading.Lock()  # model init seeds torch's global RNG
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_SIZE = 3000
@@ -74,18 +77,64 @@ def fingerprint(seed: int = 0) -> str:
     return h.hexdigest()
 
 
-def _train_tokenizer(seed: int):  # noqa: ANN202 - tokenizers.Tokenizer
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
+def _normalizer():  # noqa: ANN202 - tokenizers types
+    from tokenizers import normalizers
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    return normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+
+
+def _syllables() -> list[str]:
+    """Consonant–vowel syllables of invented names, in every script (lowercase)."""
+    from xlrun.quickstart.corpus import transliterate
+    from xlrun.quickstart.templates import CONSONANTS, TRANSLITERATION, VOWELS
+
+    out = set()
+    for c in CONSONANTS:
+        for v in VOWELS:
+            out.add(c + v)
+            for lang in TRANSLITERATION:
+                out.add(transliterate(c + v, lang).lower())
+    return sorted(out)
+
+
+def build_vocab(seed: int = 0) -> list[str]:
+    """The WordPiece vocabulary, learned deterministically from the training texts.
+
+    Special tokens; every character (alone and as a ``##`` continuation); the consonant–vowel
+    syllables names are made of, in each script (so unseen names split into syllables);
+    then the most frequent words of the training texts (count ≥ 2, ties by spelling) up to
+    ``VOCAB_SIZE``. (The ``tokenizers`` WordPiece trainer breaks ties between equally
+    frequent merges in hash-map order, which differs between processes; this does not.)
+    """
+    from tokenizers import pre_tokenizers
+
+    norm, pre = _normalizer(), pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in _tokenizer_texts(seed):
+        counts.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(text)))
+    chars = sorted({c for w in counts for c in w} | {c.lower() for c in _alphabet()})
+    vocab: list[str] = list(SPECIAL_TOKENS)
+    for piece in chars + ["##" + c for c in chars] + _syllables() + ["##" + s for s in _syllables()]:
+        if piece not in vocab:
+            vocab.append(piece)
+    seen = set(vocab)
+    for word, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(vocab) >= VOCAB_SIZE or n < 2:
+            break
+        if word not in seen:
+            vocab.append(word)
+            seen.add(word)
+    return vocab
+
+
+def _train_tokenizer(seed: int):  # noqa: ANN202 - tokenizers.Tokenizer
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    vocab = {piece: i for i, piece in enumerate(build_vocab(seed))}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = _normalizer()
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
-    trainer = WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=list(SPECIAL_TOKENS),
-                               initial_alphabet=[c.lower() for c in _alphabet()],
-                               min_frequency=2, show_progress=False)
-    tok.train_from_iterator(_tokenizer_texts(seed), trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -106,16 +155,22 @@ def _write(folder: Path, seed: int, fp: str) -> None:
         sep_token="[SEP]", mask_token="[MASK]", model_max_length=MAX_POSITIONS,
     )
     hf_tok.save_pretrained(folder)
+    _set_tokenizer_class(folder)
     config = BertConfig(vocab_size=tok.get_vocab_size(), pad_token_id=tok.token_to_id("[PAD]"),
                         **BERT_CONFIG)
-    state = torch.random.get_rng_state()
-    try:
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = BertModel(config, add_pooling_layer=False)
-    finally:
-        torch.random.set_rng_state(state)
     model.save_pretrained(folder)
     (folder / FINGERPRINT_FILE).write_text(fp + "\n", encoding="utf-8")
+
+
+def _set_tokenizer_class(folder: Path) -> None:
+    """Name the generic fast tokenizer class, which every transformers version resolves."""
+    path = folder / "tokenizer_config.json"
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _read_fingerprint(folder: Path) -> str | None:
