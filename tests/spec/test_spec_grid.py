@@ -78,3 +78,10 @@ def test_bad_grids(spec_dir: Path, grid: str, path: str) -> None:
     with pytest.raises(SpecError) as err:
         runs_for(grid, spec_dir)
     assert err.value.path == path
+
+
+def test_grid_paths_resolve_against_the_spec_folder(spec_dir: Path) -> None:
+    (spec_dir / "other.jsonl").write_text('{"query": "q", "passage": "p", "lang": "en"}\n')
+    runs = runs_for('"train_data.path" = ["train.jsonl", "other.jsonl"]', spec_dir)
+    assert sorted(r.config.train_data.path for r in runs) == [
+        str(spec_dir / "other.jsonl"), str(spec_dir / "train.jsonl")]

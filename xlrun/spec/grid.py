@@ -14,10 +14,11 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from xlrun.errors import SpecError
-from xlrun.spec.load import validate_run
+from xlrun.spec.load import resolve_paths, validate_run
 from xlrun.spec.schema import RunConfig, Spec
 
 
@@ -88,6 +89,8 @@ def compile_spec(spec: Spec) -> list[CompiledRun]:
         config = spec.base
         for key, value in point:
             config = apply_override(config, key, value)
+        if point:  # paths given in [grid] resolve against the spec's folder too
+            config = resolve_paths(config, Path(spec.base_dir) if spec.base_dir else None)
         try:
             config = validate_run(config)
         except SpecError as e:

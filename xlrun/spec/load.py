@@ -265,7 +265,7 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
     )
     grid = _parse_grid(interpolate(raw.get("grid"), "grid"))
     spec = Spec(experiment=experiment, base=base, grid=grid, executor=executor,
-                source_toml=text, raw=raw)
+                source_toml=text, raw=raw, base_dir=str(base_dir) if base_dir else None)
     return dataclasses.replace(spec, base=resolve_paths(spec.base, base_dir))
 
 

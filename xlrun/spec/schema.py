@@ -184,3 +184,4 @@ class Spec:
     executor: ExecutorSection
     source_toml: str
     raw: dict[str, Any]
+    base_dir: str | None = None  # relative paths (also in [grid] values) resolve against it

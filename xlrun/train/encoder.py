@@ -53,9 +53,12 @@ def _load_model(name: str):  # noqa: ANN202 - transformers types
     from transformers import AutoModel
 
     try:
-        return AutoModel.from_pretrained(name, add_pooling_layer=False)
+        model = AutoModel.from_pretrained(name, add_pooling_layer=False)
     except TypeError:
-        return AutoModel.from_pretrained(name)
+        model = AutoModel.from_pretrained(name)
+    # fp32 master weights whatever the checkpoint's dtype: CUDA runs autocast to bf16, and
+    # an fp16 checkpoint trained in fp16 would lose its small updates
+    return model.float()
 
 
 class Encoder(torch.nn.Module):
