@@ -66,11 +66,14 @@ def golden_url(sqlite_url: str) -> str:
 
 @pytest.mark.parametrize("fmt,ext", [("table", "txt"), ("csv", "csv"), ("json", "json"),
                                      ("markdown", "md")])
-@pytest.mark.parametrize("kind", ["summary", "compare"])
+@pytest.mark.parametrize("kind", ["summary", "compare", "arm"])
 def test_outputs_match_golden_files(golden_url: str, kind: str, fmt: str, ext: str) -> None:
     args = ["--by", "language-pair", "--experiment", "golden", "--format", fmt, "--db", golden_url]
     if kind == "compare":
         args += ["--compare", "language_sampling", "--baseline", "random", *FAST]
+    if kind == "arm":  # whole arms, one seed, lr given as 1e-5 (stored 1e-05)
+        args += ["--compare", "arm", "--baseline", "hybrid/random", "--where", "seed=1",
+                 "--where", "train.lr=1e-5", "--where", "train.lr=2e-5", *FAST]
     res = _invoke(report_command, args)
     assert res.exit_code == 0, res.output
     path = GOLDEN / f"{kind}.{ext}"

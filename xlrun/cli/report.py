@@ -44,10 +44,19 @@ def _emit(text: str, out: str | None) -> None:
 @click.option("--split", default=None, help="Evaluation split (default: all).")
 @click.option("--metric", default="map", show_default=True,
               type=click.Choice(list(METRICS)))
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Keep only runs with KEY=VALUE (or KEY!=VALUE); repeatable. KEY is a runs "
+                   "column (sampler, language_sampling, clustering, model, seed) or a dotted "
+                   "config key (train.lr=2e-5); numbers compare as numbers, 'null' matches a "
+                   "missing value. Different keys must all match; the same key repeated keeps "
+                   "runs matching any of its values.")
 @click.option("--compare", default=None, metavar="KEY",
-              help="Arm to compare: sampler, language_sampling, clustering, model, or a dotted "
-                   "config key such as train.lr.")
-@click.option("--baseline", default=None, help="Baseline arm value (default: first sorted).")
+              help="What the arms are: 'arm' (the whole arm, sampler/language_sampling"
+                   "[clustering], e.g. hybrid/size), sampler, language_sampling, clustering, "
+                   "model, or a dotted config key such as train.lr.")
+@click.option("--baseline", default=None,
+              help="Baseline arm value, e.g. hybrid/size with --compare arm (default: first "
+                   "sorted).")
 @click.option("--format", "fmt", default="table", show_default=True,
               type=click.Choice(list(FORMATS)))
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
@@ -58,7 +67,9 @@ def _emit(text: str, out: str | None) -> None:
               help="Regression: metric ~ arm × language distance + same_cluster + fixed "
                    "effects (OLS clustered by query, and MixedLM).")
 @click.option("--distance-source", default=None,
-              help="language_distances.source for --regress (default: first sorted).")
+              help="language_distances.source for --regress (default: the first stored, in "
+                   "sorted order; distances stored by other runs of the experiment are used "
+                   "when the analysed runs have none).")
 @click.option("--bias", is_flag=True,
               help="Language bias in the multilingual pool: rank distance and same-language "
                    "preference per arm.")
@@ -71,19 +82,27 @@ def _emit(text: str, out: str | None) -> None:
 @click.option("--db", default=None, help="Database URL (default: $XLRUN_DB or xlrun.db).")
 @_handle_errors
 def report_command(by: str, experiment: str | None, dataset: str | None, setting: str | None,
-                   split: str | None, metric: str, compare: str | None, baseline: str | None,
+                   split: str | None, metric: str, where: tuple[str, ...], compare: str | None,
+                   baseline: str | None,
                    fmt: str, out: str | None, plot: str | None, regress: bool,
                    distance_source: str | None, bias: bool, permutations: int, bootstrap: int,
                    seed: int, db: str | None) -> None:
-    """Per-cell metrics, or arm comparisons with paired tests, from the results database."""
+    """Per-cell metrics, or arm comparisons with paired tests, from the results database.
+
+    \b
+    Examples:
+      xlrun report --experiment quickstart --setting cross --compare arm --baseline hybrid/size
+      xlrun report --by query-language --where sampler=hybrid --compare language_sampling
+      xlrun report --regress --compare arm --setting cross --plot coefs.png
+    """
     from xlrun.report.build import ReportRequest, build_report, plot_report
-    from xlrun.report.query import ReportFilter, engine_for
+    from xlrun.report.query import ReportFilter, engine_for, parse_where
     from xlrun.report.render import render
     from xlrun.report.stats import InferenceConfig
 
     req = ReportRequest(
         by=by, filter=ReportFilter(experiment=experiment, dataset=dataset, setting=setting,
-                                   split=split),
+                                   split=split, where=parse_where(where)),
         metric=metric, compare=compare, baseline=baseline, regress=regress, bias=bias,
         distance_source=distance_source,
         tests=InferenceConfig(n_permutations=permutations, n_bootstrap=bootstrap, seed=seed))
@@ -93,6 +112,8 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
     finally:
         engine.dispose()
     _emit(render(rep.frame, fmt, title=rep.title, meta=rep.meta), out)
+    for note in rep.notes:
+        click.echo(f"note: {note}", err=True)
     if plot:
         plot_report(rep, plot)
         click.echo(f"wrote {plot}", err=True)

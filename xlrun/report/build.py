@@ -18,6 +18,7 @@ from xlrun.report import stats
 from xlrun.report.query import (
     BIAS_COLUMNS,
     ReportFilter,
+    describe_where,
     load_clusters,
     load_distances,
     load_report_frame,
@@ -37,94 +38,258 @@ class ReportRequest:
     regress: bool = False
     bias: bool = False
     distance_source: str | None = None
+    """``language_distances.source`` for ``--regress`` (default: first sorted)."""
     tests: stats.InferenceConfig = field(default_factory=stats.InferenceConfig)
 
 
 @dataclass(frozen=True)
 class Report:
     """A computed report: ``frame`` to render, its ``kind`` (summary, compare, regress,
-    bias), a one-line ``title`` and JSON-ready ``meta``."""
+    bias), a one-line ``title``, JSON-ready ``meta`` and ``notes`` (what the report did that
+    the reader should know: borrowed distances, pooled arms, dropped terms; the CLI prints them
+    to stderr and JSON carries them in ``meta.notes``)."""
 
     kind: str
     frame: pl.DataFrame
     title: str
     meta: dict[str, Any]
     request: ReportRequest
+    notes: tuple[str, ...] = ()
+
+
+RUN_CELLS: tuple[str, ...] = ("run_id", "sampler")
+"""Cell columns that are a property of a run: an arm is present in few of their cells."""
+
+_POOL_COLUMNS: tuple[str, ...] = ("sampler", "language_sampling", "clustering", "model")
+
+
+def _ids(values: Any, limit: int = 8) -> str:
+    values = sorted(values)
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (f", … ({len(values)} in all)" if len(values) > limit else "")
+
+
+def _filter_meta(filt: ReportFilter) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k, v in (("experiment", filt.experiment),
+                                             ("dataset", filt.dataset),
+                                             ("setting", filt.setting),
+                                             ("split", filt.split)) if v is not None}
+    if filt.where:
+        out["where"] = [str(c) for c in filt.where]
+    return out
+
+
+def _scope(filt: ReportFilter) -> str:
+    parts = [f"{k}={v}" for k, v in _filter_meta(filt).items() if k != "where"]
+    if filt.where:
+        parts.append(f"where {describe_where(filt.where)}")
+    return f" [{', '.join(parts)}]" if parts else ""
+
+
+def pooling_notes(df: pl.DataFrame, compare: str) -> list[str]:
+    """Notes for arms that pool runs differing in another arm column (the confounding that
+    ``--compare arm`` and ``--where`` remove)."""
+    cols = [c for c in _POOL_COLUMNS if c != compare and c in df.columns]
+    if compare == "arm":
+        cols = [c for c in cols if c == "model"]
+    runs = df.select("run_id", "arm", *cols).unique()
+    notes = []
+    for arm, part in sorted(runs.partition_by("arm", as_dict=True).items()):
+        mixed = []
+        for c in cols:
+            vals = {"null" if v is None else str(v) for v in part[c].to_list()}
+            if len(vals) > 1:
+                mixed.append(f"{c} ({', '.join(sorted(vals))})")
+        if mixed:
+            first = mixed[0].split(" ")[0]
+            notes.append(f"arm {arm[0]!r} pools runs that differ in {'; '.join(mixed)}: "
+                         f"compare whole arms with --compare arm, or keep one with "
+                         f"--where {first}=VALUE")
+    return notes
+
+
+def _absent_baseline_notes(frame: pl.DataFrame, cells: list[str], base: str) -> list[str]:
+    have = frame.filter(pl.col("arm") == base, pl.col("n_queries").is_not_null())
+    missing = frame.select(cells).unique().join(have.select(cells), on=cells, how="anti")
+    if missing.height == 0:
+        return []
+    labels = ["/".join(str(v) for v in row) for row in missing.sort(cells).iter_rows()]
+    return [f"baseline {base!r} has no results in {len(labels)} cell(s) ({_ids(labels, 6)}): "
+            "no deltas or tests there"]
 
 
 def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
     """Compute the report ``req`` describes from the results database.
 
     Raises:
-        UsageError: bad ``by``/metric/baseline/compare key, unknown experiment, no data.
+        UsageError: bad ``by``/metric/baseline/compare/where, unknown experiment, no data.
     """
     if isinstance(conn, Engine):
         with conn.connect() as c:
             return build_report(c, req)
-    cells = stats.cell_columns(req.by)
+    cells = list(stats.cell_columns(req.by))
     value = metric_column(req.metric)
     if req.regress and req.bias:
         raise UsageError("--regress and --bias are different views; choose one")
+    if req.baseline is not None and req.compare is None:
+        raise UsageError("--baseline names an arm of --compare; add --compare arm (or another "
+                         "key such as language_sampling or train.lr)")
     columns = list(BIAS_COLUMNS) if req.bias else [value]
     df = load_report_frame(conn, req.filter, columns, req.compare)
     meta: dict[str, Any] = {"by": req.by, "metric": req.metric, "compare": req.compare,
-                            **{k: v for k, v in vars(req.filter).items() if v is not None}}
-    scope = ", ".join(f"{k}={v}" for k, v in vars(req.filter).items() if v is not None)
-    scope = f" [{scope}]" if scope else ""
+                            **_filter_meta(req.filter)}
+    scope = _scope(req.filter)
+    notes: list[str] = pooling_notes(df, req.compare) if req.compare else []
+
+    def done(kind: str, frame: pl.DataFrame, title: str) -> Report:
+        if notes:
+            meta["notes"] = list(notes)
+        return Report(kind, frame, title, meta, req, tuple(notes))
+
     if req.bias:
         frame = stats.bias_table(df, cells)
-        return Report("bias", frame, f"language bias (multi setting) by {req.by}{scope}",
-                      meta, req)
+        if req.compare is not None:  # baseline first, then the other arms sorted
+            arms = stats.arm_order(df["arm"].unique().to_list(), req.baseline)
+            meta.update({"baseline": arms[0], "arms": arms})
+            rank = {a: i for i, a in enumerate(arms)}
+            frame = (frame.with_columns(pl.col("arm").replace_strict(rank, return_dtype=pl.Int64)
+                                        .alias("__rank"))
+                     .sort([*cells, "__rank"], nulls_last=True).drop("__rank"))
+        return done("bias", frame, f"language bias (multi setting) by {req.by}{scope}")
     if df[value].drop_nulls().len() == 0:
         raise UsageError(f"no values of {req.metric} in the selected results"
                          + (" (rank_distance exists only for the 'multi' setting)"
                             if value == "rank_distance" else ""))
     if req.regress:
-        run_ids = df["run_id"].unique().sort().to_list()
-        source, distances = load_distances(conn, run_ids, req.distance_source)
-        if source is None:
-            raise UsageError("--regress needs language distances; language_distances has no "
-                             "rows for these runs")
-        clusters = load_clusters(conn, run_ids)
-        arms = stats.arm_order(df["arm"].unique().to_list(), req.baseline) \
-            if "arm" in df.columns else ["all"]
-        frame = stats.regress(df, value, distances, clusters, baseline=arms[0])
-        meta.update({"distance_source": source, "baseline": arms[0]})
-        title = (f"{req.metric} ~ arm × distance ({source}) + same_cluster + language fixed "
-                 f"effects; baseline arm {arms[0]}{scope}")
-        return Report("regress", frame, title, meta, req)
+        return _regress(conn, df, req, value, meta, notes, scope, done)
     if req.compare is None:
         frame = stats.summarize(df, cells, value)
-        return Report("summary", frame, f"{req.metric} by {req.by}{scope}", meta, req)
+        return done("summary", frame, f"{req.metric} by {req.by}{scope}")
     arms = stats.arm_order(df["arm"].unique().to_list(), req.baseline)
-    frame = stats.compare_arms(df, cells, value, arms[0], req.tests)
-    meta.update({"baseline": arms[0], "arms": arms, "holm_on": req.tests.holm_on,
-                 "n_permutations": req.tests.n_permutations,
+    meta.update({"baseline": arms[0], "arms": arms})
+    if cells == ["run_id"]:
+        notes.append("--by run: every run belongs to one arm, so a cell has nothing to pair; "
+                     "showing each run's mean and arm (use another --by for paired tests)")
+        frame = stats.summarize(df, cells, value)
+        return done("summary", frame, f"{req.metric} by run, with its {req.compare}{scope}")
+    frame = stats.compare_arms(df, cells, value, arms[0], req.tests,
+                               drop_absent=cells[0] in RUN_CELLS)
+    notes.extend(_absent_baseline_notes(frame, cells, arms[0]))
+    meta.update({"holm_on": req.tests.holm_on, "n_permutations": req.tests.n_permutations,
                  "n_bootstrap": req.tests.n_bootstrap, "seed": req.tests.seed})
+    over = "cells" if len(arms) == 2 else "cells × arms"
     title = (f"{req.metric} by {req.by}, {req.compare} vs baseline {arms[0]}: mean, delta "
-             f"[95% bootstrap CI], paired t / sign-flip p, Holm over cells{scope}")
-    return Report("compare", frame, title, meta, req)
+             f"[95% bootstrap CI], paired t / sign-flip p, Holm over {over}{scope}")
+    return done("compare", frame, title)
+
+
+def _regress(conn: Connection, df: pl.DataFrame, req: ReportRequest, value: str,
+             meta: dict[str, Any], notes: list[str], scope: str, done: Any) -> Report:
+    """The ``--regress`` view (see :func:`build_report`), explaining in ``notes`` where the
+    distances and clusters come from and what was left out."""
+    run_ids = df["run_id"].unique().sort().to_list()
+    dist = load_distances(conn, run_ids, req.distance_source)
+    if dist.source is None:
+        raise UsageError(
+            "--regress needs language distances, but no run of "
+            f"experiment(s) {', '.join(sorted(df['experiment'].unique().to_list()))} stored "
+            "any (language_distances is written by runs whose sampler clusters languages, "
+            "e.g. sampling.language_sampling = 'clustered'); add such an arm, or compare "
+            "without --regress")
+    if dist.borrowed:
+        notes.append(f"distances ({dist.source}) come from run(s) {_ids(dist.from_runs)} of the "
+                     "same experiment: the analysed runs stored none (a distance depends only "
+                     "on the two languages)")
+    elif set(dist.from_runs) != set(run_ids):
+        notes.append(f"distances ({dist.source}) are stored by run(s) {_ids(dist.from_runs)} "
+                     "and used for the language pairs of every analysed run")
+    others = [s for s in dist.sources if s != dist.source]
+    if others:
+        notes.append(f"other distance sources stored: {', '.join(others)} "
+                     "(choose with --distance-source)")
+    clusters = load_clusters(conn, run_ids, borrow=True)
+    cluster_notes = []
+    if clusters.height == 0:
+        notes.append("no language clusters stored: the same_cluster term is left out")
+    else:
+        with_clusters = set(clusters["run_id"].unique().to_list())
+        without = [r for r in run_ids if r not in with_clusters]
+        if without:
+            ref = min(with_clusters)
+            cluster_notes.append(f"same_cluster: run(s) {_ids(without)} have no clustering; "
+                                 f"they use run {ref}'s clusters (1 = a pair the clustered "
+                                 "sampler co-batches)")
+    n_multi = df.filter(pl.col("doc_lang") == "all").height
+    if n_multi:
+        notes.append("the multi setting (document language 'all') has no distance: its rows "
+                     "are left out (use --setting cross to say so explicitly)")
+    pairs = df.filter(pl.col("doc_lang") != "all").select("query_lang", "doc_lang").unique()
+    uncovered = pairs.join(dist.frame, on=["query_lang", "doc_lang"], how="anti")
+    if uncovered.height:
+        labels = [f"{q}→{d}" for q, d in uncovered.sort("query_lang", "doc_lang").iter_rows()]
+        notes.append(f"no {dist.source} distance for {len(labels)} language pair(s) "
+                     f"({_ids(labels, 6)}): left out")
+    baseline = req.baseline if "arm" in df.columns else None
+    result = stats.fit_regression(df, value, dist.frame, clusters, baseline=baseline)
+    if "same_cluster" not in result.dropped:
+        notes.extend(cluster_notes)
+    main = [t for t in result.dropped if not t.startswith(("query_lang[", "doc_lang["))]
+    if main:
+        notes.append(f"left out of the model as constant or collinear with earlier terms: "
+                     f"{', '.join(main)}" + (" (it adds nothing to distance and the language "
+                                             "effects)" if main == ["same_cluster"] else ""))
+    arms = result.arms
+    meta.update({"distance_source": dist.source, "baseline": arms[0],
+                 "distances_from_runs": list(dist.from_runs),
+                 "distances_borrowed": dist.borrowed, "dropped_terms": result.dropped,
+                 "n_rows": result.n_rows, "n_queries": result.n_queries})
+    what = "arm × distance" if len(arms) > 1 else "distance"
+    if "same_cluster" not in result.dropped and clusters.height:
+        what += " + same_cluster"
+    title = (f"{req.metric} ~ {what} ({dist.source} distance) + language fixed effects "
+             f"({result.n_rows} seed-averaged rows, {result.n_queries} queries)"
+             + (f"; baseline arm {arms[0]}" if len(arms) > 1 else "") + scope)
+    return done("regress", result.table, title)
 
 
 def plot_report(report: Report, path: str | Path) -> Path:
-    """Plot ``report``: a heatmap for language pairs (the delta with significance marks when
-    comparing arms), otherwise a bar chart per cell."""
+    """Plot ``report``: for language pairs a heatmap (when comparing arms, one panel per arm
+    with its delta to the baseline and Holm significance marks), for ``--regress`` the OLS
+    coefficients with their intervals, otherwise bars per cell (grouped by arm)."""
     from xlrun.report import plots
 
     frame, req = report.frame, report.request
     if report.kind == "regress":
         ols = frame.filter(pl.col("model") == "ols_cluster", pl.col("term") != "intercept")
-        return plots.bar_chart(ols, path, "term", "coef", title=report.title)
-    value = "rank_distance" if report.kind == "bias" else "mean"
+        return plots.coefficient_plot(ols, path, title=report.title)
+    if report.kind == "bias":
+        cat = stats.cell_columns(req.by)[0]
+        return plots.bar_chart(frame, path, cat, "rank_distance",
+                               group="arm" if "arm" in frame.columns else None,
+                               title=report.title,
+                               ylabel="mean rank distance (multi setting)")
     if req.by == "language-pair":
         if report.kind == "compare":
             arms = report.meta["arms"]
-            part = frame.filter(pl.col("arm") == arms[1])
-            return plots.heatmap(part, path, "delta", marks="mark", diverging=True,
-                                 title=f"{req.metric}: {arms[1]} − {arms[0]}")
+            panels = [(f"{arm} − {arms[0]}", frame.filter(pl.col("arm") == arm))
+                      for arm in arms[1:]]
+            title = (f"{req.metric}: difference to baseline {arms[0]} per language pair "
+                     f"(mean over seeds and queries){_scope(req.filter)}")
+            return plots.heatmaps(panels, path, "delta", marks="mark", diverging=True,
+                                  title=title, label=f"Δ {req.metric} vs {arms[0]}")
         if "arm" in frame.columns:
-            frame = frame.filter(pl.col("arm") == frame["arm"].sort()[0])
-        return plots.heatmap(frame, path, value, title=report.title)
+            arms = list(dict.fromkeys(frame["arm"].to_list()))
+            panels = [(arm, frame.filter(pl.col("arm") == arm)) for arm in arms]
+            return plots.heatmaps(panels, path, "mean", title=report.title, label=req.metric)
+        return plots.heatmap(frame, path, "mean", title=report.title, label=req.metric)
     category = stats.cell_columns(req.by)[0]
     group = "arm" if "arm" in frame.columns else None
-    return plots.bar_chart(frame, path, category, value, group=group, title=report.title)
+    if report.kind != "compare":
+        return plots.bar_chart(frame, path, category, "mean", group=group, title=report.title,
+                               ylabel=f"mean {req.metric}")
+    base = report.meta["arms"][0]
+    title = (f"{req.metric} by {req.by} per {req.compare} (mean over seeds and queries)"
+             f"{_scope(req.filter)}")
+    footer = f"{plots.SIGNIFICANCE_LEGEND}: difference to baseline {base}"
+    return plots.bar_chart(frame, path, category, "mean", group=group, title=title,
+                           marks="mark", ylabel=f"mean {req.metric}", footer=footer)

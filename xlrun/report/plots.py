@@ -31,71 +31,170 @@ def pair_matrix(df: pl.DataFrame, value: str) -> tuple[list[str], list[str], np.
     return rows, cols, mat
 
 
+SIGNIFICANCE_LEGEND = "* p<.05   ** p<.01   *** p<.001 (Holm-adjusted paired t)"
+
+
+def _stars(mark: str | None) -> str:
+    """The significance stars of a mark (empty for none, or for the baseline's label)."""
+    return mark if mark and set(mark) == {"*"} else ""
+
+
+def _text_colour(rgba: tuple[float, ...]) -> str:
+    """Black or white, whichever reads better on a cell of colour ``rgba``."""
+    r, g, b = rgba[:3]
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
 def heatmap(df: pl.DataFrame, path: str | Path, value: str = "mean", marks: str | None = None,
-            title: str | None = None, diverging: bool = False) -> Path:
+            title: str | None = None, diverging: bool = False,
+            label: str | None = None) -> Path:
     """Write a query-language × document-language heatmap of ``value`` to ``path``.
 
     ``df`` has one row per pair (``query_lang, doc_lang``). ``marks`` names a text column
-    (e.g. significance stars) drawn under each value. ``diverging`` centres the colour scale
-    on zero (for deltas). Empty cells stay blank.
+    (e.g. significance stars) drawn after each value. ``diverging`` centres the colour scale
+    on zero (for deltas). Empty cells stay blank. ``label`` names the colour bar.
     """
+    return heatmaps([(None, df)], path, value, marks=marks, title=title, diverging=diverging,
+                    label=label)
+
+
+def heatmaps(panels: list[tuple[str | None, pl.DataFrame]], path: str | Path,
+             value: str = "mean", marks: str | None = None, title: str | None = None,
+             diverging: bool = False, label: str | None = None) -> Path:
+    """Write one heatmap per ``(panel title, frame)`` side by side with one shared colour
+    scale and colour bar (see :func:`heatmap`)."""
     plt = _pyplot()
-    rows, cols, mat = pair_matrix(df, value)
-    mark_of: dict[tuple[str, str], str] = {}
-    if marks is not None:
-        mark_of = {(q, d): m or "" for q, d, m in
-                   df.select("query_lang", "doc_lang", marks).iter_rows()}
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(cols), 1.0 + 0.5 * len(rows)))
-    finite = mat[np.isfinite(mat)]
+    from matplotlib.colors import Normalize
+
+    mats = [(name, *pair_matrix(df, value), df) for name, df in panels]
+    values = np.concatenate([m[3][np.isfinite(m[3])] for m in mats]) if mats else np.array([])
     if diverging:
-        lim = float(np.max(np.abs(finite))) if finite.size else 1.0
-        im = ax.imshow(np.ma.masked_invalid(mat), cmap="RdBu", vmin=-lim or -1, vmax=lim or 1)
+        lim = float(np.max(np.abs(values))) if values.size else 1.0
+        lim = lim or 1.0
+        norm, cmap = Normalize(-lim, lim), plt.get_cmap("RdBu")
     else:
-        im = ax.imshow(np.ma.masked_invalid(mat), cmap="viridis")
-    ax.set_xticks(range(len(cols)), cols, rotation=90)
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("document language")
-    ax.set_ylabel("query language")
-    for i, q in enumerate(rows):
-        for j, d in enumerate(cols):
-            if np.isfinite(mat[i, j]):
-                text = f"{mat[i, j]:.2f}" + (f"\n{mark_of.get((q, d), '')}" if marks else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=6)
-    fig.colorbar(im, ax=ax, label=value)
+        lo = float(values.min()) if values.size else 0.0
+        hi = float(values.max()) if values.size else 1.0
+        norm, cmap = Normalize(lo, hi if hi > lo else lo + 1e-9), plt.get_cmap("viridis")
+    n_rows = max(len(m[1]) for m in mats)
+    n_cols = max(len(m[2]) for m in mats)
+    cell = 0.62 if marks else 0.5
+    width = len(mats) * (0.8 + cell * n_cols) + 1.6
+    height = 1.9 + cell * n_rows + (0.3 if marks else 0.0)
+    fig, axes = plt.subplots(1, len(mats), figsize=(max(width, 4.5), max(height, 3.0)),
+                             squeeze=False)
+    font = 7 if n_cols <= 10 else 6 if n_cols <= 16 else 5
+    image = None
+    for k, (ax, (name, rows, cols, mat, df)) in enumerate(zip(axes[0], mats, strict=True)):
+        mark_of: dict[tuple[str, str], str] = {}
+        if marks is not None:
+            mark_of = {(q, d): _stars(m) for q, d, m in
+                       df.select("query_lang", "doc_lang", marks).iter_rows()}
+        image = ax.imshow(np.ma.masked_invalid(mat), cmap=cmap, norm=norm, aspect="auto")
+        ax.set_xticks(range(len(cols)), cols, rotation=90 if len(cols) > 12 else 0)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set_xlabel("document language")
+        if k == 0:
+            ax.set_ylabel("query language")
+        ax.tick_params(length=0)
+        for i, q in enumerate(rows):
+            for j, d in enumerate(cols):
+                if np.isfinite(mat[i, j]):
+                    star = mark_of.get((q, d), "")
+                    text = f"{mat[i, j]:+.3f}" if diverging else f"{mat[i, j]:.3f}"
+                    text += f"\n{star}" if star else ""
+                    ax.text(j, i, text, ha="center", va="center", fontsize=font,
+                            color=_text_colour(cmap(norm(mat[i, j]))),
+                            fontweight="bold" if star else "normal")
+        if name:
+            ax.set_title(name, fontsize=8)
+    assert image is not None
+    fig.colorbar(image, ax=list(axes[0]), label=label or value, shrink=0.9, pad=0.02)
     if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(_wrap(title, width), fontsize=9)
+    if marks is not None:
+        fig.text(0.01, 0.01, SIGNIFICANCE_LEGEND, fontsize=7, ha="left", va="bottom")
     out = Path(path)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return out
 
 
+def _wrap(text: str, width_in: float) -> str:
+    """Wrap a title to the figure width (about 14 characters per inch at 9 pt)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, max(40, int(width_in * 14))))
+
+
 def bar_chart(df: pl.DataFrame, path: str | Path, category: str, value: str = "mean",
-              group: str | None = None, title: str | None = None) -> Path:
+              group: str | None = None, title: str | None = None,
+              marks: str | None = None, ylabel: str | None = None,
+              footer: str | None = None) -> Path:
     """Write a bar chart of ``value`` per ``category`` (e.g. query language) to ``path``;
-    with ``group`` (e.g. ``arm``) the bars of each category are grouped side by side."""
+    with ``group`` (e.g. ``arm``) the bars of each category are grouped side by side (in
+    the frame's order of groups, so a baseline listed first stays first). ``marks`` names a
+    text column drawn above each bar (significance stars); ``footer`` is a line of small text
+    under the plot (default with marks: their legend)."""
     plt = _pyplot()
-    cats = sorted(str(c) for c in df[category].unique().to_list())
-    groups = sorted(str(g) for g in df[group].unique().to_list()) if group else [""]
+    cats = sorted({str(c) for c in df[category].to_list()})
+    groups = list(dict.fromkeys(str(g) for g in df[group].to_list())) if group else [""]
     width = 0.8 / len(groups)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(cats) * max(1, len(groups) / 2)), 3.5))
+    fig_w = max(5.0, 0.35 * len(cats) * len(groups) + 2.0)
+    fig, ax = plt.subplots(figsize=(min(fig_w, 24.0), 4.0))
     for k, g in enumerate(groups):
         part = df if not group else df.filter(pl.col(group).cast(pl.String) == g)
-        lookup = {str(c): v for c, v in part.select(category, value).iter_rows()}
-        heights = [lookup.get(c) for c in cats]
+        cols = [category, value] + ([marks] if marks else [])
+        lookup = {str(r[0]): r[1:] for r in part.select(cols).iter_rows()}
+        heights = [lookup.get(c, (None,))[0] for c in cats]
         xs = np.arange(len(cats)) + (k - (len(groups) - 1) / 2) * width
-        ax.bar(xs, [np.nan if h is None else h for h in heights], width,
-               label=g if group else None)
+        bars = ax.bar(xs, [np.nan if h is None else h for h in heights], width,
+                      label=g if group else None)
+        if marks:
+            for x, c, bar in zip(xs, cats, bars, strict=True):
+                star = _stars(lookup[c][1]) if c in lookup else ""
+                if star:
+                    ax.text(x, bar.get_height(), star, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(cats)), cats, rotation=90 if len(cats) > 12 else 0)
     ax.set_xlabel(category)
-    ax.set_ylabel(value)
+    ax.set_ylabel(ylabel or value)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
     if group:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title=group)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(_wrap(title, min(fig_w, 24.0)), fontsize=9)
+    if footer or marks:
+        fig.text(0.01, 0.01, footer or SIGNIFICANCE_LEGEND, fontsize=7)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def coefficient_plot(df: pl.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Write a coefficient plot (``term, coef, ci_low, ci_high``, one row per term): points
+    with their confidence intervals and a line at zero."""
+    plt = _pyplot()
+    terms = df["term"].to_list()
+    coef = df["coef"].to_numpy()
+    lo, hi = df["ci_low"].to_numpy(), df["ci_high"].to_numpy()
+    fig, ax = plt.subplots(figsize=(10.0, 1.4 + 0.4 * len(terms)))
+    ys = np.arange(len(terms))[::-1]
+    ax.errorbar(coef, ys, xerr=[coef - lo, hi - coef], fmt="o", capsize=3)
+    ax.axvline(0.0, color="grey", lw=0.8, ls="--")
+    for y, c in zip(ys, coef, strict=True):
+        ax.annotate(f"{c:+.3f}", (c, y), textcoords="offset points", xytext=(0, 6),
+                    ha="center", fontsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_yticks(ys, terms)
+    ax.set_ylim(-0.6, len(terms) - 0.2)
+    ax.set_xlabel("coefficient (95% CI, errors clustered by query)")
+    if title:
+        ax.set_title(_wrap(title, 7.0), fontsize=9)  # the axes are ~7 of the 10 inches
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return out

@@ -3,7 +3,8 @@
 Everything is read through SQLAlchemy Core ``select`` statements (bound parameters only, never
 SQL assembled from user strings). The big table, ``query_results``, is fetched with only the
 columns a report needs and joined to the (small) ``runs`` table in polars; a ``--compare``
-config key such as ``train.lr`` is extracted from ``runs.config_json`` in Python.
+config key such as ``train.lr`` is extracted from ``runs.config_json`` in Python, and so are
+the ``--where KEY=VALUE`` filters (user strings never become SQL).
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ METRICS = choices.METRICS
 ARM_COLUMNS: tuple[str, ...] = ("model", "sampler", "language_sampling", "clustering")
 """``runs`` columns that name an arm directly (``--compare`` may also name a config key)."""
 
+WHOLE_ARM = "arm"
+"""``--compare arm``: the whole arm, ``sampler/language_sampling[clustering]`` (see
+:func:`arm_label`)."""
+
+WHERE_COLUMNS: tuple[str, ...] = ("sampler", "language_sampling", "clustering", "model", "seed")
+"""``runs`` columns ``--where`` may name (any other key is a dotted config key)."""
+
+NULL_VALUE = "null"
+"""``--where KEY=null`` matches runs where KEY is null or absent."""
+
 BIAS_COLUMNS: tuple[str, ...] = ("rank_distance", "same_lang_at_10", "same_lang_expected")
 
 UNIT_KEY: tuple[str, ...] = ("dataset", "split", "setting", "query_lang", "query_id")
@@ -47,6 +58,55 @@ class ReportFilter:
     dataset: str | None = None
     setting: str | None = None
     split: str | None = None
+    where: tuple[WhereClause, ...] = ()
+
+
+@dataclass(frozen=True)
+class WhereClause:
+    """One ``--where KEY=VALUE`` (or ``KEY!=VALUE``) filter on runs."""
+
+    key: str
+    value: str
+    negate: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.key}{'!=' if self.negate else '='}{self.value}"
+
+
+def describe_where(where: Sequence[WhereClause]) -> str:
+    """The clauses as one condition: ``seed=1 and train.lr in (1e-5, 2e-5) and sampler!=none``
+    (repeated ``=`` clauses on a key are alternatives)."""
+    by_key: dict[str, list[WhereClause]] = {}
+    for clause in where:
+        by_key.setdefault(clause.key, []).append(clause)
+    parts = []
+    for key, clauses in by_key.items():
+        values = [c.value for c in clauses if not c.negate]
+        if len(values) == 1:
+            parts.append(f"{key}={values[0]}")
+        elif values:
+            parts.append(f"{key} in ({', '.join(values)})")
+        parts += [str(c) for c in clauses if c.negate]
+    return " and ".join(parts)
+
+
+def parse_where(items: Sequence[str]) -> tuple[WhereClause, ...]:
+    """Parse ``KEY=VALUE`` / ``KEY!=VALUE`` strings.
+
+    Raises:
+        UsageError: an item has no ``=`` or an empty key.
+    """
+    out: list[WhereClause] = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        negate = key.endswith("!")
+        key = key[:-1] if negate else key
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--where {item!r}: expected KEY=VALUE (or KEY!=VALUE), e.g. "
+                             "sampler=hybrid or train.lr=2e-5")
+        out.append(WhereClause(key, value.strip(), negate))
+    return tuple(out)
 
 
 def metric_column(metric: str) -> str:
@@ -92,12 +152,97 @@ def _arm_label(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def load_runs(conn: Connection, filt: ReportFilter, compare: str | None = None) -> pl.DataFrame:
-    """Done runs matching ``filt`` with their arm columns (and ``arm`` if ``compare`` is set).
+def arm_label(sampler: str | None, language_sampling: str | None,
+              clustering: str | None) -> str:
+    """The whole arm of a run: ``hybrid/size``, ``hybrid/clustered[script/k=3/average/within]``,
+    ``monolingual/size``, ``none`` (an untrained run has no language sampling)."""
+    label = sampler or "none"
+    if language_sampling:
+        label += f"/{language_sampling}"
+    if clustering:
+        label += f"[{clustering}]"
+    return label
+
+
+def _as_number(text: str) -> float | None:
+    """``text`` as a number if it is a JSON number (``2e-5``, ``150``), else ``None``."""
+    try:
+        v = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+def value_matches(stored: Any, wanted: str) -> bool:
+    """Whether a run's value equals a ``--where``/``--baseline`` string.
+
+    Numbers compare as numbers (``2e-5`` matches a stored ``2e-05``, ``150`` matches
+    ``150.0``); everything else compares as its label (:func:`_arm_label`, so ``true`` matches
+    a JSON true and a list matches its compact JSON). ``null`` matches a null or absent value.
+    """
+    if stored is None or stored is _MISSING:
+        return wanted == NULL_VALUE
+    if isinstance(stored, (int, float)) and not isinstance(stored, bool):
+        number = _as_number(wanted)
+        if number is not None:
+            return float(stored) == number
+    elif isinstance(stored, str):
+        number = _as_number(stored)
+        if number is not None and _as_number(wanted) is not None:
+            return number == _as_number(wanted)
+    return _arm_label(stored) == wanted
+
+
+def _where_values(runs: pl.DataFrame, key: str) -> list[Any]:
+    """Each run's value of a ``--where`` key (``_MISSING`` for a config key it lacks)."""
+    if key in WHERE_COLUMNS:
+        return runs[key].to_list()
+    return [_config_value(c, key) for c in runs["config_json"]]
+
+
+def apply_where(runs: pl.DataFrame, where: Sequence[WhereClause]) -> pl.DataFrame:
+    """Keep the runs (a :func:`load_runs` frame with ``config_json``) matching every clause.
+
+    Clauses on different keys must all hold; several ``KEY=VALUE`` clauses on the same key
+    keep a run matching any of those values (``KEY!=VALUE`` clauses all must hold).
 
     Raises:
-        UsageError: the experiment does not exist, or ``compare`` names a config key that no
-            run has.
+        UsageError: a key is neither a runs arm column nor a config key of any run, or no run
+            is left (the message lists the values the key has).
+    """
+    by_key: dict[str, list[WhereClause]] = {}
+    for clause in where:
+        by_key.setdefault(clause.key, []).append(clause)
+    for key, clauses in by_key.items():
+        values = _where_values(runs, key)
+        if key not in WHERE_COLUMNS and runs.height and all(v is _MISSING for v in values):
+            raise UsageError(f"unknown --where key {key!r}: neither a runs arm column "
+                             f"({', '.join(WHERE_COLUMNS)}) nor a config key of any run "
+                             "(use a dotted key such as train.lr or sampling.pairing)")
+        wanted = [c.value for c in clauses if not c.negate]
+        unwanted = [c.value for c in clauses if c.negate]
+        keep = [(not wanted or any(value_matches(v, w) for w in wanted))
+                and not any(value_matches(v, u) for u in unwanted) for v in values]
+        if runs.height and not any(keep):
+            seen = sorted({NULL_VALUE if v is None or v is _MISSING else _arm_label(v)
+                           for v in values})
+            shown = " ".join(f"--where {c}" for c in clauses)
+            raise UsageError(f"no finished run matches {shown}; values of {key} among the "
+                             f"selected runs: {', '.join(seen)}")
+        runs = runs.filter(pl.Series(keep, dtype=pl.Boolean))
+    return runs
+
+
+def load_runs(conn: Connection, filt: ReportFilter, compare: str | None = None) -> pl.DataFrame:
+    """Done runs matching ``filt`` (experiment and ``--where`` clauses) with their arm
+    columns, and ``arm`` if ``compare`` is set (``arm`` for the whole arm, a runs column or a
+    dotted config key).
+
+    Raises:
+        UsageError: the experiment does not exist, a ``--where`` clause is bad or matches no
+            run, or ``compare`` names a config key that no run has.
     """
     stmt = select(Run.id.label("run_id"), Run.run_key, Run.seed, Run.model, Run.sampler,
                   Run.language_sampling, Run.clustering, Run.config_json,
@@ -117,14 +262,18 @@ def load_runs(conn: Connection, filt: ReportFilter, compare: str | None = None) 
               "sampler": pl.String, "language_sampling": pl.String, "clustering": pl.String,
               "config_json": pl.String, "experiment": pl.String}
     runs = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    runs = apply_where(runs, filt.where)
     if compare is None:
         return runs.drop("config_json")
-    if compare in ARM_COLUMNS:
+    if compare == WHOLE_ARM:
+        arm = pl.Series("arm", [arm_label(*r) for r in runs.select(
+            "sampler", "language_sampling", "clustering").iter_rows()], dtype=pl.String)
+    elif compare in ARM_COLUMNS:
         arm = runs[compare]
     else:
         values = [_config_value(c, compare) for c in runs["config_json"]]
         if runs.height and all(v is _MISSING for v in values):
-            raise UsageError(f"--compare {compare!r}: neither a runs column "
+            raise UsageError(f"--compare {compare!r}: neither {WHOLE_ARM!r}, a runs column "
                              f"({', '.join(ARM_COLUMNS)}) nor a config key of any run "
                              "(use a dotted key such as train.lr or sampling.pairing)")
         arm = pl.Series("arm", [None if v is _MISSING else _arm_label(v) for v in values],
@@ -246,8 +395,9 @@ def load_report_frame(
     where = _describe(filt)
     if runs.height == 0:
         raise UsageError(f"no finished runs{where}")
-    # Filter by run id in SQL only when it narrows the scan (an experiment was named).
-    ids = runs["run_id"].to_list() if filt.experiment is not None else None
+    # Filter by run id in SQL only when it narrows the scan (an experiment or --where).
+    narrowed = filt.experiment is not None or bool(filt.where)
+    ids = runs["run_id"].to_list() if narrowed else None
     rows = load_query_results(conn, filt, metric_columns, ids)
     df = rows.join(runs, on="run_id", how="inner")
     if df.height == 0:
@@ -259,47 +409,96 @@ def _describe(filt: ReportFilter) -> str:
     parts = [f"{k}={v!r}" for k, v in (("experiment", filt.experiment),
                                         ("dataset", filt.dataset), ("setting", filt.setting),
                                         ("split", filt.split)) if v is not None]
+    if filt.where:
+        parts.append(f"where {describe_where(filt.where)}")
     return f" for {', '.join(parts)}" if parts else ""
 
 
-def load_distances(conn: Connection, run_ids: Sequence[int],
-                   source: str | None = None) -> tuple[str | None, pl.DataFrame]:
-    """Language distances of ``source`` (default: the first source in sorted order).
+@dataclass(frozen=True)
+class Distances:
+    """Language distances for ``--regress``.
 
-    Returns the source used and a symmetric frame ``query_lang, doc_lang, distance`` (the
-    mean over runs, both orders, and distance 0 for a language with itself).
+    ``frame`` is symmetric (``query_lang, doc_lang, distance``: the mean over ``from_runs``,
+    both orders, 0 for a language with itself). ``borrowed`` is true when none of the analysed
+    runs stored distances of ``source`` and they come from other runs of the same experiment.
+    ``sources`` lists every source stored for the analysed runs' experiments.
+    """
+
+    source: str | None
+    frame: pl.DataFrame
+    from_runs: tuple[int, ...] = ()
+    borrowed: bool = False
+    sources: tuple[str, ...] = ()
+
+
+_DIST_SCHEMA = {"query_lang": pl.String, "doc_lang": pl.String, "distance": pl.Float64}
+
+
+def _experiment_runs(conn: Connection, run_ids: Sequence[int]) -> list[int]:
+    """Every run (any status) of the experiments ``run_ids`` belong to."""
+    exps = select(Run.experiment_id).where(Run.id.in_(list(run_ids))).distinct()
+    return list(conn.execute(select(Run.id).where(Run.experiment_id.in_(exps))
+                             .order_by(Run.id)).scalars())
+
+
+def load_distances(conn: Connection, run_ids: Sequence[int],
+                   source: str | None = None) -> Distances:
+    """Language distances of ``source`` for the runs ``run_ids``.
+
+    Distances describe languages, not runs, and only runs of a similarity-clustered arm store
+    them. So when none of ``run_ids`` stored ``source``, the distances of the other runs of the
+    same experiment(s) are used (``borrowed``). The default source is the first in sorted
+    order among those the analysed runs stored, else among the experiment's.
+
+    Raises:
+        UsageError: ``source`` is given but no run of these experiments stored it.
     """
     t = LanguageDistance.__table__
-    sources = sorted(conn.execute(select(t.c.source).where(t.c.run_id.in_(list(run_ids)))
-                                  .distinct()).scalars())
-    empty = pl.DataFrame(schema={"query_lang": pl.String, "doc_lang": pl.String,
-                                 "distance": pl.Float64})
-    if not sources:
-        return None, empty
+    own = sorted(conn.execute(select(t.c.source).where(t.c.run_id.in_(list(run_ids)))
+                              .distinct()).scalars())
+    siblings = _experiment_runs(conn, run_ids)
+    stored = sorted(conn.execute(select(t.c.source).where(t.c.run_id.in_(siblings))
+                                 .distinct()).scalars())
     if source is None:
-        source = sources[0]
-    elif source not in sources:
-        raise UsageError(f"unknown distance source {source!r}; allowed: {', '.join(sources)}")
-    rows = conn.execute(select(t.c.lang_a, t.c.lang_b, t.c.distance)
-                        .where(t.c.run_id.in_(list(run_ids)), t.c.source == source)).all()
-    d = pl.DataFrame(rows, schema={"query_lang": pl.String, "doc_lang": pl.String,
-                                   "distance": pl.Float64}, orient="row")
+        source = own[0] if own else (stored[0] if stored else None)
+    elif source not in stored:
+        raise UsageError(f"unknown --distance-source {source!r}; stored for these runs' "
+                         f"experiments: {', '.join(stored) or '(none)'}")
+    if source is None:
+        return Distances(None, pl.DataFrame(schema=_DIST_SCHEMA))
+    borrowed = source not in own
+    pool = siblings if borrowed else list(run_ids)
+    rows = conn.execute(select(t.c.run_id, t.c.lang_a, t.c.lang_b, t.c.distance)
+                        .where(t.c.run_id.in_(pool), t.c.source == source)).all()
+    d = pl.DataFrame(rows, schema={"run_id": pl.Int64, **_DIST_SCHEMA}, orient="row")
+    from_runs = tuple(sorted(d["run_id"].unique().to_list()))
+    d = d.drop("run_id")
     swapped = d.select(pl.col("doc_lang").alias("query_lang"),
                        pl.col("query_lang").alias("doc_lang"), "distance")
     langs = pl.concat([d["query_lang"], d["doc_lang"]]).unique()
     diag = pl.DataFrame({"query_lang": langs, "doc_lang": langs,
                          "distance": [0.0] * len(langs)})
     both = pl.concat([d, swapped, diag])
-    return source, both.group_by("query_lang", "doc_lang").agg(pl.col("distance").mean())
+    frame = both.group_by("query_lang", "doc_lang").agg(pl.col("distance").mean())
+    return Distances(source, frame, from_runs, borrowed, tuple(stored))
 
 
-def load_clusters(conn: Connection, run_ids: Sequence[int]) -> pl.DataFrame:
-    """``run_id, lang, cluster`` of the given runs."""
+def load_clusters(conn: Connection, run_ids: Sequence[int],
+                  borrow: bool = False) -> pl.DataFrame:
+    """``run_id, lang, cluster`` of the given runs; with ``borrow``, if none of them stored
+    clusters, those of the other runs of the same experiment(s)."""
     t = LanguageCluster.__table__
-    rows = conn.execute(select(t.c.run_id, t.c.lang, t.c.cluster)
-                        .where(t.c.run_id.in_(list(run_ids)))).all()
-    return pl.DataFrame(rows, schema={"run_id": pl.Int64, "lang": pl.String,
-                                      "cluster": pl.Int64}, orient="row")
+    schema = {"run_id": pl.Int64, "lang": pl.String, "cluster": pl.Int64}
+
+    def fetch(ids: Sequence[int]) -> pl.DataFrame:
+        rows = conn.execute(select(t.c.run_id, t.c.lang, t.c.cluster)
+                            .where(t.c.run_id.in_(list(ids)))).all()
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
+    out = fetch(run_ids)
+    if out.height == 0 and borrow and run_ids:
+        out = fetch(_experiment_runs(conn, run_ids))
+    return out
 
 
 def engine_for(url: str | None = None) -> Engine:

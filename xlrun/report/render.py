@@ -32,14 +32,14 @@ def _is_p(column: str) -> bool:
 
 def format_value(column: str, value: Any, null: str = NA) -> str:
     """A cell as text: floats with :data:`DECIMALS` decimals, p-values below 0.0001 in
-    scientific notation, nulls/NaN as ``null``."""
+    scientific notation (an underflowed p of 0 as ``<1e-300``), nulls/NaN as ``null``."""
     if value is None:
         return null
     if isinstance(value, float):
         if math.isnan(value):
             return null
         if _is_p(column) and value < 1e-4:
-            return f"{value:.1e}"
+            return "<1e-300" if value == 0.0 else f"{value:.1e}"  # underflow, not zero
         out = f"{value:.{DECIMALS}f}"
         return "0.0000" if out == "-0.0000" else out
     if isinstance(value, bool):

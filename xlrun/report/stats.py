@@ -6,8 +6,10 @@ Units and pairing: a *unit* is one query (``dataset, split, setting, query_lang,
 Within a cell (a language pair, a query language, ...), a unit's value for an arm is the mean
 over that arm's runs (seeds) and, for cells coarser than a language pair, over the cell's
 document languages. The paired tests and the bootstrap then work on the per-unit differences
-``arm − baseline`` over the units both arms have. Cells where an arm has no data give nulls,
-never zeros.
+``arm − baseline`` over the units both arms have. A cell's ``mean`` is the mean of the same
+per-unit values (every query counts once, however many document languages or seeds it has),
+so when every query is paired, ``delta = mean(arm) − mean(baseline)``. Cells where an arm has
+no data give nulls, never zeros.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ import polars as pl
 
 from xlrun.errors import UsageError
 from xlrun.report import choices
-from xlrun.report.query import UNIT_KEY
+from xlrun.report.query import UNIT_KEY, value_matches
 
 BY = choices.BY
 """``--by`` value → the columns that make a cell."""
 
 RUN_LABELS: tuple[str, ...] = ("run_key", "sampler", "language_sampling", "clustering", "seed")
 """Extra label columns shown for ``--by run`` (they depend on ``run_id`` only)."""
+
+
+BASELINE_MARK = "baseline"
+"""The ``mark`` of the baseline arm's rows in :func:`compare_arms` (they have no test)."""
 
 
 @dataclass(frozen=True)
@@ -217,41 +223,54 @@ def _label_columns(df: pl.DataFrame, cells: Sequence[str]) -> list[str]:
 def summarize(df: pl.DataFrame, cells: Sequence[str], value: str) -> pl.DataFrame:
     """Mean of ``value`` per cell over all runs and queries, with query and run counts.
 
-    Columns: cells (and run labels for ``run`` cells), ``mean``, ``n_queries`` (distinct
-    queries), ``n_runs``.
+    Columns: cells (and run labels for ``run`` cells, then ``arm`` if ``df`` has one),
+    ``mean``, ``n_queries`` (distinct queries), ``n_runs``.
     """
     d = with_units(_valid(df, value))
     labels = _label_columns(d, cells)
-    out = (d.group_by([*cells, *labels])
-           .agg(pl.col(value).mean().alias("mean"),
-                pl.col("unit").n_unique().cast(pl.Int64).alias("n_queries"),
-                pl.col("run_id").n_unique().cast(pl.Int64).alias("n_runs"))
-           .sort(list(cells), nulls_last=True))
-    return out
+    if list(cells) == ["run_id"] and "arm" in d.columns:
+        labels.append("arm")
+    keys = [*cells, *labels]
+    means = (d.group_by([*keys, "unit"]).agg(pl.col(value).mean())
+             .group_by(keys).agg(pl.col(value).mean().alias("mean"),
+                                 pl.len().cast(pl.Int64).alias("n_queries")))
+    runs = d.group_by(keys).agg(pl.col("run_id").n_unique().cast(pl.Int64).alias("n_runs"))
+    return (means.join(runs, on=keys, how="left", nulls_equal=True)
+            .sort(list(cells), nulls_last=True))
 
 
 def arm_order(arms: Sequence[str], baseline: str | None = None) -> list[str]:
     """Arms sorted, the baseline first (default: the first in sorted order).
 
+    A numeric baseline matches an arm with the same number (``2e-5`` names the arm
+    ``2e-05``).
+
     Raises:
-        UsageError: ``baseline`` is not one of the arms.
+        UsageError: ``baseline`` is not one of the arms (the message lists them).
     """
     ordered = sorted(set(arms))
     if baseline is None:
         return ordered
     if baseline not in ordered:
-        raise UsageError(f"--baseline {baseline!r} is not an arm; arms: {', '.join(ordered)}")
+        same = [a for a in ordered if value_matches(a, baseline)]
+        if len(same) != 1:
+            raise UsageError(f"--baseline {baseline!r} is not an arm of the selected runs; "
+                             f"arms: {', '.join(ordered)}")
+        baseline = same[0]
     return [baseline, *[a for a in ordered if a != baseline]]
 
 
 def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
-                 baseline: str | None = None, config: InferenceConfig | None = None
-                 ) -> pl.DataFrame:
+                 baseline: str | None = None, config: InferenceConfig | None = None,
+                 drop_absent: bool = False) -> pl.DataFrame:
     """Per cell and arm: mean, delta to the baseline arm, bootstrap CI and paired tests.
 
     ``df`` needs an ``arm`` column. One row per cell × arm (every arm in every cell; an arm
-    without data in a cell has null statistics). The baseline's rows have null deltas.
-    Holm's correction runs over all (cell, arm) tests; ``mark`` is from the Holm p.
+    without data in a cell has null statistics, or no row at all with ``drop_absent``, which
+    suits cells that are a run property such as the sampler). The baseline's rows have null
+    deltas.
+    Holm's correction runs over all (cell, arm) tests; ``mark`` is from the Holm p (and
+    :data:`BASELINE_MARK` on the baseline's rows).
 
     Columns: cells, ``arm, mean, n_queries, n_runs, n_paired, delta, ci_low, ci_high, p_t,
     p_rand, p_holm, mark``.
@@ -266,10 +285,13 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
     if len(arms) < 2:
         raise UsageError(f"--compare needs at least two arms; found only {arms!r}")
     base = arms[0]
-    desc = (d.group_by([*cells, "arm"])
+    desc = (d.group_by([*cells, "arm", "unit"]).agg(pl.col(value).mean())
+            .group_by([*cells, "arm"])
             .agg(pl.col(value).mean().alias("mean"),
-                 pl.col("unit").n_unique().cast(pl.Int64).alias("n_queries"),
-                 pl.col("run_id").n_unique().cast(pl.Int64).alias("n_runs")))
+                 pl.len().cast(pl.Int64).alias("n_queries"))
+            .join(d.group_by([*cells, "arm"])
+                  .agg(pl.col("run_id").n_unique().cast(pl.Int64).alias("n_runs")),
+                  on=[*cells, "arm"], how="left", nulls_equal=True))
     # Seed (and doc-language) averaged value per unit, one column per arm.
     code = {a: f"__arm{i}" for i, a in enumerate(arms)}
     per_unit = (d.group_by([*cells, "unit", "arm"]).agg(pl.col(value).mean())
@@ -307,6 +329,10 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
     out = (out.with_columns(pl.col("arm").replace_strict(rank, return_dtype=pl.Int64)
                             .alias("__rank"))
            .sort([*cells, "__rank"], nulls_last=True).drop("__rank"))
+    out = out.with_columns(pl.when(pl.col("arm") == base).then(pl.lit(BASELINE_MARK))
+                           .otherwise(pl.col("mark")).alias("mark"))
+    if drop_absent:
+        out = out.filter(pl.col("n_queries").is_not_null())
     return out.select(*cells, "arm", "mean", "n_queries", "n_runs", "n_paired", "delta",
                       "ci_low", "ci_high", "p_t", "p_rand", "p_holm", "mark")
 
@@ -318,7 +344,7 @@ def bias_table(df: pl.DataFrame, cells: Sequence[str]) -> pl.DataFrame:
     ``same_lang_expected``, ``same_lang_excess`` (mean of at_10 − expected), ``n_queries``,
     ``n_runs``. Only rows with bias columns (the ``multi`` setting) count.
     """
-    keys = [*cells, *(["arm"] if "arm" in df.columns else [])]
+    keys = [*cells, *_label_columns(df, cells), *(["arm"] if "arm" in df.columns else [])]
     d = with_units(df.filter(pl.col("rank_distance").is_not_null()
                              | pl.col("same_lang_at_10").is_not_null()))
     if d.height == 0:
@@ -380,8 +406,36 @@ def regression_frame(df: pl.DataFrame, value: str, distances: pl.DataFrame,
             .sort(["unit", "doc_lang", "arm"]))
 
 
-def _design(frame: pl.DataFrame, arms: list[str]) -> tuple[np.ndarray, list[str], np.ndarray,
-                                                           np.ndarray]:
+def _independent_columns(X: np.ndarray, names: Sequence[str]) -> list[int]:
+    """Indices of the columns kept, in order: a column is dropped when it is constant (other
+    than the intercept) or a linear combination of the columns kept before it (e.g.
+    ``same_cluster`` when clusters are exactly the languages at distance 0)."""
+    keep = [0]
+    scale = np.sqrt((X * X).sum(axis=0)) + 1e-300
+    gram = (X / scale).T @ (X / scale)  # k × k: cheap however many rows
+    for j in range(1, X.shape[1]):
+        if np.ptp(X[:, j]) == 0:
+            continue
+        idx = [*keep, j]
+        eig = np.linalg.eigvalsh(gram[np.ix_(idx, idx)])
+        if eig[0] > 1e-10 * eig[-1]:
+            keep.append(j)
+    return keep
+
+
+@dataclass(frozen=True)
+class Design:
+    """The regression's design matrix: ``X`` (kept columns), their ``names``, response ``y``,
+    cluster ``groups`` (the query) and the ``dropped`` (constant or collinear) term names."""
+
+    X: np.ndarray
+    names: list[str]
+    y: np.ndarray
+    groups: np.ndarray
+    dropped: list[str]
+
+
+def _design(frame: pl.DataFrame, arms: list[str]) -> Design:
     n = frame.height
     cols: list[np.ndarray] = [np.ones(n)]
     names = ["intercept"]
@@ -405,25 +459,40 @@ def _design(frame: pl.DataFrame, arms: list[str]) -> tuple[np.ndarray, list[str]
             cols.append((values == level).astype(np.float64))
             names.append(f"{col}[{level}]")
     X = np.column_stack(cols)
-    keep = [0] + [j for j in range(1, X.shape[1]) if np.ptp(X[:, j]) > 0]
-    return (X[:, keep], [names[j] for j in keep], frame["y"].to_numpy().astype(np.float64),
-            frame["unit"].to_numpy())
+    keep = _independent_columns(X, names)
+    dropped = [names[j] for j in range(X.shape[1]) if j not in set(keep)]
+    return Design(X[:, keep], [names[j] for j in keep],
+                  frame["y"].to_numpy().astype(np.float64), frame["unit"].to_numpy(), dropped)
 
 
-def regress(df: pl.DataFrame, value: str, distances: pl.DataFrame, clusters: pl.DataFrame,
-            baseline: str | None = None, level: float = 0.95,
-            mixed: bool = True, fixed_effects: bool = False) -> pl.DataFrame:
-    """Per-query metric ~ arm × distance + same_cluster + query/doc-language fixed effects.
+@dataclass(frozen=True)
+class RegressionResult:
+    """A fitted regression: the coefficient ``table`` (see :func:`regress`), the terms
+    ``dropped`` as constant or collinear, the number of rows and of queries, and the arms
+    (baseline first)."""
 
-    Fits OLS with errors clustered by query and (if ``mixed``) a linear mixed model with a
-    random intercept per query. Returns a coefficient table: ``model, term, coef, std_err,
-    stat, p, ci_low, ci_high`` (fixed-effect terms only if ``fixed_effects``).
+    table: pl.DataFrame
+    dropped: list[str]
+    n_rows: int
+    n_queries: int
+    arms: list[str]
+
+
+def fit_regression(df: pl.DataFrame, value: str, distances: pl.DataFrame,
+                   clusters: pl.DataFrame, baseline: str | None = None, level: float = 0.95,
+                   mixed: bool = True, fixed_effects: bool = False) -> RegressionResult:
+    """:func:`regress` with what was left out of the model (see :class:`RegressionResult`).
+
+    Terms that are constant or a linear combination of earlier terms are dropped before
+    fitting (first the arm and distance terms are kept, then ``same_cluster``, then the
+    language fixed effects), so the fit never fails on a singular design.
     """
     import statsmodels.api as sm
 
     frame = regression_frame(df, value, distances, clusters)
     arms = arm_order(frame["arm"].unique().to_list(), baseline)
-    X, names, y, groups = _design(frame, arms)
+    design = _design(frame, arms)
+    X, names, y, groups = design.X, design.names, design.y, design.groups
     if X.shape[0] <= X.shape[1]:
         raise UsageError(f"--regress: too few rows ({X.shape[0]}) for {X.shape[1]} terms")
     alpha = 1.0 - level
@@ -452,4 +521,19 @@ def regress(df: pl.DataFrame, value: str, distances: pl.DataFrame, clusters: pl.
             np.asarray(mm.conf_int(alpha))[:k])
     schema = {"model": pl.String, "term": pl.String, "coef": pl.Float64, "std_err": pl.Float64,
               "stat": pl.Float64, "p": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64}
-    return pl.DataFrame(rows, schema=schema)
+    return RegressionResult(pl.DataFrame(rows, schema=schema), design.dropped, frame.height,
+                            int(np.unique(groups).size), arms)
+
+
+def regress(df: pl.DataFrame, value: str, distances: pl.DataFrame, clusters: pl.DataFrame,
+            baseline: str | None = None, level: float = 0.95,
+            mixed: bool = True, fixed_effects: bool = False) -> pl.DataFrame:
+    """Per-query metric ~ arm × distance + same_cluster + query/doc-language fixed effects.
+
+    Fits OLS with errors clustered by query and (if ``mixed``) a linear mixed model with a
+    random intercept per query. Returns a coefficient table: ``model, term, coef, std_err,
+    stat, p, ci_low, ci_high`` (fixed-effect terms only if ``fixed_effects``; terms dropped as
+    constant or collinear are absent, see :func:`fit_regression`).
+    """
+    return fit_regression(df, value, distances, clusters, baseline, level, mixed,
+                          fixed_effects).table
