@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any
 
 import click
 
-from xlrun.errors import XlrunError
+from xlrun.cli.common import handle_errors as _handle_errors
 from xlrun.report.choices import BY, FORMATS, METRICS
-
-
-def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print an :class:`XlrunError` as ``Error: ...`` and exit with its code."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except XlrunError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(e.exit_code)
-
-    return wrapper
 
 
 def _emit(text: str, out: str | None) -> None:
