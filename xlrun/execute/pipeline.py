@@ -255,7 +255,9 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
                 encoder = _train(engine, run_id, config, encoder, workdir, progress, beat,
                                  engine.url.render_as_string(hide_password=False))
             _evaluate(engine, run_id, config, encoder, progress)
-        store.finish_run(engine, run_id, "done", worker=worker)
+        if not store.finish_run(engine, run_id, "done", worker=worker):
+            # reclaimed while we evaluated: the other worker's (identical) result set stands
+            raise ClaimLost(f"run {run_id} was reclaimed by another worker before it finished")
         return RunOutcome(run_id, "done", time.perf_counter() - t0)
     except KeyboardInterrupt:
         store.finish_run(engine, run_id, "queued", error="interrupted", worker=worker)
