@@ -136,3 +136,29 @@ def test_runs_cascade(db_url: str, tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(Run.__table__.delete().where(Run.__table__.c.id == rid))
     assert store.count_rows(engine, QueryResult.__table__) == 0
+
+
+def test_bulk_path_keeps_values_exactly(db_url: str, tmp_path: Path) -> None:
+    """The COPY / executemany fast path round-trips NULLs, floats, booleans and odd strings."""
+    engine = get_engine(db_url)
+    rid = store.submit_runs(engine, "s", SPEC, compiled(tmp_path)).run_ids[0]
+    odd = ['q,1', 'q"2', "q\n3", "q\\N", "ü 北京"]
+    ret = pl.DataFrame({
+        "dataset": ["d"] * 5, "split": ["test"] * 5, "setting": ["multi"] * 5,
+        "query_lang": ["en"] * 5, "doc_lang": ["all"] * 5, "query_id": odd,
+        "rank": [1, 2, 3, 4, 5], "doc_id": ["", "a,b", 'c"d', "e\\f", "g"],
+        "score": [0.1 + 0.2, -1e-300, 1 / 3, 123456.789012345, 0.0],
+        "is_relevant": [True, False, True, False, True]})
+    frames = _frames(2, 0.5)
+    frames["retrieved"] = ret
+    store.write_results(engine, rid, "d", "test", frames)
+    from xlrun.db.models import Retrieved
+
+    t = Retrieved.__table__
+    with engine.connect() as conn:
+        got = conn.execute(select(t.c.query_id, t.c.doc_id, t.c.score, t.c.is_relevant)
+                           .where(t.c.run_id == rid).order_by(t.c.rank)).all()
+        qr = conn.execute(select(QueryResult.__table__.c.rank_distance)).scalars().all()
+    assert [tuple(r) for r in got] == list(zip(ret["query_id"], ret["doc_id"], ret["score"],
+                                               ret["is_relevant"], strict=True))
+    assert qr == [None, None]
