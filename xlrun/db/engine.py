@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,7 +110,10 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         if not db or db == ":memory:":
             yield
             return
-        with open(f"{db}.migrate.lock", "w") as fh:
+        # the lock file lives in the temp dir (not beside the user's database); workers on
+        # one SQLite file share a machine, so they share this path
+        key = hashlib.sha256(str(Path(db).resolve()).encode()).hexdigest()[:16]
+        with open(Path(tempfile.gettempdir()) / f"xlrun-migrate-{key}.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
