@@ -49,8 +49,7 @@ if [ ! -f /tmp/me5/config.json ]; then
 fi
 export XLRUN_E5=/tmp/me5 XLRUN_MLQAR="$PWD/.device/data/mlqa-r" XLRUN_XQUADR="$PWD/.device/data/xquad-r"
 export XLRUN_DB="sqlite:///$WORK/study.db" XLRUN_OUTPUT="$WORK/xlrun-out"
-SPECS=(experiments/lareqa_study.toml experiments/lareqa_study_b.toml
-       experiments/lareqa_study_baselines.toml experiments/lareqa_study_baselines_b.toml)
+SPECS=(experiments/lareqa_study.toml experiments/lareqa_study_b.toml)   # A and B: 36 runs each
 
 start=$(date +%s)
 if [ -f .device/state/study-export.tar ]; then       # resume: what earlier calls finished
