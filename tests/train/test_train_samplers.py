@@ -233,3 +233,28 @@ def test_errors():
                      corpus_of(SIZES), 8, seed=0, clusters=[["de"], ["en"]])
     with pytest.raises(SpecError, match="sampling.strategy"):
         make_sampler(sampling(strategy="nope"), corpus_of(SIZES), 8, seed=0)
+
+
+def test_size_cluster_choice_keeps_the_language_marginal():
+    """Clustered by size: monolingual batches draw each language as often as unclustered size
+    sampling does (the clustered arm changes who shares batches, not language frequencies)."""
+    sizes = {"de": 40, "en": 80, "es": 120, "ar": 160, "hi": 60, "vi": 100}
+    corpus = corpus_of(sizes)
+    clusters = [["ar", "de", "en"], ["es", "hi"], ["vi"]]
+    n = 4000
+    plain = make_sampler(sampling(strategy="monolingual", language_sampling="size"),
+                         corpus, 4, seed=3)
+    clustered = make_sampler(sampling(strategy="monolingual", language_sampling="clustered",
+                                      cluster_choice="size"), corpus, 4, seed=3,
+                             clusters=clusters)
+    langs = sorted(sizes)
+    w = np.array([sizes[x] for x in langs], dtype=float)
+    expected = w / w.sum() * n
+    for s in (plain, clustered):
+        counts = Counter(b.items[0].query_lang for b in run(s, n))
+        assert chisquare([counts[x] for x in langs], expected).pvalue > 1e-3
+    # uniform cluster choice does not keep it: the singleton cluster [vi] gets a third
+    uni = make_sampler(sampling(strategy="monolingual", language_sampling="clustered",
+                                cluster_choice="uniform"), corpus, 4, seed=3, clusters=clusters)
+    counts = Counter(b.items[0].query_lang for b in run(uni, n))
+    assert chisquare([counts[x] for x in langs], expected).pvalue < 1e-3

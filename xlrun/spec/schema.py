@@ -65,7 +65,7 @@ class SamplingSection:
     temperature: float = 1.0
     mono_ratio: float = 0.5
     pairing: Pairing = "within"
-    cluster_choice: Literal["uniform", "size"] = "uniform"
+    cluster_choice: Literal["size", "uniform"] = "size"
     clusters: list[list[str]] = field(default_factory=list)
     similarity: str = "manual"
     n_clusters: int = 0

@@ -15,8 +15,12 @@ Language choice (``sampling.language_sampling``):
 * ``uniform``: every language has the same weight.
 * ``size``: weight ``n_X ** temperature`` where ``n_X`` is the number of examples in X
   (temperature 1 = proportional to dataset size).
-* ``clustered``: first a cluster (``cluster_choice``: ``uniform``, or ``size`` = the total
-  number of examples of its languages), then languages inside it by ``n_X ** temperature``.
+* ``clustered``: first a cluster (``cluster_choice``: ``size`` (default) = the sum of its
+  languages' weights ``n_X ** temperature``, or ``uniform``), then languages inside it by
+  ``n_X ** temperature``. With ``size``, the query-language marginal of monolingual batches
+  equals that of the unclustered ``size`` arm, so a clustered-vs-random comparison changes
+  which languages share cross-lingual batches, not how often each language is trained on
+  (``uniform`` over-samples small clusters: a singleton cluster gets a whole cluster's share).
   ``pairing``: ``within`` (X and Y in the chosen cluster), ``across`` (X in the chosen
   cluster, Y outside it), ``cluster_batch`` (one cluster per batch; every pair of the batch
   draws its own languages inside that cluster, so languages mix within the batch).
@@ -298,7 +302,9 @@ class BatchSampler:
         """Choose a cluster (restricted to clusters that can give a cross pair if ``cross``)."""
         cands = [c for c in self.clusters if not cross or self._cluster_pairs(c)]
         if self.sampling.cluster_choice == "size":
-            w = np.array([sum(self.sizes[self._lang_index[x]] for x in c) for c in cands])
+            # the sum of its languages' weights: for monolingual batches each language is then
+            # drawn exactly as often as under unclustered sampling with the same weights
+            w = np.array([sum(self.weights[self._lang_index[x]] for x in c) for c in cands])
         else:
             w = np.ones(len(cands))
         return cands[int(rng.choice(len(cands), p=w / w.sum()))]
