@@ -113,3 +113,46 @@ def test_multi_process_training_with_torchrun(tmp_path: Path) -> None:
     # global batch = per-device batch (8) × 2 ranks, recorded once (by rank 0)
     assert len(pairs) == 6 and all(n == 16 for _, n in pairs)
     assert max_logged_step(url, rid) == 6
+
+
+@pytest.mark.slow
+def test_resubmitting_after_a_crash_resumes_at_once(tmp_path: Path) -> None:
+    """kill -9 of `xlrun submit`, then the same command again: the orphaned run is taken
+    back immediately (its worker process is gone) and resumes from its checkpoint."""
+    _, rid = enqueue(tmp_path, steps=60)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(out=tmp_path / "out", steps=60, gpus=1))
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
+    cmd = [sys.executable, "-m", "xlrun", "submit", str(spec), "--db", url, "--device", "cpu"]
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while max_logged_step(url, rid) < 15:
+        assert first.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert store.get_run(get_engine(url), rid)["status"] == "running"
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert "worker on this machine is gone" in out and "resumed from the checkpoint" in out
+    assert store.get_run(get_engine(url), rid)["status"] == "done"
+
+
+@pytest.mark.slow
+def test_sigterm_puts_the_run_back_in_the_queue(tmp_path: Path) -> None:
+    """SLURM's time limit or a plain `kill` (SIGTERM) is handled like Ctrl-C."""
+    url, rid = enqueue(tmp_path, steps=400)
+    proc = worker(url, tmp_path)
+    deadline = time.time() + 180
+    while max_logged_step(url, rid) < 5:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    row = store.get_run(get_engine(url), rid)
+    assert row["status"] == "queued" and row["error"] == "interrupted"

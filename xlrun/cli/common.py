@@ -30,6 +30,17 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def sigterm_as_interrupt() -> None:
+    """Treat SIGTERM (SLURM time limit, preemption, ``kill``) like Ctrl-C: the current run goes
+    back to the queue instead of being left ``running``."""
+    import signal
+
+    def handler(signum, frame):  # noqa: ANN001, ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def console():  # noqa: ANN201
     """A rich console on stdout (plain text when not a terminal)."""
     from rich.console import Console

@@ -92,9 +92,11 @@ def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tup
         ).submit(engine, result.run_ids)
         click.echo(f"submitted {len(jobs)} SLURM jobs")
         return
+    from xlrun.cli.common import sigterm_as_interrupt
     from xlrun.execute.local import LocalExecutor
     from xlrun.execute.progress import RichProgress
 
+    sigterm_as_interrupt()
     with RichProgress() as progress:
         try:
             outcomes = LocalExecutor(device=device,

@@ -26,10 +26,12 @@ from xlrun.cli.common import db_option, handle_errors
 def worker(db_url: str | None, max_runs: int, device: str, run_ids: tuple[int, ...],
            heartbeat_s: float, stale_after_s: float, wait: bool, poll_s: float) -> None:
     """Claim queued runs atomically and execute them (many workers may share one database)."""
+    from xlrun.cli.common import sigterm_as_interrupt
     from xlrun.db.engine import get_engine
     from xlrun.execute.progress import RichProgress
     from xlrun.execute.worker import WorkerOptions, run_worker
 
+    sigterm_as_interrupt()
     engine = get_engine(db_url)
     options = WorkerOptions(device=device, max_runs=max_runs, run_ids=run_ids or None,
                             heartbeat_s=heartbeat_s, stale_after_s=stale_after_s, wait=wait,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -169,6 +170,44 @@ def set_run_device(engine: Engine, run_id: int, device: str) -> None:
     run_t = Run.__table__
     with engine.begin() as conn:
         conn.execute(update(run_t).where(run_t.c.id == run_id).values(device=device))
+
+
+def reclaim_dead_local(engine: Engine, host: str | None = None) -> list[int]:
+    """Requeue ``running`` runs held by a process of this host that no longer exists.
+
+    Worker names are ``host:pid:tag``; a run whose worker process is gone (killed, crashed
+    machine session) would otherwise wait for the heartbeat timeout.
+    """
+    host = host or socket.gethostname()
+    run_t = Run.__table__
+    with engine.connect() as conn:
+        held = conn.execute(select(run_t.c.id, run_t.c.worker).where(
+            run_t.c.status == "running", run_t.c.worker.like(f"{host}:%"))).all()
+    dead = []
+    for rid, worker in held:
+        parts = worker.split(":")
+        if len(parts) >= 2 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            dead.append((rid, worker))
+    reclaimed = []
+    with engine.begin() as conn:
+        for rid, worker in dead:
+            res = conn.execute(update(run_t).where(run_t.c.id == rid, run_t.c.worker == worker,
+                                                   run_t.c.status == "running")
+                               .values(status="queued", worker=None,
+                                       error=f"reclaimed: worker {worker} is gone"))
+            if res.rowcount == 1:
+                reclaimed.append(rid)
+    return reclaimed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def finish_run(engine: Engine, run_id: int, status: str, error: str | None = None,

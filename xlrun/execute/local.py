@@ -37,6 +37,8 @@ class LocalExecutor:
         progress = progress or NullProgress()
         worker = worker_name()
         outcomes: list[RunOutcome] = []
+        for rid in store.reclaim_dead_local(engine):
+            progress.log(f"run {rid}: its worker on this machine is gone; resuming it")
         with progress.task("runs", len(run_ids)) as bar:
             while True:
                 run_id = store.claim_run(engine, worker, run_ids, device=self.device)

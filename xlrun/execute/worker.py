@@ -43,7 +43,8 @@ def run_worker(engine: Engine, options: WorkerOptions,
     name = worker_name(options.tag)
     outcomes: list[RunOutcome] = []
     while not options.max_runs or len(outcomes) < options.max_runs:
-        reclaimed = store.reclaim_stale(engine, utcnow() - timedelta(seconds=options.stale_after_s))
+        reclaimed = store.reclaim_dead_local(engine) + store.reclaim_stale(
+            engine, utcnow() - timedelta(seconds=options.stale_after_s))
         for rid in reclaimed:
             progress.log(f"reclaimed run {rid} (its worker stopped heartbeating)")
         run_id = store.claim_run(engine, name, options.run_ids, device=options.device)
