@@ -106,3 +106,46 @@ def test_manual_clusters_validated(spec_dir: Path) -> None:
     with pytest.raises(SpecError) as err:
         compile_text(text, spec_dir)
     assert err.value.path == "sampling.clusters"
+
+
+QS = """
+[experiment]
+name = "v"
+[model]
+name = "quickstart:tiny"
+[train_data]
+source = "quickstart"
+languages = ["en", "de", "ru"]
+[train]
+steps = 3
+batch_size = 4
+[[eval]]
+dataset = "quickstart"
+languages = ["en", "de"]
+"""
+
+
+@pytest.mark.parametrize("edit, path, needle", [
+    (('languages = ["en", "de"]', 'languages = ["en", "ja"]'), "eval[0].languages[1]",
+     "has no language 'ja'"),
+    (('dataset = "quickstart"', 'dataset = "quickstart"\nbatch_size = 0'), "eval[0].batch_size",
+     "1 or more"),
+    (('dataset = "quickstart"', 'dataset = "quickstart"\nsplit = "bogus"'), "eval[0].split",
+     "no such split"),
+    (('dataset = "quickstart"', 'dataset = "quickstart"\nsettings = ["mono", "mono"]'),
+     "eval[0].settings", "named twice"),
+    (("batch_size = 4", "batch_size = 4\nlog_every = 0"), "train.log_every", "1 or more"),
+    (("batch_size = 4", "batch_size = 4\nhard_negatives = -2"), "train.hard_negatives",
+     "0 or more"),
+    (("[train]", '[sampling]\nlanguage_sampling = "clustered"\nsimilarity = "script"\n'
+                 "n_clusters = 5\n[train]"), "sampling.n_clusters", "more clusters"),
+    (("[train]", "[executor]\nheartbeat_s = 30\nstale_after_s = 40\n[train]"),
+     "executor.stale_after_s", "twice"),
+])
+def test_values_that_would_fail_after_training_fail_at_submit(
+        tmp_path: Path, edit: tuple[str, str], path: str, needle: str) -> None:
+    text = QS.replace(*edit)
+    assert text != QS
+    with pytest.raises(SpecError) as err:
+        compile_text(text, tmp_path)
+    assert err.value.path == path and needle in str(err.value), str(err.value)

@@ -253,6 +253,12 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
     raw = {k: (interpolate(v, k) if k != "grid" else v) for k, v in raw.items()}
     experiment = build_section(ExperimentSection, raw["experiment"], "experiment")
     executor = build_section(ExecutorSection, raw.get("executor", {}), "executor")
+    if executor.heartbeat_s < 1:
+        raise SpecError("executor.heartbeat_s", "must be 1 or more", value=executor.heartbeat_s)
+    if executor.stale_after_s < 2 * executor.heartbeat_s:
+        raise SpecError("executor.stale_after_s", "must be at least twice executor.heartbeat_s "
+                        "(else live runs look dead)", value=executor.stale_after_s,
+                        allowed=f">= {2 * executor.heartbeat_s}")
     evals_raw = raw["eval"]
     if not isinstance(evals_raw, list) or not evals_raw:
         raise SpecError("eval", "expected one or more [[eval]] tables", value=evals_raw)
@@ -318,12 +324,52 @@ def _langs(codes: list[str], key: str) -> list[str]:
                         + (", ".join(e.suggestions) or "none")) from e
 
 
+def _at_least(run: RunConfig, minima: dict[str, float]) -> None:
+    for key, low in minima.items():
+        section, name = key.split(".")
+        value = getattr(getattr(run, section), name)
+        if value < low:
+            raise SpecError(key, f"must be {low} or more", value=value)
+
+
+def _validate_eval(i: int, e: EvalSection) -> EvalSection:
+    """Checks of one ``[[eval]]`` table that need no data loading."""
+    from xlrun.evaluate.tasks import known_languages, known_splits
+    from xlrun.registry import check_dataset
+
+    where = f"eval[{i}]"
+    check_dataset(e.dataset, f"{where}.dataset")
+    _check_exists(e.path, f"{where}.path")
+    for name, low in (("top_k", 0), ("batch_size", 1), ("max_length", 0),
+                      ("max_queries_per_language", 0)):
+        if getattr(e, name) < low:
+            raise SpecError(f"{where}.{name}", f"must be {low} or more", value=getattr(e, name))
+    if not e.settings:
+        raise SpecError(f"{where}.settings", "name at least one setting", value=e.settings,
+                        allowed=["mono", "cross", "multi"])
+    if len(set(e.settings)) != len(e.settings):
+        raise SpecError(f"{where}.settings", "a setting is named twice", value=e.settings)
+    splits = known_splits(e.dataset)
+    if splits is not None and e.split not in splits:
+        raise SpecError(f"{where}.split", f"dataset {e.dataset!r} has no such split",
+                        value=e.split, allowed=splits)
+    langs = _langs(e.languages, f"{where}.languages")
+    available = known_languages(e)
+    if available is not None:
+        for j, lang in enumerate(langs):
+            if lang not in available:
+                raise SpecError(f"{where}.languages[{j}]",
+                                f"dataset {e.dataset!r} has no language {lang!r}",
+                                value=e.languages[j], allowed=sorted(available))
+    return dataclasses.replace(e, languages=langs)
+
+
 def validate_run(run: RunConfig, where: str = "") -> RunConfig:
     """Semantic checks on one resolved run; returns it with language codes normalised.
 
     ``where`` is prepended to messages for values that come from a grid point.
     """
-    from xlrun.registry import check_dataset, check_sampler, check_similarity
+    from xlrun.registry import check_sampler, check_similarity
 
     t, s, td = run.train, run.sampling, run.train_data
     if t.steps < 0:
@@ -341,6 +387,12 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
         raise SpecError("train.grad_accum", "must be 1 or more", value=t.grad_accum)
     if t.gpus < 1:
         raise SpecError("train.gpus", "must be 1 or more", value=t.gpus)
+    _at_least(run, {"train.log_every": 1, "train.checkpoint_every": 0,
+                    "train.grad_cache_chunk": 0, "train.hard_negatives": 0,
+                    "train.max_grad_norm": 0, "train.weight_decay": 0,
+                    "model.query_max_length": 1, "model.passage_max_length": 1,
+                    "train_data.max_per_language": 0, "sampling.n_clusters": 0,
+                    "sampling.distance_threshold": 0})
     if not 0.0 <= s.mono_ratio <= 1.0:
         raise SpecError("sampling.mono_ratio", "must be within [0, 1]", value=s.mono_ratio)
     if s.temperature <= 0:
@@ -387,16 +439,11 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
             raise SpecError("sampling.pairing", "'across' pairing needs two or more clusters",
                             value=s.pairing)
     _check_exists(run.model.name, "model.name")
-    evals = []
-    for i, e in enumerate(run.eval):
-        check_dataset(e.dataset, f"eval[{i}].dataset")
-        _check_exists(e.path, f"eval[{i}].path")
-        if e.top_k < 0:
-            raise SpecError(f"eval[{i}].top_k", "must be 0 or more", value=e.top_k)
-        if not e.settings:
-            raise SpecError(f"eval[{i}].settings", "name at least one setting", value=e.settings,
-                            allowed=["mono", "cross", "multi"])
-        evals.append(dataclasses.replace(e, languages=_langs(e.languages, f"eval[{i}].languages")))
+    if td_langs and s.language_sampling == "clustered" and s.n_clusters > len(td_langs):
+        raise SpecError("sampling.n_clusters", f"more clusters than the {len(td_langs)} "
+                        "training languages", value=s.n_clusters,
+                        allowed=f"1 to {len(td_langs)}")
+    evals = [_validate_eval(i, e) for i, e in enumerate(run.eval)]
     if t.steps == 0:
         # Nothing is trained: sampling, training data and seed cannot change the result, so
         # they are reset to their defaults and such runs share one run key.

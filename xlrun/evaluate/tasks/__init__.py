@@ -24,3 +24,31 @@ from xlrun.evaluate.tasks import hf_style, lareqa, local, quickstart  # noqa: E4
 def load_dataset(cfg: EvalSection) -> EvalData:
     """Load the dataset an ``[[eval]]`` section names (SpecError for unknown names)."""
     return DATASETS.get(cfg.dataset, "eval.dataset")(cfg)
+
+
+def known_splits(dataset: str) -> tuple[str, ...] | None:
+    """The splits a dataset has (None: any name is accepted, e.g. ``local``)."""
+    from xlrun.evaluate.tasks.hf_style import MIRACL_SPLITS, MLDR_SPLITS
+    from xlrun.quickstart.corpus import SPLITS
+
+    return {"mldr": MLDR_SPLITS, "miracl": MIRACL_SPLITS, "quickstart": SPLITS}.get(dataset)
+
+
+def known_languages(cfg: EvalSection) -> list[str] | None:
+    """The languages an ``[[eval]]`` section can use, when they are known before loading:
+    the quickstart's, or the files present in a local LAReQA folder (None: unknown)."""
+    from pathlib import Path
+
+    if cfg.dataset == "quickstart":
+        from xlrun.quickstart.corpus import LANGUAGES
+
+        return list(LANGUAGES)
+    if cfg.dataset in ("mldr", "miracl"):
+        from xlrun.evaluate.tasks.hf_style import MIRACL_LANGUAGES, MLDR_LANGUAGES
+
+        return list(MLDR_LANGUAGES if cfg.dataset == "mldr" else MIRACL_LANGUAGES)
+    if cfg.dataset in ("xquad-r", "mlqa-r") and cfg.path and Path(cfg.path).is_dir():
+        from xlrun.data.lareqa import available_languages
+
+        return available_languages(cfg.path)
+    return None
