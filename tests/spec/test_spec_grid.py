@@ -32,7 +32,8 @@ def test_zip_moves_axes_together(spec_dir: Path) -> None:
                     'zip = [["sampling.strategy", "sampling.mono_ratio"]]', spec_dir)
     assert len(runs) == 3 * 2
     pairs = {(r.config.sampling.strategy, r.config.sampling.mono_ratio) for r in runs}
-    assert pairs == {("hybrid", 0.5), ("monolingual", 1.0), ("hybrid", 0.2)}
+    # mono_ratio means nothing to the monolingual sampler: it is reset to its default
+    assert pairs == {("hybrid", 0.5), ("monolingual", 0.5), ("hybrid", 0.2)}
 
 
 def test_nested_table_form(spec_dir: Path) -> None:
@@ -54,7 +55,7 @@ def test_run_key_stable_and_sensitive(spec_dir: Path) -> None:
     # editing one grid value adds exactly one new run
     d = runs_for("seeds = [1, 3]", spec_dir)
     assert len({r.run_key for r in a} & {r.run_key for r in d}) == 1
-    assert run_key(a[0].config) == a[0].run_key
+    assert run_key(a[0].config, spec_dir) == a[0].run_key
 
 
 def test_untrained_runs_collapse(spec_dir: Path) -> None:
@@ -85,3 +86,25 @@ def test_grid_paths_resolve_against_the_spec_folder(spec_dir: Path) -> None:
     runs = runs_for('"train_data.path" = ["train.jsonl", "other.jsonl"]', spec_dir)
     assert sorted(r.config.train_data.path for r in runs) == [
         str(spec_dir / "other.jsonl"), str(spec_dir / "train.jsonl")]
+
+
+def test_unused_sampling_fields_do_not_split_runs(spec_dir: Path) -> None:
+    runs = runs_for('"sampling.language_sampling" = ["size", "clustered"]\n'
+                    '"sampling.pairing" = ["within", "across"]\n'
+                    '"sampling.clusters" = [[["en"], ["de"]]]', spec_dir)
+    # size × {within, across} is one run; clustered × {within, across} are two
+    assert sorted(r.config.clustering or "-" for r in runs) == [
+        "-", "manual/across", "manual/within"]
+
+
+def test_run_keys_survive_moving_the_project(tmp_path: Path) -> None:
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        folder.mkdir()
+        (folder / "train.jsonl").write_text('{"query": "q", "passage": "p", "lang": "en"}\n')
+        (folder / "evaldir").mkdir()
+    keys = [[r.run_key for r in runs_for("seeds = [1, 2]", f)] for f in (a, b)]
+    assert keys[0] == keys[1]
+    shutil.rmtree(b)

@@ -41,9 +41,26 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def run_key(config: RunConfig) -> str:
-    """A stable 16-hex-digit key of the fully resolved run config."""
-    return hashlib.sha256(canonical_json(config.to_dict()).encode()).hexdigest()[:16]
+def _relative(obj: Any, base: str) -> Any:
+    if isinstance(obj, str) and obj.startswith(base):
+        return "./" + obj[len(base):]
+    if isinstance(obj, dict):
+        return {k: _relative(v, base) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_relative(v, base) for v in obj]
+    return obj
+
+
+def run_key(config: RunConfig, base_dir: str | Path | None = None) -> str:
+    """A stable 16-hex-digit key of the fully resolved run config.
+
+    Paths inside ``base_dir`` (the spec's folder) are hashed relative to it, so moving a
+    project (spec and data together) to another machine keeps its run keys.
+    """
+    d = config.to_dict()
+    if base_dir:
+        d = _relative(d, str(Path(base_dir).resolve()).rstrip("/") + "/")
+    return hashlib.sha256(canonical_json(d).encode()).hexdigest()[:16]
 
 
 def apply_override(config: RunConfig, key: str, value: Any) -> RunConfig:
@@ -99,7 +116,7 @@ def compile_spec(spec: Spec) -> list[CompiledRun]:
                 raise SpecError(e.path, f"{e.args[0].split(': ', 1)[1]} (in the grid point {where})",
                                 has_value=False) from e
             raise
-        key = run_key(config)
+        key = run_key(config, spec.base_dir)
         if key not in runs:
             runs[key] = CompiledRun(run_key=key, config=config, overrides=point)
     return list(runs.values())

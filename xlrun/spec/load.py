@@ -452,6 +452,27 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
     return dataclasses.replace(
         run,
         train_data=dataclasses.replace(td, languages=td_langs),
-        sampling=dataclasses.replace(s, clusters=clusters),
+        sampling=_without_unused(dataclasses.replace(s, clusters=clusters)),
         eval=evals,
     )
+
+
+def _without_unused(s: SamplingSection) -> SamplingSection:
+    """Reset the sampling fields this arm does not use, so that a grid crossing, say,
+    ``language_sampling`` with ``pairing`` does not create two identical random-arm runs."""
+    d = SamplingSection()
+    if s.language_sampling != "clustered":
+        s = dataclasses.replace(s, pairing=d.pairing, cluster_choice=d.cluster_choice,
+                                clusters=d.clusters, similarity=d.similarity,
+                                n_clusters=d.n_clusters, distance_threshold=d.distance_threshold,
+                                linkage=d.linkage)
+    elif s.similarity == "manual":
+        s = dataclasses.replace(s, n_clusters=d.n_clusters,
+                                distance_threshold=d.distance_threshold, linkage=d.linkage)
+    else:
+        s = dataclasses.replace(s, clusters=d.clusters)
+    if s.strategy in ("monolingual", "cross_lingual"):
+        s = dataclasses.replace(s, mono_ratio=d.mono_ratio)
+    if s.language_sampling == "uniform":
+        s = dataclasses.replace(s, temperature=d.temperature)
+    return s
