@@ -134,6 +134,11 @@ def test_non_parallel_top_k_zero_and_cache() -> None:
     cache = EmbeddingCache()
     out = evaluate_dataset(enc, data, cfg, cache=cache, device="cpu")
     assert set(out.query_results["setting"]) == {"mono", "multi"}  # no cross: not parallel
+    multi = out.query_results.filter(pl.col("setting") == "multi")
+    # rank distance needs parallel answers: NULL here, never a misleading 0
+    assert multi["rank_distance"].null_count() == multi.height
+    assert multi["same_lang_at_10"].null_count() == 0
+    assert "rank_distance" not in set(out.run_metrics["metric"])
     assert out.retrieved.height == 0 and "doc_id" in out.retrieved.columns
     n_calls = len(enc.calls)
     again = evaluate_dataset(enc, data, cfg, cache=cache, device="cpu")

@@ -196,7 +196,9 @@ class _Frames:
         for name in ("rank_distance", "same_lang_at_10", "same_lang_expected"):
             cols[name] = (bias_cols[name] if bias_cols is not None
                           else pl.repeat(None, n, dtype=pl.Float64, eager=True))
-        self.qr.append(pl.DataFrame(cols, schema=QUERY_RESULTS_SCHEMA))
+        bias_names = ["rank_distance", "same_lang_at_10", "same_lang_expected"]
+        self.qr.append(pl.DataFrame(cols, schema=QUERY_RESULTS_SCHEMA)
+                       .with_columns(pl.col(bias_names).fill_nan(None)))
         k = min(top_k, top_idx.shape[1])
         if k <= 0:
             return
@@ -301,8 +303,11 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
             bias_cols = None
             if setting == "multi":
                 top_langs = col.langs[res.top_idx[:, :10]]
+                # rank distance compares a question's parallel answers across languages: it
+                # means nothing where relevant documents are not translations of each other
                 bias_cols = {
-                    "rank_distance": bias.rank_distance(res.relevant_ranks),
+                    "rank_distance": (bias.rank_distance(res.relevant_ranks) if data.parallel
+                                      else np.full(len(qids), np.nan)),
                     "same_lang_at_10": bias.same_language_share(
                         top_langs, np.full(len(qids), x, dtype=object), 10),
                     "same_lang_expected": np.full(len(qids), pool_counts[x]),
