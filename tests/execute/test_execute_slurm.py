@@ -55,3 +55,14 @@ def test_slurm_jobs_run_workers_against_the_shared_db(tmp_path: Path) -> None:
     assert [store.get_run(engine, i)["status"] for i in ids] == ["done", "done"]
     # a resubmission sends no job for finished runs
     assert ex.submit(engine, ids) == []
+
+
+def test_passwords_stay_off_command_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xlrun.errors import UsageError
+
+    url = "postgresql+psycopg2://alice:s3cret@db.example/xlrun"
+    ex = SlurmExecutor(db_url=url, cluster="local")
+    assert not any("s3cret" in part for part in ex.command(1))
+    monkeypatch.delenv("XLRUN_DB", raising=False)
+    with pytest.raises(UsageError, match="XLRUN_DB"):
+        ex.submit(None, [1])  # refused before anything is submitted

@@ -24,8 +24,10 @@ def launch(db_url: str, run_id: int, nproc: int, out_dir: Path) -> Path:
     """Train run ``run_id`` on ``nproc`` processes with torchrun; the saved model's folder."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={nproc}", "-m", "xlrun.execute.distributed",
-           "--xlrun-db", db_url, "--xlrun-run", str(run_id), "--xlrun-out", str(out_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+           "--xlrun-run", str(run_id), "--xlrun-out", str(out_dir)]
+    # the URL (it may hold a password) travels in the environment, not on the command line
+    env = dict(os.environ, XLRUN_DB=db_url)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise XlrunError(f"distributed training of run {run_id} failed "
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__)
     # long, unusual names: torchrun's own parser would claim abbreviations like --run
-    ap.add_argument("--xlrun-db", dest="db", required=True)
+    ap.add_argument("--xlrun-db", dest="db", default=os.environ.get("XLRUN_DB"))
     ap.add_argument("--xlrun-run", dest="run", type=int, required=True)
     ap.add_argument("--xlrun-out", dest="out", required=True)
     args = ap.parse_args(argv)

@@ -7,6 +7,7 @@ is how the tests exercise it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from xlrun.errors import UsageError
 from xlrun.spec.schema import ExecutorSection
@@ -57,11 +59,17 @@ class SlurmExecutor:
         return ex
 
     def command(self, run_id: int) -> list[str]:
-        """The command a job runs."""
+        """The command a job runs.
+
+        A URL with a password is not put on the command line (where ``ps`` and the submitit
+        folder would show it): jobs then read it from ``XLRUN_DB``, which SLURM passes on from
+        the submitting shell.
+        """
         exe = shutil.which("xlrun")
         base = [exe] if exe else [sys.executable, "-m", "xlrun"]
-        return [*base, "worker", "--run", str(run_id), "--db", self.db_url, "--device",
-                self.device, "--max-runs", "1"]
+        db = [] if make_url(self.db_url).password else ["--db", self.db_url]
+        return [*base, "worker", "--run", str(run_id), *db, "--device", self.device,
+                "--max-runs", "1"]
 
     def submit(self, engine: Engine, run_ids: Sequence[int]) -> list[Any]:
         """Submit one job per queued run; returns the submitit jobs."""
@@ -69,6 +77,10 @@ class SlurmExecutor:
 
         from xlrun.db.store import get_run
 
+        if make_url(self.db_url).password and os.environ.get("XLRUN_DB") != self.db_url:
+            raise UsageError("the database URL holds a password: export it as XLRUN_DB (jobs "
+                             "inherit it) instead of passing --db, so that it stays off "
+                             "command lines")
         ex = self._executor()
         jobs = []
         for rid in run_ids:
