@@ -56,9 +56,10 @@ def done_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 
 
 def invoke(*args: str) -> str:
+    """Run a command; its stdout (notes and progress bars go to stderr)."""
     result = CliRunner().invoke(main, list(args))
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_resubmission_adds_and_reruns_nothing(done_db: tuple[str, Path]) -> None:

@@ -101,3 +101,21 @@ def test_database_outage_requeues_with_clear_error(queued: tuple[str, list[int]]
     with pytest.raises(DatabaseUnavailable, match="server closed the connection"):
         LocalExecutor(device="cpu").run(engine, ids[:1])
     assert store.get_run(engine, ids[0])["status"] == "queued"
+
+
+def test_output_dir_is_fixed_at_submit_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's artefact folder is resolved when it is submitted, not in the worker's cwd."""
+    import json
+
+    from click.testing import CliRunner
+
+    from xlrun.cli import main
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(out="relative-out"))
+    db = f"sqlite:///{tmp_path / 'o.db'}"
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["submit", str(spec), "--db", db, "--no-run"])
+    assert result.exit_code == 0, result.output
+    row = store.get_run(get_engine(db), 1)
+    assert json.loads(row["config_json"])["output_dir"] == str(tmp_path / "relative-out")

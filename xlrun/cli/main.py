@@ -75,7 +75,8 @@ def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tup
     from xlrun.db.store import submit_runs
 
     engine = get_engine(db_url)
-    result = submit_runs(engine, parsed.experiment.name, parsed.source_toml, runs)
+    result = submit_runs(engine, parsed.experiment.name, parsed.source_toml, runs,
+                         output_dir=str(Path(parsed.experiment.output_dir).resolve()))
     click.echo(f"experiment {parsed.experiment.name!r}: {len(runs)} runs — {result.new} new, "
                f"{result.requeued} requeued, {result.done} already done, "
                f"{result.running} running elsewhere")
@@ -216,7 +217,8 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, langs: str, s
     from xlrun.execute.progress import RichProgress
 
     engine = get_engine(db_url)
-    result = submit_runs(engine, experiment, text, runs)
+    result = submit_runs(engine, experiment, text, runs,
+                         output_dir=str(Path(parsed.experiment.output_dir).resolve()))
     with RichProgress() as progress:
         outcomes = LocalExecutor(device=device).run(engine, result.run_ids, progress)
     for o in outcomes:

@@ -70,11 +70,13 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
 
 
 def submit_runs(engine: Engine, experiment: str, spec_toml: str,
-                runs: Sequence[CompiledRun]) -> SubmitResult:
+                runs: Sequence[CompiledRun], output_dir: str | None = None) -> SubmitResult:
     """Create or update the experiment and enqueue its runs, in one transaction.
 
     New run keys are inserted as ``queued``; ``failed`` runs go back to ``queued``; ``done``
     and ``running`` runs are left alone, so resubmitting never duplicates work.
+    ``output_dir`` (absolute) is stored with each new run, so whichever worker or node runs
+    it later finds the same checkpoints.
     """
     with engine.begin() as conn:
         exp_t = Experiment.__table__
@@ -89,7 +91,8 @@ def submit_runs(engine: Engine, experiment: str, spec_toml: str,
         run_t = Run.__table__
         rows = [dict(
             experiment_id=exp_id, run_key=r.run_key, status="queued",
-            config_json=json.dumps(r.config.to_dict(), sort_keys=True),
+            config_json=json.dumps(dict(r.config.to_dict(), **(
+                {"output_dir": output_dir} if output_dir else {})), sort_keys=True),
             model=r.config.model.name, sampler=r.config.sampler,
             language_sampling=r.config.language_sampling, clustering=r.config.clustering,
             seed=r.seed, attempts=0, created_at=utcnow(),

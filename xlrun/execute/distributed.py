@@ -12,6 +12,7 @@ Clusters are computed by the worker before the launch and read back from
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     engine = get_engine(args.db, migrate=False)
     row = get_run(engine, args.run)
     config = config_from_json(row["config_json"])
-    out = output_dir_of(row["spec_toml"])
+    stored = json.loads(row["config_json"]).get("output_dir")
+    out = Path(stored) if stored else output_dir_of(row["spec_toml"])
     workdir = run_dir(out, row["experiment"], row["run_key"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"

@@ -244,7 +244,8 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
     t0 = time.perf_counter()
     row = store.get_run(engine, run_id)
     config = config_from_json(row["config_json"])
-    spec_out = output_dir_of(row["spec_toml"])
+    stored = json.loads(row["config_json"]).get("output_dir")
+    spec_out = Path(stored) if stored else output_dir_of(row["spec_toml"])
     workdir = run_dir(spec_out, row["experiment"], row["run_key"])
     try:
         with _Heartbeat(engine, run_id, worker, heartbeat_s) as beat:
