@@ -162,3 +162,14 @@ def test_bulk_path_keeps_values_exactly(db_url: str, tmp_path: Path) -> None:
     assert [tuple(r) for r in got] == list(zip(ret["query_id"], ret["doc_id"], ret["score"],
                                                ret["is_relevant"], strict=True))
     assert qr == [None, None]
+
+
+def test_a_run_that_keeps_killing_workers_is_given_up(db_url: str, tmp_path: Path) -> None:
+    engine = get_engine(db_url)
+    rid = store.submit_runs(engine, "s", SPEC, compiled(tmp_path)).run_ids[0]
+    for attempt in range(1, 4):
+        assert store.claim_run(engine, f"w{attempt}", [rid]) == rid
+        reclaimed = store.reclaim_stale(engine, utcnow() + timedelta(seconds=1), max_attempts=3)
+        assert reclaimed == ([rid] if attempt < 3 else [])
+    row = store.get_run(engine, rid)
+    assert row["status"] == "failed" and "gave up after 3 attempts" in row["error"]

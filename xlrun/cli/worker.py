@@ -19,12 +19,15 @@ from xlrun.cli.common import db_option, handle_errors
               help="Seconds between heartbeats.")
 @click.option("--stale-after", "stale_after_s", default=300.0, show_default=True,
               help="Reclaim running runs whose heartbeat is older than this (seconds).")
+@click.option("--max-attempts", default=3, show_default=True,
+              help="Mark a run failed once its worker has died this many times.")
 @click.option("--wait/--exit-when-empty", default=False, show_default=True,
               help="Keep polling for new runs when the queue is empty.")
 @click.option("--poll", "poll_s", default=10.0, show_default=True, help="Seconds between polls.")
 @handle_errors
 def worker(db_url: str | None, max_runs: int, device: str, run_ids: tuple[int, ...],
-           heartbeat_s: float, stale_after_s: float, wait: bool, poll_s: float) -> None:
+           heartbeat_s: float, stale_after_s: float, max_attempts: int, wait: bool,
+           poll_s: float) -> None:
     """Claim queued runs atomically and execute them (many workers may share one database)."""
     from xlrun.cli.common import sigterm_as_interrupt
     from xlrun.db.engine import get_engine
@@ -34,7 +37,8 @@ def worker(db_url: str | None, max_runs: int, device: str, run_ids: tuple[int, .
     sigterm_as_interrupt()
     engine = get_engine(db_url)
     options = WorkerOptions(device=device, max_runs=max_runs, run_ids=run_ids or None,
-                            heartbeat_s=heartbeat_s, stale_after_s=stale_after_s, wait=wait,
+                            heartbeat_s=heartbeat_s, stale_after_s=stale_after_s,
+                            max_attempts=max_attempts, wait=wait,
                             poll_s=poll_s)
     with RichProgress() as progress:
         try:

@@ -156,12 +156,21 @@ def heartbeat(engine: Engine, run_id: int, worker: str) -> bool:
     return res.rowcount == 1
 
 
-def reclaim_stale(engine: Engine, older_than: datetime) -> list[int]:
-    """Put ``running`` runs whose heartbeat is older than ``older_than`` back to queued."""
+def reclaim_stale(engine: Engine, older_than: datetime, max_attempts: int = 3) -> list[int]:
+    """Put ``running`` runs whose heartbeat is older than ``older_than`` back to queued.
+
+    A run that has already been tried ``max_attempts`` times (e.g. it kills its worker by
+    running out of memory) is marked ``failed`` instead, so it cannot take down worker
+    after worker. Returns the ids put back in the queue.
+    """
     run_t = Run.__table__
+    stale = (run_t.c.status == "running") & (run_t.c.heartbeat_at < older_than)
     with engine.begin() as conn:
-        rows = conn.execute(update(run_t).where(run_t.c.status == "running",
-                                                run_t.c.heartbeat_at < older_than)
+        conn.execute(update(run_t).where(stale, run_t.c.attempts >= max_attempts)
+                     .values(status="failed", worker=None, finished_at=utcnow(),
+                             error=f"gave up after {max_attempts} attempts: each time its "
+                                   "worker stopped heartbeating (killed? out of memory?)"))
+        rows = conn.execute(update(run_t).where(stale)
                             .values(status="queued", worker=None,
                                     error="reclaimed: worker stopped heartbeating")
                             .returning(run_t.c.id)).all()

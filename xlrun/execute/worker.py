@@ -31,6 +31,7 @@ class WorkerOptions:
     run_ids: tuple[int, ...] | None = None  # only these runs
     heartbeat_s: float = 30.0
     stale_after_s: float = 300.0
+    max_attempts: int = 3  # a run whose worker died this often is marked failed
     wait: bool = False  # keep polling when the queue is empty
     poll_s: float = 10.0
     tag: str = "worker"
@@ -44,7 +45,7 @@ def run_worker(engine: Engine, options: WorkerOptions,
     outcomes: list[RunOutcome] = []
     while not options.max_runs or len(outcomes) < options.max_runs:
         reclaimed = store.reclaim_dead_local(engine) + store.reclaim_stale(
-            engine, utcnow() - timedelta(seconds=options.stale_after_s))
+            engine, utcnow() - timedelta(seconds=options.stale_after_s), options.max_attempts)
         for rid in reclaimed:
             progress.log(f"reclaimed run {rid} (its worker stopped heartbeating)")
         run_id = store.claim_run(engine, name, options.run_ids, device=options.device)
