@@ -164,12 +164,19 @@ def test_compare_arm_finds_planted_effect_without_confounding(db_url: str) -> No
     """On SQLite and Postgres: whole arms separate the clustered effect from the monolingual
     arm's cross-language loss; pooling by language_sampling mixes them (and says so)."""
     engine = new_engine(db_url)
-    populate_arms(engine)
+    populate_arms(engine, seeds=(1, 2, 3, 4, 5))  # enough seeds for the seed-level test
     rep = _report(engine, compare="arm", baseline="hybrid/size", filter=ReportFilter(
         setting="cross"))
     clustered = f"hybrid/{CLUSTERED}[{CLUSTERING}]"
     assert rep.meta["arms"] == ["hybrid/size", clustered, "monolingual/size", "none"]
-    assert rep.notes == ()
+    assert rep.meta["runs_per_arm"] == {"hybrid/size": 5, clustered: 5, "monolingual/size": 5,
+                                        "none": 1}
+    assert len(rep.notes) == 1 and rep.notes[0].startswith(
+        "arm 'none' has 1 run: seed variance unknown; query-level p-values shown")
+    assert "where an arm has 1 run" in rep.title
+    none = rep.frame.filter(pl.col("arm") == "none")
+    assert none["p_seed"].null_count() == none.height  # undefined with one run ...
+    assert none["p_holm"].null_count() == 0  # ... so Holm falls back to the query-level p
     rows = rep.frame.filter(pl.col("arm") == clustered)
     assert rows.height == 6  # cross pairs only
     for r in rows.iter_rows(named=True):
@@ -188,7 +195,7 @@ def test_compare_arm_finds_planted_effect_without_confounding(db_url: str) -> No
     assert en_ru == pytest.approx(0.08 + 0.1, abs=0.03)  # the confounded estimate
     where = _report(engine, compare="language_sampling", baseline="size", filter=ReportFilter(
         setting="cross", where=parse_where(["sampler=hybrid"])))
-    assert where.notes == ()
+    assert where.notes == ()  # 5 runs per arm: no seed warnings either
     d = where.frame.filter(pl.col("arm") == CLUSTERED)
     assert d.select("query_lang", "doc_lang", "delta").equals(
         rows.select("query_lang", "doc_lang", "delta"))

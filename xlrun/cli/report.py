@@ -59,6 +59,13 @@ def _emit(text: str, out: str | None) -> None:
               help="Sign flips of the randomization test.")
 @click.option("--bootstrap", default=2_000, show_default=True, type=click.IntRange(100),
               help="Bootstrap resamples of the delta's interval.")
+@click.option("--test", "test", default="seed", show_default=True,
+              type=click.Choice(["seed", "query"]),
+              help="Which p-values Holm's correction and the marks use: 'seed' tests the "
+                   "per-run (per-seed) means, so training-seed variance counts (falls back to "
+                   "the query-level p, with a note, where an arm has one run); 'query' uses the "
+                   "query-level paired test, which ignores seed variance and overstates "
+                   "certainty when seeds differ.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the randomization test and the bootstrap.")
 @click.option("--db", default=None, help="Database URL (default: $XLRUN_DB or xlrun.db).")
@@ -68,8 +75,12 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
                    baseline: str | None,
                    fmt: str, out: str | None, plot: str | None, regress: bool,
                    distance_source: str | None, bias: bool, permutations: int, bootstrap: int,
-                   seed: int, db: str | None) -> None:
-    """Per-cell metrics, or arm comparisons with paired tests, from the results database.
+                   test: str, seed: int, db: str | None) -> None:
+    """Per-cell metrics, or arm comparisons with seed-aware tests, from the results database.
+
+    With --compare, deltas get a bootstrap interval over seeds and questions and a
+    seed-level p (p_seed: per-run means, paired by seed when both arms ran the same seeds);
+    query-level p-values (p_t, p_rand) are shown too. Translations of a question count once.
 
     \b
     Examples:
@@ -87,12 +98,15 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
                                    split=split, where=parse_where(where)),
         metric=metric, compare=compare, baseline=baseline, regress=regress, bias=bias,
         distance_source=distance_source,
-        tests=InferenceConfig(n_permutations=permutations, n_bootstrap=bootstrap, seed=seed))
+        tests=InferenceConfig(n_permutations=permutations, n_bootstrap=bootstrap, seed=seed,
+                              test=test))  # type: ignore[arg-type]
     engine = engine_for(db)
     try:
         rep = build_report(engine, req)
     finally:
         engine.dispose()
+    if plot and "cells" in rep.meta and rep.kind != "regress":
+        plot_report(rep, plot)  # raises the UsageError before anything is written
     _emit(render(rep.frame, fmt, title=rep.title, meta=rep.meta), out)
     for note in rep.notes:
         click.echo(f"note: {note}", err=True)

@@ -118,6 +118,43 @@ def _absent_baseline_notes(frame: pl.DataFrame, cells: list[str], base: str) -> 
             "no deltas or tests there"]
 
 
+def dataset_cells(df: pl.DataFrame) -> list[str]:
+    """``["dataset"]`` (and ``"split"``) when ``df`` holds several (dataset, split) pairs:
+    their questions differ, so they are reported as separate cells, never pooled."""
+    pairs = df.select("dataset", "split").unique()
+    if pairs.height <= 1:
+        return []
+    return ["dataset", "split"] if df["split"].n_unique() > 1 else ["dataset"]
+
+
+def _runs_per_arm(frame: pl.DataFrame, arms: list[str]) -> dict[str, int]:
+    """The most runs an arm has in any cell."""
+    out = {}
+    for arm in arms:
+        n = frame.filter(pl.col("arm") == arm)["n_runs"].max()
+        out[arm] = int(n) if n is not None else 0  # type: ignore[arg-type]
+    return out
+
+
+def _seed_notes(frame: pl.DataFrame, arms: list[str],
+                tests: stats.InferenceConfig) -> tuple[list[str], bool]:
+    """Notes on arms with too few runs for the seed-level test, and whether any mark falls
+    back to a query-level p (an arm with 1 run)."""
+    notes = []
+    fallback = False
+    query_p = "paired t" if tests.holm_on == "t" else "sign-flip"
+    for arm, n in _runs_per_arm(frame, arms).items():
+        if n == 1:
+            fallback = tests.test == "seed"
+            notes.append(f"arm {arm!r} has 1 run: seed variance unknown; query-level p-values "
+                         f"shown, which overstate certainty ({query_p} p used for Holm and "
+                         "marks)")
+        elif n == 2:
+            notes.append(f"arm {arm!r} has only 2 runs: the seed-level test has very little "
+                         "power and the seed SD is a rough guess; run 3 or more seeds")
+    return notes, fallback
+
+
 def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
     """Compute the report ``req`` describes from the results database.
 
@@ -127,7 +164,6 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
     if isinstance(conn, Engine):
         with conn.connect() as c:
             return build_report(c, req)
-    cells = list(stats.cell_columns(req.by))
     value = metric_column(req.metric)
     if req.regress and req.bias:
         raise UsageError("--regress and --bias are different views; choose one")
@@ -140,6 +176,21 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
                             **_filter_meta(req.filter)}
     scope = _scope(req.filter)
     notes: list[str] = pooling_notes(df, req.compare) if req.compare else []
+    extra = dataset_cells(df)
+    cells = [*extra, *stats.cell_columns(req.by)]
+    if extra and req.regress:
+        cells = list(stats.cell_columns(req.by))
+        notes.append(f"{df.select('dataset', 'split').unique().height} datasets/splits in one "
+                     "regression (each question is its own cluster); choose one with "
+                     "--dataset / --split")
+    elif extra:
+        sources = sorted(df.select("dataset", "split").unique().iter_rows())
+        listed = ", ".join(f"{ds}/{sp}" for ds, sp in sources)
+        notes.append(f"{len(sources)} datasets/splits ({listed}): reported separately "
+                      f"(cells include {' and '.join(extra)}); choose one with --dataset / "
+                      "--split")
+        meta["cells"] = cells
+        scope += f" (per {' and '.join(extra)})"
 
     def done(kind: str, frame: pl.DataFrame, title: str) -> Report:
         if notes:
@@ -167,19 +218,31 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
         return done("summary", frame, f"{req.metric} by {req.by}{scope}")
     arms = stats.arm_order(df["arm"].unique().to_list(), req.baseline)
     meta.update({"baseline": arms[0], "arms": arms})
-    if cells == ["run_id"]:
+    if stats.cell_columns(req.by) == ("run_id",):
         notes.append("--by run: every run belongs to one arm, so a cell has nothing to pair; "
                      "showing each run's mean and arm (use another --by for paired tests)")
         frame = stats.summarize(df, cells, value)
         return done("summary", frame, f"{req.metric} by run, with its {req.compare}{scope}")
     frame = stats.compare_arms(df, cells, value, arms[0], req.tests,
-                               drop_absent=cells[0] in RUN_CELLS)
+                               drop_absent=stats.cell_columns(req.by)[0] in RUN_CELLS)
     notes.extend(_absent_baseline_notes(frame, cells, arms[0]))
-    meta.update({"holm_on": req.tests.holm_on, "n_permutations": req.tests.n_permutations,
-                 "n_bootstrap": req.tests.n_bootstrap, "seed": req.tests.seed})
+    seed_notes, fallback = _seed_notes(frame, arms, req.tests)
+    notes.extend(seed_notes)
+    meta.update({"test": req.tests.test, "holm_on": req.tests.holm_on,
+                 "n_permutations": req.tests.n_permutations,
+                 "n_bootstrap": req.tests.n_bootstrap, "seed": req.tests.seed,
+                 "runs_per_arm": _runs_per_arm(frame, arms)})
     over = "cells" if len(arms) == 2 else "cells × arms"
-    title = (f"{req.metric} by {req.by}, {req.compare} vs baseline {arms[0]}: mean, delta "
-             f"[95% bootstrap CI], paired t / sign-flip p, Holm over {over}{scope}")
+    query_p = "paired t" if req.tests.holm_on == "t" else "sign-flip"
+    if req.tests.test == "seed":
+        holm_of = "seed-level p" + (f" (query-level {query_p} p where an arm has 1 run, which "
+                                    "overstates certainty)" if fallback else "")
+    else:
+        holm_of = f"query-level {query_p} p (ignores seed variance)"
+    level = round(100 * req.tests.level)
+    title = (f"{req.metric} by {req.by}, {req.compare} vs baseline {arms[0]}: mean, seed SD, "
+             f"delta [{level}% bootstrap CI over seeds and questions], seed-level p, "
+             f"query-level paired t / sign-flip p, Holm over {over} of the {holm_of}{scope}")
     return done("compare", frame, title)
 
 
@@ -259,6 +322,10 @@ def plot_report(report: Report, path: str | Path) -> Path:
     from xlrun.report import plots
 
     frame, req = report.frame, report.request
+    if "cells" in report.meta and report.kind != "regress":
+        raise UsageError("--plot: the report holds several datasets/splits "
+                         f"({', '.join(report.meta['cells'][:-1])} are cells); plot one with "
+                         "--dataset (and --split)")
     if report.kind == "regress":
         ols = frame.filter(pl.col("model") == "ols_cluster", pl.col("term") != "intercept")
         return plots.coefficient_plot(ols, path, title=report.title)

@@ -46,8 +46,11 @@ NULL_VALUE = "null"
 
 BIAS_COLUMNS: tuple[str, ...] = ("rank_distance", "same_lang_at_10", "same_lang_expected")
 
-UNIT_KEY: tuple[str, ...] = ("dataset", "split", "setting", "query_lang", "query_id")
-"""A query: the unit that paired tests resample (its seeds are averaged first)."""
+UNIT_KEY: tuple[str, ...] = ("dataset", "split", "query_id")
+"""A question: the unit that paired tests resample. Parallel datasets (XQuAD-R, MLQA-R) give
+every translation of a question the same ``query_id``, so a question's translations (query
+languages), settings and document languages within a cell are averaged into one value first:
+they are not independent observations."""
 
 
 @dataclass(frozen=True)

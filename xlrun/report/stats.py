@@ -1,20 +1,31 @@
-"""Statistics of a report: cell means, deltas between arms and paired tests.
+"""Statistics of a report: cell means, deltas between arms and their tests.
 
 All functions are pure: they take polars frames / numpy arrays and return new ones.
 
-Units and pairing: a *unit* is one query (``dataset, split, setting, query_lang, query_id``).
-Within a cell (a language pair, a query language, ...), a unit's value for an arm is the mean
-over that arm's runs (seeds) and, for cells coarser than a language pair, over the cell's
-document languages. The paired tests and the bootstrap then work on the per-unit differences
-``arm − baseline`` over the units both arms have. A cell's ``mean`` is the mean of the same
-per-unit values (every query counts once, however many document languages or seeds it has),
-so when every query is paired, ``delta = mean(arm) − mean(baseline)``. Cells where an arm has
-no data give nulls, never zeros.
+Units: a *question* (``dataset, split, query_id``) is the unit of resampling. Parallel datasets
+give all translations of a question one ``query_id``, so within a cell a run's value for a
+question is the mean over the question's rows there (its translations, document languages,
+settings); an arm's value is then the mean over its runs (seeds). A cell's ``mean`` is the mean
+of these per-question values, so when every question is paired,
+``delta = mean(arm) − mean(baseline)``. Cells where an arm has no data give nulls, never zeros.
+
+Two sources of variance: questions (another benchmark) and training seeds (another training
+run of the same recipe). :func:`compare_arms` reports
+
+* ``p_seed``: a test on per-run means (each run's mean over the paired questions): a paired
+  t-test on per-seed deltas when both arms ran the same seeds once each, else Welch's t-test.
+  It asks "does the recipe differ", not "do these checkpoints differ". Null when an arm has
+  one run (seed variance unknown).
+* ``ci_low, ci_high``: a hierarchical bootstrap of the delta that resamples runs within each
+  arm and then questions (shared by both arms, keeping the pairing).
+* ``p_t``, ``p_rand``: the query-level paired t and sign-flip tests on per-question
+  differences (seeds averaged first). They ignore seed variance, so they overstate certainty
+  whenever seeds differ; they are shown for reference and used for marks only when the
+  seed-level test is undefined (an arm with one run) or with ``test="query"``.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -48,6 +59,26 @@ class InferenceConfig:
     seed: int = 0
     level: float = 0.95
     holm_on: Literal["t", "rand"] = "t"
+    """The query-level p (paired t or sign flip) used when the seed-level test is not."""
+    test: Literal["seed", "query"] = "seed"
+    """Which p-values Holm's correction and the marks use: ``seed`` (``p_seed``, falling back
+    to the query-level p where an arm has one run) or ``query`` (always the query-level p)."""
+
+
+TESTS: tuple[str, ...] = ("seed", "query")
+"""``--test`` values."""
+
+_BLOCK_ELEMENTS = 2_000_000
+"""Random draws held at once by the resampling loops (bounds their memory)."""
+
+
+_TIE = 1e-12
+"""Relative spread below which values count as equal (no variance: no t-test)."""
+
+
+def _block_rows(n: int, total: int) -> int:
+    """Resamples per block: at most 500 and about :data:`_BLOCK_ELEMENTS` draws."""
+    return max(1, min(500, total, _BLOCK_ELEMENTS // max(n, 1)))
 
 
 def cell_columns(by: str) -> tuple[str, ...]:
@@ -91,44 +122,48 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
 def paired_t_pvalue(diffs: np.ndarray) -> float | None:
     """Two-sided p of the paired t-test on differences (``None`` if n<2 or no variance)."""
     d = np.asarray(diffs, dtype=np.float64)
-    if d.size < 2 or np.ptp(d) == 0.0:
+    if d.size < 2 or np.ptp(d) <= _TIE * (1.0 + np.abs(d).max()):
         return None
     from scipy import stats as sps
 
     return float(sps.ttest_1samp(d, 0.0).pvalue)
 
 
-@functools.lru_cache(maxsize=4)
-def _sign_matrix(n: int, n_permutations: int, seed: int) -> np.ndarray:
+def _sign_blocks(n: int, n_permutations: int, seed: int):  # noqa: ANN202
+    """Random ±1 sign matrices (``rows × n`` float32), :func:`_block_rows` rows at a time; the
+    sequence depends only on ``(n, n_permutations, seed)``."""
     rng = np.random.default_rng(seed)
-    bits = rng.integers(0, 256, size=(n_permutations, (n + 7) // 8), dtype=np.uint8)
-    signs = np.unpackbits(bits, axis=1, count=n).astype(np.float32)
-    signs *= 2.0
-    signs -= 1.0
-    signs.setflags(write=False)
-    return signs
+    step = _block_rows(n, n_permutations)
+    for start in range(0, n_permutations, step):
+        rows = min(step, n_permutations - start)
+        bits = rng.integers(0, 256, size=(rows, (n + 7) // 8), dtype=np.uint8)
+        signs = np.unpackbits(bits, axis=1, count=n).astype(np.float32)
+        signs *= 2.0
+        signs -= 1.0
+        yield signs
 
 
-@functools.lru_cache(maxsize=4)
-def _bootstrap_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
-    """How often each unit is drawn in each resample (``n_resamples × n``)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    idx += (np.arange(n_resamples) * n)[:, None]
-    counts = np.bincount(idx.ravel(), minlength=n_resamples * n).reshape(n_resamples, n)
-    out = counts.astype(np.float64)
-    out.setflags(write=False)
-    return out
+def _count_blocks(n: int, n_resamples: int, rng: np.random.Generator):  # noqa: ANN202
+    """How often each of ``n`` units is drawn in each resample (``rows × n`` float64), a block
+    of resamples at a time."""
+    step = _block_rows(n, n_resamples)
+    for start in range(0, n_resamples, step):
+        rows = min(step, n_resamples - start)
+        idx = rng.integers(0, n, size=(rows, n))
+        idx += (np.arange(rows) * n)[:, None]
+        yield np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
 
 
 def _sign_flip_batch(D: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
     """Sign-flip p of each column of ``D`` (units × tests), all with the same flips."""
     n = D.shape[0]
-    signs = _sign_matrix(n, n_permutations, seed)
-    sums = np.abs(signs @ D.astype(np.float32)).astype(np.float64)
+    D32 = D.astype(np.float32)
     observed = np.abs(D.sum(axis=0))
     tol = 1e-5 * np.abs(D).sum(axis=0)  # float32 rounding: near-ties count as extreme
-    extreme = np.count_nonzero(sums >= observed - tol, axis=0)
+    extreme = np.zeros(D.shape[1], dtype=np.int64)
+    for signs in _sign_blocks(n, n_permutations, seed):
+        sums = np.abs(signs @ D32).astype(np.float64)
+        extreme += np.count_nonzero(sums >= observed - tol, axis=0)
     p = (1.0 + extreme) / (1.0 + n_permutations)
     p[~np.any(D != 0, axis=0)] = 1.0
     return p
@@ -138,7 +173,8 @@ def _bootstrap_batch(D: np.ndarray, n_resamples: int, seed: int,
                      level: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of each column's mean (same resamples for all)."""
     n = D.shape[0]
-    means = _bootstrap_counts(n, n_resamples, seed) @ D / n
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([c @ D / n for c in _count_blocks(n, n_resamples, rng)])
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
     return lo, hi
@@ -166,13 +202,14 @@ def bootstrap_ci(diffs: np.ndarray, n_resamples: int = 2_000, seed: int = 0,
     return float(lo[0]), float(hi[0])
 
 
-def paired_tests(diffs: Sequence[np.ndarray], config: InferenceConfig | None = None
-                 ) -> list[dict[str, float | int | None]]:
+def paired_tests(diffs: Sequence[np.ndarray], config: InferenceConfig | None = None,
+                 with_ci: bool = True) -> list[dict[str, float | int | None]]:
     """Delta, bootstrap CI, paired t p and sign-flip p of each array of differences.
 
     Equal to calling :func:`paired_t_pvalue`, :func:`sign_flip_pvalue` and
     :func:`bootstrap_ci` one by one, but arrays of equal length are tested together (one
-    matrix product), which keeps a 100-cell report fast.
+    matrix product), which keeps a 100-cell report fast. ``with_ci=False`` skips the
+    bootstrap (the CI stays null).
     """
     from scipy import stats as sps
 
@@ -194,18 +231,96 @@ def paired_tests(diffs: Sequence[np.ndarray], config: InferenceConfig | None = N
             with np.errstate(divide="ignore", invalid="ignore"):
                 t = mean / (sd / math.sqrt(n))
             p_t = 2.0 * sps.t.sf(np.abs(t), n - 1)
-            constant = np.ptp(D, axis=0) == 0.0
+            constant = np.ptp(D, axis=0) <= _TIE * (1.0 + np.abs(D).max(axis=0))
             p_rand = _sign_flip_batch(D, cfg.n_permutations, cfg.seed)
-            lo, hi = _bootstrap_batch(D, cfg.n_bootstrap, cfg.seed, cfg.level)
+            if with_ci:
+                lo, hi = _bootstrap_batch(D, cfg.n_bootstrap, cfg.seed, cfg.level)
             for j, i in enumerate(chunk):
-                out[i].update(ci_low=float(lo[j]), ci_high=float(hi[j]),
-                              p_t=None if constant[j] else float(p_t[j]),
+                if with_ci:
+                    out[i].update(ci_low=float(lo[j]), ci_high=float(hi[j]))
+                out[i].update(p_t=None if constant[j] else float(p_t[j]),
                               p_rand=float(p_rand[j]))
     return out
 
 
+def seeds_paired(arm_seeds: Sequence[object] | None,
+                 base_seeds: Sequence[object] | None) -> bool:
+    """Whether two arms ran the same seeds, each once (then runs pair by seed)."""
+    return (arm_seeds is not None and base_seeds is not None
+            and None not in arm_seeds and None not in base_seeds
+            and len(set(arm_seeds)) == len(arm_seeds) >= 2
+            and len(set(base_seeds)) == len(base_seeds)
+            and set(arm_seeds) == set(base_seeds))
+
+
+def seed_pvalue(arm_means: np.ndarray, base_means: np.ndarray,
+                arm_seeds: Sequence[object] | None = None,
+                base_seeds: Sequence[object] | None = None) -> tuple[float | None, str]:
+    """Two-sided p of the seed-level test on per-run means, and which test it was.
+
+    When both arms ran the same seeds, each once (``arm_seeds``/``base_seeds`` given, no
+    nulls), a paired t-test on the per-seed deltas (``"paired"``); otherwise Welch's t-test
+    (``"welch"``). ``None`` when an arm has fewer than 2 runs (``"none"``) or the runs show no
+    variance.
+    """
+    from scipy import stats as sps
+
+    a = np.asarray(arm_means, dtype=np.float64)
+    b = np.asarray(base_means, dtype=np.float64)
+    if a.size < 2 or b.size < 2:
+        return None, "none"
+    if seeds_paired(arm_seeds, base_seeds):
+        order_b = {s: i for i, s in enumerate(base_seeds)}  # type: ignore[union-attr]
+        d = a - b[[order_b[s] for s in arm_seeds]]  # type: ignore[union-attr]
+        return paired_t_pvalue(d), "paired"
+    if np.ptp(a) <= _TIE * (1.0 + np.abs(a).max()) and np.ptp(b) <= _TIE * (
+            1.0 + np.abs(b).max()):
+        return None, "welch"
+    return float(sps.ttest_ind(a, b, equal_var=False).pvalue), "welch"
+
+
+def hierarchical_bootstrap(jobs: Sequence[tuple[np.ndarray, np.ndarray]], n_resamples: int,
+                           seed: int = 0, level: float = 0.95
+                           ) -> list[tuple[float, float] | None]:
+    """Percentile intervals of ``mean(arm) − mean(base)`` resampling runs, then questions.
+
+    Each job is ``(arm, base)``: matrices questions × runs (the same questions, in the same
+    order, in both). One resample draws each arm's runs with replacement (independently per
+    arm: a seed number shared by two arms is not assumed to couple their runs) and the
+    questions with replacement (the same draw for both arms: the question pairing is kept);
+    its delta is the mean over drawn questions of the drawn runs' mean difference. ``None``
+    for fewer than 2 questions. Jobs of the same shape share their resamples, so a job's
+    interval does not depend on the other jobs. Random numbers are drawn a block of
+    resamples at a time (bounded memory).
+    """
+    out: list[tuple[float, float] | None] = [None] * len(jobs)
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for i, (a, b) in enumerate(jobs):
+        if a.shape[0] >= 2 and a.shape[1] >= 1 and b.shape[1] >= 1:
+            groups.setdefault((a.shape[0], a.shape[1], b.shape[1]), []).append(i)
+    alpha = (1.0 - level) / 2.0
+    for (n, ra, rb), members in groups.items():
+        rng = np.random.default_rng([seed, n, ra, rb])
+        XA = np.concatenate([jobs[i][0] for i in members], axis=1)  # n × (J·ra)
+        XB = np.concatenate([jobs[i][1] for i in members], axis=1)
+        J = len(members)
+        deltas = []
+        for counts in _count_blocks(n, n_resamples, rng):
+            rows = counts.shape[0]
+            wa = rng.multinomial(ra, np.full(ra, 1.0 / ra), size=rows).astype(np.float64)
+            wb = rng.multinomial(rb, np.full(rb, 1.0 / rb), size=rows).astype(np.float64)
+            sa = (counts @ XA).reshape(rows, J, ra)  # per resample, job, run: question sum
+            sb = (counts @ XB).reshape(rows, J, rb)
+            deltas.append((sa * wa[:, None, :]).sum(axis=2) / (n * ra)
+                          - (sb * wb[:, None, :]).sum(axis=2) / (n * rb))
+        lo, hi = np.quantile(np.concatenate(deltas), [alpha, 1.0 - alpha], axis=0)
+        for j, i in enumerate(members):
+            out[i] = (float(lo[j]), float(hi[j]))
+    return out
+
+
 def with_units(df: pl.DataFrame) -> pl.DataFrame:
-    """``df`` plus an integer ``unit`` column identifying its query (see module doc)."""
+    """``df`` plus an integer ``unit`` column identifying its question (see module doc)."""
     units = df.select(UNIT_KEY).unique().sort(UNIT_KEY).with_row_index("unit")
     return df.join(units, on=list(UNIT_KEY), how="left")
 
@@ -215,7 +330,7 @@ def _valid(df: pl.DataFrame, value: str) -> pl.DataFrame:
 
 
 def _label_columns(df: pl.DataFrame, cells: Sequence[str]) -> list[str]:
-    if list(cells) == ["run_id"]:
+    if list(cells)[-1:] == ["run_id"]:
         return [c for c in RUN_LABELS if c in df.columns]
     return []
 
@@ -228,7 +343,7 @@ def summarize(df: pl.DataFrame, cells: Sequence[str], value: str) -> pl.DataFram
     """
     d = with_units(_valid(df, value))
     labels = _label_columns(d, cells)
-    if list(cells) == ["run_id"] and "arm" in d.columns:
+    if list(cells)[-1:] == ["run_id"] and "arm" in d.columns:
         labels.append("arm")
     keys = [*cells, *labels]
     means = (d.group_by([*keys, "unit"]).agg(pl.col(value).mean())
@@ -260,20 +375,39 @@ def arm_order(arms: Sequence[str], baseline: str | None = None) -> list[str]:
     return [baseline, *[a for a in ordered if a != baseline]]
 
 
+COMPARE_COLUMNS: tuple[str, ...] = (
+    "arm", "mean", "n_queries", "n_runs", "sd_seeds", "n_paired", "delta", "ci_low", "ci_high",
+    "p_seed", "p_t", "p_rand", "p_holm", "mark")
+"""Columns of :func:`compare_arms` after the cell columns."""
+
+
+def _impute(X: np.ndarray, row_mean: np.ndarray) -> np.ndarray:
+    """``X`` (questions × runs) with a run's missing question replaced by the question's mean
+    over the arm's other runs (so the per-run means average to the arm's question means)."""
+    if not np.isnan(X).any():
+        return X
+    return np.where(np.isnan(X), row_mean[:, None], X)
+
+
 def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
                  baseline: str | None = None, config: InferenceConfig | None = None,
                  drop_absent: bool = False) -> pl.DataFrame:
-    """Per cell and arm: mean, delta to the baseline arm, bootstrap CI and paired tests.
+    """Per cell and arm: mean, seed spread, delta to the baseline arm, CI and tests.
 
-    ``df`` needs an ``arm`` column. One row per cell × arm (every arm in every cell; an arm
-    without data in a cell has null statistics, or no row at all with ``drop_absent``, which
-    suits cells that are a run property such as the sampler). The baseline's rows have null
-    deltas.
-    Holm's correction runs over all (cell, arm) tests; ``mark`` is from the Holm p (and
+    ``df`` needs an ``arm`` and a ``run_id`` column (and ``seed`` to pair seeds across arms).
+    One row per cell × arm (every arm in every cell; an arm without data in a cell has null
+    statistics, or no row at all with ``drop_absent``, which suits cells that are a run
+    property such as the sampler). The baseline's rows have null deltas. See the module
+    docstring for the units and the tests.
+
+    Columns: cells, then :data:`COMPARE_COLUMNS`: ``mean`` (over questions of the seed-averaged
+    value), ``n_queries`` (distinct questions), ``n_runs``, ``sd_seeds`` (SD of the per-run
+    means; null for one run), ``n_paired`` (questions both arms have), ``delta``,
+    ``ci_low/ci_high`` (hierarchical bootstrap over runs and questions), ``p_seed``
+    (seed-level test, null when an arm has one run), ``p_t``/``p_rand`` (query-level),
+    ``p_holm`` (Holm over all cell × arm tests of ``p_seed``, or of the query-level p where
+    ``p_seed`` is undefined or ``config.test == "query"``) and ``mark`` (from ``p_holm``;
     :data:`BASELINE_MARK` on the baseline's rows).
-
-    Columns: cells, ``arm, mean, n_queries, n_runs, n_paired, delta, ci_low, ci_high, p_t,
-    p_rand, p_holm, mark``.
 
     Raises:
         UsageError: fewer than two arms, or an unknown baseline.
@@ -285,46 +419,81 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
     if len(arms) < 2:
         raise UsageError(f"--compare needs at least two arms; found only {arms!r}")
     base = arms[0]
-    desc = (d.group_by([*cells, "arm", "unit"]).agg(pl.col(value).mean())
+    # One value per run and question in a cell (translations, doc languages averaged).
+    per_run = d.group_by([*cells, "arm", "run_id", "unit"]).agg(pl.col(value).mean())
+    run_means = (per_run.group_by([*cells, "arm", "run_id"]).agg(pl.col(value).mean())
+                 .group_by([*cells, "arm"])
+                 .agg(pl.col(value).std(ddof=1).alias("sd_seeds"),
+                      pl.len().cast(pl.Int64).alias("n_runs")))
+    desc = (per_run.group_by([*cells, "arm", "unit"]).agg(pl.col(value).mean())
             .group_by([*cells, "arm"])
             .agg(pl.col(value).mean().alias("mean"),
                  pl.len().cast(pl.Int64).alias("n_queries"))
-            .join(d.group_by([*cells, "arm"])
-                  .agg(pl.col("run_id").n_unique().cast(pl.Int64).alias("n_runs")),
-                  on=[*cells, "arm"], how="left", nulls_equal=True))
-    # Seed (and doc-language) averaged value per unit, one column per arm.
-    code = {a: f"__arm{i}" for i, a in enumerate(arms)}
-    per_unit = (d.group_by([*cells, "unit", "arm"]).agg(pl.col(value).mean())
-                .with_columns(pl.col("arm").replace_strict(code, return_dtype=pl.String))
-                .pivot(on="arm", index=[*cells, "unit"], values=value)
-                .sort([*cells, "unit"], nulls_last=True))
-    for c in code.values():
-        if c not in per_unit.columns:
-            per_unit = per_unit.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
+            .join(run_means, on=[*cells, "arm"], how="left", nulls_equal=True))
+    run_arm = dict(d.select("run_id", "arm").unique().iter_rows())
+    run_seed = (dict(d.select("run_id", "seed").unique(subset="run_id").iter_rows())
+                if "seed" in d.columns else None)
     records: list[dict[str, object]] = []
-    all_diffs: list[np.ndarray] = []
-    for key, part in per_unit.partition_by(cells, as_dict=True, maintain_order=True).items():
-        b = part[code[base]].to_numpy()
-        for arm in arms[1:]:
-            a = part[code[arm]].to_numpy()
-            ok = ~(np.isnan(a) | np.isnan(b))
-            all_diffs.append(a[ok] - b[ok])
-            records.append({**dict(zip(cells, key, strict=True)), "arm": arm})
-    for rec, res in zip(records, paired_tests(all_diffs, cfg), strict=True):
+    diffs: list[np.ndarray] = []
+    jobs: list[tuple[np.ndarray, np.ndarray]] = []
+    wide_all = (per_run.drop("arm").pivot(on="run_id", index=[*cells, "unit"], values=value)
+                .sort([*cells, "unit"], nulls_last=True))
+    all_runs = sorted((c for c in wide_all.columns if c not in (*cells, "unit")), key=int)
+    for key, wide in wide_all.partition_by(cells, as_dict=True, maintain_order=True).items():
+        M = wide.select(all_runs).to_numpy().astype(np.float64)
+        present = ~np.all(np.isnan(M), axis=0)  # the runs with data in this cell
+        runs_here = [r for r, keep in zip(all_runs, present, strict=True) if keep]
+        M = M[:, present]
+        by_arm: dict[str, tuple[np.ndarray, list[int]]] = {}
+        for arm in arms:
+            cols = [j for j, r in enumerate(runs_here) if run_arm[int(r)] == arm]
+            by_arm[arm] = (M[:, cols], [int(runs_here[j]) for j in cols])
+        Xb, runs_b = by_arm[base]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no value
+            vb = np.nanmean(Xb, axis=1) if runs_b else np.full(M.shape[0], np.nan)
+            for arm in arms[1:]:
+                Xa, runs_a = by_arm[arm]
+                va = np.nanmean(Xa, axis=1) if runs_a else np.full(M.shape[0], np.nan)
+                ok = ~(np.isnan(va) | np.isnan(vb))
+                diffs.append(va[ok] - vb[ok])
+                A = _impute(Xa[ok], va[ok]) if runs_a else np.empty((0, 0))
+                B = _impute(Xb[ok], vb[ok]) if runs_b else np.empty((0, 0))
+                seeds_a = [run_seed[r] for r in runs_a] if run_seed else None
+                seeds_b = [run_seed[r] for r in runs_b] if run_seed else None
+                jobs.append((A, B))
+                p_seed = None
+                if ok.any():
+                    p_seed, _ = seed_pvalue(A.mean(axis=0), B.mean(axis=0), seeds_a, seeds_b)
+                records.append({**dict(zip(cells, key, strict=True)), "arm": arm,
+                                "p_seed": p_seed, "__seed_ok": len(runs_a) >= 2
+                                and len(runs_b) >= 2})
+    for rec, res, ci in zip(records, paired_tests(diffs, cfg, with_ci=False),
+                            hierarchical_bootstrap(jobs, cfg.n_bootstrap, cfg.seed, cfg.level),
+                            strict=True):
         rec.update(res)
+        if ci is not None:
+            rec.update(ci_low=ci[0], ci_high=ci[1])
     cell_schema = {c: d.schema[c] for c in cells}
     tests = pl.DataFrame(records, schema={
-        **cell_schema, "arm": pl.String, "n_paired": pl.Int64, "delta": pl.Float64,
-        "ci_low": pl.Float64, "ci_high": pl.Float64, "p_t": pl.Float64, "p_rand": pl.Float64})
+        **cell_schema, "arm": pl.String, "p_seed": pl.Float64, "__seed_ok": pl.Boolean,
+        "n_paired": pl.Int64, "delta": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+        "p_t": pl.Float64, "p_rand": pl.Float64})
     tests = tests.sort([*cells, "arm"], nulls_last=True)
-    adjusted = holm(tests["p_t" if cfg.holm_on == "t" else "p_rand"].to_list())
-    tests = tests.with_columns(pl.Series("p_holm", adjusted, dtype=pl.Float64))
-    tests = tests.with_columns(pl.Series("mark", [significance_mark(p) for p in adjusted],
-                                         dtype=pl.String))
+    query_p = tests["p_t" if cfg.holm_on == "t" else "p_rand"].to_list()
+    if cfg.test == "seed":
+        primary = [ps if ok else pq for ps, pq, ok in zip(
+            tests["p_seed"].to_list(), query_p, tests["__seed_ok"].to_list(), strict=True)]
+    else:
+        primary = query_p
+    adjusted = holm(primary)
+    tests = tests.drop("__seed_ok").with_columns(
+        pl.Series("p_holm", adjusted, dtype=pl.Float64),
+        pl.Series("mark", [significance_mark(p) for p in adjusted], dtype=pl.String))
     grid = (d.select(cells).unique()
             .join(pl.DataFrame({"arm": arms}), how="cross"))
-    out = (grid.join(desc, on=[*cells, "arm"], how="left")
-           .join(tests, on=[*cells, "arm"], how="left"))
+    out = (grid.join(desc, on=[*cells, "arm"], how="left", nulls_equal=True)
+           .join(tests, on=[*cells, "arm"], how="left", nulls_equal=True))
     rank = {a: i for i, a in enumerate(arms)}
     out = (out.with_columns(pl.col("arm").replace_strict(rank, return_dtype=pl.Int64)
                             .alias("__rank"))
@@ -333,8 +502,7 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
                            .otherwise(pl.col("mark")).alias("mark"))
     if drop_absent:
         out = out.filter(pl.col("n_queries").is_not_null())
-    return out.select(*cells, "arm", "mean", "n_queries", "n_runs", "n_paired", "delta",
-                      "ci_low", "ci_high", "p_t", "p_rand", "p_holm", "mark")
+    return out.select(*cells, *COMPARE_COLUMNS)
 
 
 def bias_table(df: pl.DataFrame, cells: Sequence[str]) -> pl.DataFrame:
@@ -426,7 +594,7 @@ def _independent_columns(X: np.ndarray, names: Sequence[str]) -> list[int]:
 @dataclass(frozen=True)
 class Design:
     """The regression's design matrix: ``X`` (kept columns), their ``names``, response ``y``,
-    cluster ``groups`` (the query) and the ``dropped`` (constant or collinear) term names."""
+    cluster ``groups`` (the question: its translations share one group) and the ``dropped`` (constant or collinear) term names."""
 
     X: np.ndarray
     names: list[str]
@@ -530,8 +698,9 @@ def regress(df: pl.DataFrame, value: str, distances: pl.DataFrame, clusters: pl.
             mixed: bool = True, fixed_effects: bool = False) -> pl.DataFrame:
     """Per-query metric ~ arm × distance + same_cluster + query/doc-language fixed effects.
 
-    Fits OLS with errors clustered by query and (if ``mixed``) a linear mixed model with a
-    random intercept per query. Returns a coefficient table: ``model, term, coef, std_err,
+    Fits OLS with errors clustered by question (``dataset, split, query_id``: a question's
+    translations are one cluster) and (if ``mixed``) a linear mixed model with a random
+    intercept per question. Returns a coefficient table: ``model, term, coef, std_err,
     stat, p, ci_low, ci_high`` (fixed-effect terms only if ``fixed_effects``; terms dropped as
     constant or collinear are absent, see :func:`fit_regression`).
     """
