@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
@@ -138,7 +138,8 @@ def claim_run(engine: Engine, worker: str, run_ids: Iterable[int] | None = None,
         now = utcnow()
         stmt = (update(run_t)
                 .where(run_t.c.id == pick.scalar_subquery(), run_t.c.status == "queued")
-                .values(status="running", worker=worker, heartbeat_at=now, started_at=now,
+                .values(status="running", worker=worker, heartbeat_at=db_now(conn),
+                        started_at=now,
                         host=socket.gethostname(), device=device, error=None,
                         finished_at=None, attempts=run_t.c.attempts + 1)
                 .returning(run_t.c.id))
@@ -152,20 +153,36 @@ def heartbeat(engine: Engine, run_id: int, worker: str) -> bool:
     with engine.begin() as conn:
         res = conn.execute(update(run_t).where(run_t.c.id == run_id, run_t.c.worker == worker,
                                                run_t.c.status == "running")
-                           .values(heartbeat_at=utcnow()))
+                           .values(heartbeat_at=db_now(conn)))
     return res.rowcount == 1
 
 
-def reclaim_stale(engine: Engine, older_than: datetime, max_attempts: int = 3) -> list[int]:
-    """Put ``running`` runs whose heartbeat is older than ``older_than`` back to queued.
+def db_now(conn: Connection):  # noqa: ANN201 - a SQL expression
+    """The database server's current UTC time: heartbeats are stamped and judged by one clock,
+    so workers on machines with skewed clocks never reclaim each other's live runs."""
+    if conn.dialect.name == "sqlite":
+        return func.strftime("%Y-%m-%d %H:%M:%f", "now")
+    return func.now()
+
+
+def _stale_cutoff(conn: Connection, seconds: float):  # noqa: ANN202 - a SQL expression
+    if conn.dialect.name == "sqlite":
+        return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{-float(seconds):+.3f} seconds")
+    return func.now() - timedelta(seconds=seconds)
+
+
+def reclaim_stale(engine: Engine, stale_after_s: float, max_attempts: int = 3) -> list[int]:
+    """Put ``running`` runs whose last heartbeat is more than ``stale_after_s`` seconds old
+    (by the database's clock) back to queued.
 
     A run that has already been tried ``max_attempts`` times (e.g. it kills its worker by
     running out of memory) is marked ``failed`` instead, so it cannot take down worker
     after worker. Returns the ids put back in the queue.
     """
     run_t = Run.__table__
-    stale = (run_t.c.status == "running") & (run_t.c.heartbeat_at < older_than)
     with engine.begin() as conn:
+        stale = ((run_t.c.status == "running")
+                 & (run_t.c.heartbeat_at < _stale_cutoff(conn, stale_after_s)))
         conn.execute(update(run_t).where(stale, run_t.c.attempts >= max_attempts)
                      .values(status="failed", worker=None, finished_at=utcnow(),
                              error=f"gave up after {max_attempts} attempts: each time its "

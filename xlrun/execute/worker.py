@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from xlrun.db import store
-from xlrun.db.models import utcnow
 from xlrun.execute.local import worker_name
 from xlrun.execute.pipeline import RunOutcome, execute_run
 from xlrun.execute.progress import NullProgress, Progress
@@ -45,7 +43,7 @@ def run_worker(engine: Engine, options: WorkerOptions,
     outcomes: list[RunOutcome] = []
     while not options.max_runs or len(outcomes) < options.max_runs:
         reclaimed = store.reclaim_dead_local(engine) + store.reclaim_stale(
-            engine, utcnow() - timedelta(seconds=options.stale_after_s), options.max_attempts)
+            engine, options.stale_after_s, options.max_attempts)
         for rid in reclaimed:
             progress.log(f"reclaimed run {rid} (its worker stopped heartbeating)")
         run_id = store.claim_run(engine, name, options.run_ids, device=options.device)
