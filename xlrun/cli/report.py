@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from xlrun.cli.common import db_option
 from xlrun.cli.common import handle_errors as _handle_errors
 from xlrun.report.choices import BY, FORMATS, METRICS
 
@@ -68,14 +69,14 @@ def _emit(text: str, out: str | None) -> None:
                    "certainty when seeds differ.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the randomization test and the bootstrap.")
-@click.option("--db", default=None, help="Database URL (default: $XLRUN_DB or xlrun.db).")
+@db_option
 @_handle_errors
 def report_command(by: str, experiment: str | None, dataset: str | None, setting: str | None,
                    split: str | None, metric: str, where: tuple[str, ...], compare: str | None,
                    baseline: str | None,
                    fmt: str, out: str | None, plot: str | None, regress: bool,
                    distance_source: str | None, bias: bool, permutations: int, bootstrap: int,
-                   test: str, seed: int, db: str | None) -> None:
+                   test: str, seed: int, db_url: str | None) -> None:
     """Per-cell metrics, or arm comparisons with seed-aware tests, from the results database.
 
     With --compare, deltas get a bootstrap interval over seeds and questions and a
@@ -100,7 +101,7 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
         distance_source=distance_source,
         tests=InferenceConfig(n_permutations=permutations, n_bootstrap=bootstrap, seed=seed,
                               test=test))  # type: ignore[arg-type]
-    engine = engine_for(db)
+    engine = engine_for(db_url)
     try:
         rep = build_report(engine, req)
     finally:
@@ -119,14 +120,14 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
 @click.argument("query")
 @click.option("--format", "fmt", default="table", show_default=True,
               type=click.Choice(["table", "csv"]))
-@click.option("--db", default=None, help="Database URL (default: $XLRUN_DB or xlrun.db).")
+@db_option
 @_handle_errors
-def sql_command(query: str, fmt: str, db: str | None) -> None:
+def sql_command(query: str, fmt: str, db_url: str | None) -> None:
     """Run ONE read-only SQL query against the results database and print the rows."""
     from xlrun.report.readonly import run_readonly
     from xlrun.report.render import render
 
-    frame = run_readonly(query, db)
+    frame = run_readonly(query, db_url)
     click.echo(render(frame, fmt), nl=False)
 
 
