@@ -59,6 +59,15 @@ def worker(url: str, cwd: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def wait_for_step(url: str, run_id: int, step: int, proc: subprocess.Popen) -> None:
+    """Poll train_log until ``step`` is logged; fail if ``proc`` dies or 180 s pass."""
+    deadline = time.time() + 180
+    while max_logged_step(url, run_id) < step:
+        assert proc.poll() is None, "the process ended before training got there"
+        assert time.time() < deadline, "training did not get there in time"
+        time.sleep(0.2)
+
+
 def max_logged_step(url: str, run_id: int) -> int:
     t = TrainLog.__table__
     with get_engine(url).connect() as conn:
@@ -69,11 +78,7 @@ def max_logged_step(url: str, run_id: int) -> int:
 def test_kill_9_during_training_is_reclaimed_and_resumed(tmp_path: Path) -> None:
     url, rid = enqueue(tmp_path, steps=60)
     first = worker(url, tmp_path)
-    deadline = time.time() + 180
-    while max_logged_step(url, rid) < 25:
-        assert first.poll() is None, first.stdout.read()
-        assert time.time() < deadline, "training did not start"
-        time.sleep(0.2)
+    wait_for_step(url, rid, 25, first)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     killed_at = max_logged_step(url, rid)
@@ -127,10 +132,7 @@ def test_resubmitting_after_a_crash_resumes_at_once(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "xlrun", "submit", str(spec), "--db", url, "--device", "cpu"]
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while max_logged_step(url, rid) < 15:
-        assert first.poll() is None and time.time() < deadline
-        time.sleep(0.2)
+    wait_for_step(url, rid, 15, first)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     assert store.get_run(get_engine(url), rid)["status"] == "running"
@@ -147,10 +149,7 @@ def test_sigterm_puts_the_run_back_in_the_queue(tmp_path: Path) -> None:
     """SLURM's time limit or a plain `kill` (SIGTERM) is handled like Ctrl-C."""
     url, rid = enqueue(tmp_path, steps=400)
     proc = worker(url, tmp_path)
-    deadline = time.time() + 180
-    while max_logged_step(url, rid) < 5:
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.2)
+    wait_for_step(url, rid, 5, proc)
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 130, out
