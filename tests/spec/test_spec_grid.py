@@ -108,3 +108,22 @@ def test_run_keys_survive_moving_the_project(tmp_path: Path) -> None:
     keys = [[r.run_key for r in runs_for("seeds = [1, 2]", f)] for f in (a, b)]
     assert keys[0] == keys[1]
     shutil.rmtree(b)
+
+
+MLDR_EVAL = 'dataset = "mldr"\nlanguages = ["en", "de"]'
+LOCAL_EVAL = 'dataset = "local"\npath = "evaldir"\nlanguages = ["en", "de"]'
+
+
+def test_run_keys_unchanged_by_fields_added_later(spec_dir: Path) -> None:
+    """Keys issued before a config field existed stay the same when it is at its default
+    (golden keys computed with xlrun before ``revision`` was added), so upgrading xlrun
+    never turns finished runs into new ones."""
+    assert [r.run_key for r in runs_for("seeds = [1, 2]", spec_dir)] == [
+        "af4ca4f10cca3155", "acf740c37f0bec3d"]
+    mldr = BASE.replace(LOCAL_EVAL, MLDR_EVAL)
+    assert mldr != BASE
+    assert [r.run_key for r in runs_for("seeds = [1]", spec_dir, mldr)] == ["2315e286dfd8e45d"]
+    pinned = mldr.replace(MLDR_EVAL, MLDR_EVAL + '\nrevision = "0123abcd"')
+    pinned_runs = runs_for("seeds = [1]", spec_dir, pinned)
+    assert pinned_runs[0].config.eval[0].revision == "0123abcd"
+    assert pinned_runs[0].run_key != "2315e286dfd8e45d"  # a pinned revision is a different run

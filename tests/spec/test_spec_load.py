@@ -42,6 +42,10 @@ def test_int_is_accepted_for_float(spec_dir: Path) -> None:
     (("[train]", "[trian]"), "trian", "unknown section"),
     (('language_sampling = "size"', 'language_sampling = "size"\nmono_ratio = 1.5'),
      "sampling.mono_ratio", "within [0, 1]"),
+    (('path = "evaldir"', 'path = "evaldir"\nrevision = "abc123"'), "eval[0].revision",
+     "means nothing"),
+    (('path = "train.jsonl"', 'path = "train.jsonl"\nrevision = "abc123"'),
+     "train_data.revision", "only to source 'hf'"),
 ])
 def test_bad_values_name_key_path_and_allowed(spec_dir: Path, edit: tuple[str, str], path: str,
                                               needle: str) -> None:

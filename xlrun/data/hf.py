@@ -7,10 +7,11 @@ from xlrun.data.types import TrainExample
 from xlrun.errors import UsageError
 
 
-def read_hf(name: str, split: str = "train") -> list[TrainExample]:
+def read_hf(name: str, split: str = "train", revision: str = "") -> list[TrainExample]:
     """Rows of ``name`` (``split``) with ``query``, ``passage``, ``lang``, opt. ``parallel_id``.
 
-    ``name`` may carry a config after a colon: ``org/dataset:config``.
+    ``name`` may carry a config after a colon: ``org/dataset:config``; ``revision`` (a commit
+    hash, tag or branch; empty = latest) pins the hub data.
     """
     try:
         import datasets
@@ -18,7 +19,7 @@ def read_hf(name: str, split: str = "train") -> list[TrainExample]:
         raise UsageError("train_data.source = 'hf' needs the 'datasets' package") from e
     path, _, config = name.partition(":")
     try:
-        ds = datasets.load_dataset(path, config or None, split=split)
+        ds = datasets.load_dataset(path, config or None, split=split, revision=revision or None)
     except Exception as e:  # noqa: BLE001 - many network/hub errors
         raise UsageError(f"cannot load Hugging Face dataset {name!r} (split {split!r}): {e}") from e
     missing = [c for c in ("query", "passage", "lang") if c not in ds.column_names]

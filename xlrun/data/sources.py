@@ -63,7 +63,7 @@ def _raw(section: TrainDataSection) -> tuple[list[TrainExample], str]:
     if src == "hf":
         from xlrun.data.hf import read_hf
 
-        return read_hf(section.name, section.split), section.name
+        return read_hf(section.name, section.split, section.revision), section.name
     if src == "quickstart":
         from xlrun.quickstart.corpus import train_corpus
 

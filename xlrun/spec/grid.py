@@ -51,13 +51,33 @@ def _relative(obj: Any, base: str) -> Any:
     return obj
 
 
+KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("train_data", "revision"): "",
+    ("eval", "revision"): "",
+}
+"""Config fields added after run keys were first issued, each with the value that leaves the
+key as it was: a field at that value is left out of the hash, so upgrading xlrun never turns
+finished runs into new ones. A field added later must be listed here (a golden-key test
+fails otherwise)."""
+
+
+def _drop_neutral_defaults(d: dict[str, Any]) -> dict[str, Any]:
+    for (section, name), neutral in KEY_NEUTRAL_DEFAULTS.items():
+        value = d.get(section)
+        for entry in value if isinstance(value, list) else [value]:
+            if isinstance(entry, dict) and entry.get(name, neutral) == neutral:
+                entry.pop(name, None)
+    return d
+
+
 def run_key(config: RunConfig, base_dir: str | Path | None = None) -> str:
     """A stable 16-hex-digit key of the fully resolved run config.
 
     Paths inside ``base_dir`` (the spec's folder) are hashed relative to it, so moving a
-    project (spec and data together) to another machine keeps its run keys.
+    project (spec and data together) to another machine keeps its run keys. Fields newer
+    than the first run keys are hashed only when set (:data:`KEY_NEUTRAL_DEFAULTS`).
     """
-    d = config.to_dict()
+    d = _drop_neutral_defaults(config.to_dict())
     if base_dir:
         d = _relative(d, str(Path(base_dir).resolve()).rstrip("/") + "/")
     return hashlib.sha256(canonical_json(d).encode()).hexdigest()[:16]

@@ -334,7 +334,7 @@ def _at_least(run: RunConfig, minima: dict[str, float]) -> None:
 
 def _validate_eval(i: int, e: EvalSection) -> EvalSection:
     """Checks of one ``[[eval]]`` table that need no data loading."""
-    from xlrun.evaluate.tasks import known_languages, known_splits
+    from xlrun.evaluate.tasks import known_languages, known_splits, reads_from_hub
     from xlrun.registry import check_dataset
 
     where = f"eval[{i}]"
@@ -349,6 +349,11 @@ def _validate_eval(i: int, e: EvalSection) -> EvalSection:
                         allowed=["mono", "cross", "multi"])
     if len(set(e.settings)) != len(e.settings):
         raise SpecError(f"{where}.settings", "a setting is named twice", value=e.settings)
+    if e.revision and not reads_from_hub(e):
+        why = "a local path" if e.path else f"dataset {e.dataset!r}, which is never read from the hub"
+        raise SpecError(f"{where}.revision", f"a hub revision means nothing for {why}; "
+                        "remove it (it applies to mldr and miracl without a path)",
+                        value=e.revision)
     splits = known_splits(e.dataset)
     if splits is not None and e.split not in splits:
         raise SpecError(f"{where}.split", f"dataset {e.dataset!r} has no such split",
@@ -408,6 +413,9 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
         raise SpecError("train_data.path", "file or folder not found", value=td.path)
     if td.source == "hf" and not td.name:
         raise SpecError("train_data.name", "source 'hf' needs a dataset name", value=td.name)
+    if td.revision and td.source != "hf":
+        raise SpecError("train_data.revision", "a hub revision applies only to source 'hf'",
+                        value=td.revision)
     td_langs = _langs(td.languages, "train_data.languages")
     clusters = [_langs(c, f"sampling.clusters[{i}]") for i, c in enumerate(s.clusters)]
     seen: dict[str, int] = {}

@@ -54,6 +54,8 @@ class TrainDataSection:
     split: str = "train"
     languages: list[str] = field(default_factory=list)
     max_per_language: int = 0
+    revision: str = ""
+    """``source = "hf"`` only: hub revision (commit hash, tag or branch); empty = latest."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,9 @@ class EvalSection:
     chunk_long_documents: bool = False
     dedupe: Literal["text", "position"] = "text"
     max_queries_per_language: int = 0
+    revision: str = ""
+    """Hub datasets read online (``mldr``, ``miracl`` without ``path``): the revision
+    (commit hash, tag or branch) to load; empty = the dataset's default in xlrun."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,12 @@ def known_splits(dataset: str) -> tuple[str, ...] | None:
     return {"mldr": MLDR_SPLITS, "miracl": MIRACL_SPLITS, "quickstart": SPLITS}.get(dataset)
 
 
+def reads_from_hub(cfg: EvalSection) -> bool:
+    """Whether this ``[[eval]]`` section loads from the Hugging Face hub (no local ``path``),
+    the only case where ``revision`` means anything."""
+    return cfg.dataset in ("mldr", "miracl") and not cfg.path
+
+
 def known_languages(cfg: EvalSection) -> list[str] | None:
     """The languages an ``[[eval]]`` section can use, when they are known before loading:
     the quickstart's, or the files present in a local LAReQA folder (None: unknown)."""

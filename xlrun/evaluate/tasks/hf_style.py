@@ -4,7 +4,7 @@ Online (``path`` empty): Hugging Face ``datasets.load_dataset``:
 
 - ``mldr``: ``Shitao/MLDR`` config ``<lang>`` (split ``dev``/``test``; records ``query_id``,
   ``query``, ``positive_passages`` [{docid, text}], ``negative_passages``) and config
-  ``corpus-<lang>`` (split ``corpus``; ``docid``, ``text``), at :data:`MLDR_REVISION`.
+  ``corpus-<lang>`` (split ``corpus``; ``docid``, ``text``), at ``revision`` (default :data:`MLDR_REVISION`).
 - ``miracl``: ``miracl/miracl`` config ``<lang>`` (splits ``train``/``dev``/``testB``...) and
   ``miracl/miracl-corpus`` config ``<lang>`` (split ``train``; ``docid``, ``title``, ``text``).
 
@@ -35,14 +35,15 @@ MLDR_LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "it", "ja", "ko", "pt", "r
 MLDR_SPLITS = ("dev", "test")
 MLDR_REPO = "Shitao/MLDR"
 MLDR_REVISION = "main"
-"""Hub revision of ``Shitao/MLDR``; replace with a commit hash to pin the data exactly."""
+"""Default hub revision of ``Shitao/MLDR``. A spec pins the data with ``[[eval]] revision``
+(a commit hash); the revision is part of the run key, so pinned runs say what they read."""
 MIRACL_LANGUAGES = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko",
                     "ru", "sw", "te", "th", "yo", "zh")
 MIRACL_SPLITS = ("train", "dev", "testA", "testB")
 MIRACL_REPO = "miracl/miracl"
 MIRACL_CORPUS_REPO = "miracl/miracl-corpus"
 MIRACL_REVISION = "main"
-"""Hub revision of the MIRACL repositories; replace with a commit hash to pin them."""
+"""Default hub revision of the MIRACL repositories (``[[eval]] revision`` overrides it)."""
 
 
 def doc_text(rec: dict[str, Any]) -> str:
@@ -94,7 +95,7 @@ def _hub(repo: str, config: str, split: str, revision: str):  # noqa: ANN202 - d
 
 
 def _load(name: str, cfg: EvalSection, langs_known: tuple[str, ...], splits: tuple[str, ...],
-          hub: Any) -> EvalData:
+          hub: Any, default_revision: str) -> EvalData:
     if cfg.split not in splits:
         from xlrun.errors import SpecError
 
@@ -107,7 +108,7 @@ def _load(name: str, cfg: EvalSection, langs_known: tuple[str, ...], splits: tup
         if folder:
             qrecs, crecs = _local_language(folder, lang, cfg.split)
         else:
-            qrecs, crecs = hub(lang, cfg.split)
+            qrecs, crecs = hub(lang, cfg.split, cfg.revision or default_revision)
         queries[lang], corpus[lang], q = build_language(lang, qrecs, crecs)
         qrels.update(q)
     data = EvalData(name, cfg.split, queries, corpus, qrels, parallel=False,
@@ -115,23 +116,23 @@ def _load(name: str, cfg: EvalSection, langs_known: tuple[str, ...], splits: tup
     return finish(data, cfg.max_queries_per_language)
 
 
-def _mldr_hub(lang: str, split: str) -> tuple[Iterable, Iterable]:
-    return (_hub(MLDR_REPO, lang, split, MLDR_REVISION),
-            _hub(MLDR_REPO, f"corpus-{lang}", "corpus", MLDR_REVISION))
+def _mldr_hub(lang: str, split: str, revision: str) -> tuple[Iterable, Iterable]:
+    return (_hub(MLDR_REPO, lang, split, revision),
+            _hub(MLDR_REPO, f"corpus-{lang}", "corpus", revision))
 
 
-def _miracl_hub(lang: str, split: str) -> tuple[Iterable, Iterable]:
-    return (_hub(MIRACL_REPO, lang, split, MIRACL_REVISION),
-            _hub(MIRACL_CORPUS_REPO, lang, "train", MIRACL_REVISION))
+def _miracl_hub(lang: str, split: str, revision: str) -> tuple[Iterable, Iterable]:
+    return (_hub(MIRACL_REPO, lang, split, revision),
+            _hub(MIRACL_CORPUS_REPO, lang, "train", revision))
 
 
 @DATASETS.register("mldr")
 def load_mldr(cfg: EvalSection) -> EvalData:
     """MLDR (13 languages, long documents; settings mono and multi)."""
-    return _load("mldr", cfg, MLDR_LANGUAGES, MLDR_SPLITS, _mldr_hub)
+    return _load("mldr", cfg, MLDR_LANGUAGES, MLDR_SPLITS, _mldr_hub, MLDR_REVISION)
 
 
 @DATASETS.register("miracl")
 def load_miracl(cfg: EvalSection) -> EvalData:
     """MIRACL (18 languages, Wikipedia passages; settings mono and multi)."""
-    return _load("miracl", cfg, MIRACL_LANGUAGES, MIRACL_SPLITS, _miracl_hub)
+    return _load("miracl", cfg, MIRACL_LANGUAGES, MIRACL_SPLITS, _miracl_hub, MIRACL_REVISION)
