@@ -21,6 +21,15 @@ import torch.nn.functional as F
 Side = Literal["query", "passage"]
 
 
+def release_accelerator_memory() -> None:
+    """Give cached CUDA blocks back after an out-of-memory error (no-op on CPU)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     """How to turn texts into vectors."""
@@ -128,10 +137,15 @@ class Encoder(torch.nn.Module):
                progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Encode many texts: length-sorted batches, no gradients, float32 output in input order.
 
+        A batch that runs out of accelerator memory is retried at half the size (down to one
+        text); after that, batches are sized by the padded length that fitted, so shorter
+        texts further down the length order get larger batches again (never above
+        ``batch_size``). The vectors do not depend on how the texts were batched.
+
         Args:
             texts: the texts, without prefixes.
             side: ``query`` or ``passage`` (chooses prefix and truncation length).
-            batch_size: texts per forward pass.
+            batch_size: texts per forward pass at most.
             progress: called with the number of texts finished after each batch.
         """
         was_training = self.model.training
@@ -139,14 +153,30 @@ class Encoder(torch.nn.Module):
         n = len(texts)
         dim = int(getattr(self.model.config, "hidden_size", 0)) or None
         order = np.argsort([-len(t) for t in texts], kind="stable")
+        # characters stand in for tokens; past the truncation length every text costs the same
+        char_cap = 16 * self.config.max_length(side)
         out: np.ndarray | None = np.empty((n, dim), dtype=np.float32) if dim else None
+        budget: int | None = None  # padded characters per batch known to fit, after an OOM
+        start = 0
         try:
-            for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
-                vecs = self.embed([texts[i] for i in idx], side).float().cpu().numpy()
+            while start < n:
+                longest = max(1, min(len(texts[order[start]]), char_cap))
+                size = batch_size if budget is None else max(1, min(batch_size, budget // longest))
+                while True:
+                    idx = order[start:start + size]
+                    try:
+                        vecs = self.embed([texts[i] for i in idx], side).float().cpu().numpy()
+                        break
+                    except torch.OutOfMemoryError:
+                        if size == 1:
+                            raise
+                        release_accelerator_memory()
+                        size //= 2
+                        budget = size * longest
                 if out is None:
                     out = np.empty((n, vecs.shape[1]), dtype=np.float32)
                 out[idx] = vecs
+                start += len(idx)
                 if progress is not None:
                     progress(len(idx))
         finally:

@@ -1,0 +1,62 @@
+"""Encoder.encode: input order, batching invariance and out-of-memory backoff."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_encoder, toy_examples
+
+from xlrun.train.encoder import Encoder
+
+
+def _texts() -> list[str]:
+    ex = toy_examples(n=12)
+    # lengths that differ a lot, as in a long-document corpus
+    return [e.passage * (1 + i % 5) for i, e in enumerate(ex)]
+
+
+def test_encode_keeps_input_order_and_ignores_batch_size() -> None:
+    enc = tiny_encoder()
+    texts = _texts()
+    a = enc.encode(texts, "passage", batch_size=64)
+    b = enc.encode(texts, "passage", batch_size=3)
+    assert a.shape == (len(texts), enc.model.config.hidden_size)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    one = enc.encode([texts[7]], "passage", batch_size=1)
+    np.testing.assert_allclose(one[0], a[7], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+
+
+def _oom_above(enc: Encoder, max_chars: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make ``enc.embed`` fail like a full GPU when a batch pads beyond ``max_chars``."""
+    sizes: list[int] = []
+    real = enc.embed
+
+    def embed(texts, side):  # noqa: ANN001, ANN202 - mirrors Encoder.embed
+        sizes.append(len(texts))
+        if len(texts) * max(len(t) for t in texts) > max_chars:
+            raise torch.OutOfMemoryError("simulated: CUDA out of memory")
+        return real(texts, side)
+
+    monkeypatch.setattr(enc, "embed", embed)
+    return sizes
+
+
+def test_out_of_memory_halves_the_batch_and_grows_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = tiny_encoder()
+    texts = _texts()
+    expected = enc.encode(texts, "passage", batch_size=64)
+    longest = max(len(t) for t in texts)
+    sizes = _oom_above(enc, 4 * longest, monkeypatch)
+    got = enc.encode(texts, "passage", batch_size=32)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert sizes[0] == 32 and 4 in sizes          # 32 → 16 → 8 → 4 fits the longest texts
+    assert max(sizes[sizes.index(4):]) > 4        # shorter texts get larger batches again
+
+
+def test_out_of_memory_at_batch_one_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = tiny_encoder()
+    _oom_above(enc, 0, monkeypatch)
+    with pytest.raises(torch.OutOfMemoryError):
+        enc.encode(_texts(), "passage", batch_size=8)
