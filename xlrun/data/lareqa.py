@@ -115,16 +115,15 @@ def _download(base: str, lang: str) -> Path:
     target = _cache_dir() / key / f"{lang}.json"
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     url = f"{base.rstrip('/')}/{lang}.json"
-    tmp = target.with_suffix(".part")
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
-            out.write(resp.read())
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            data = resp.read()
     except OSError as exc:
         raise UsageError(f"cannot download LAReQA file {url}: {exc}") from exc
-    tmp.replace(target)
-    return target
+    from xlrun.files import atomic_write_bytes
+
+    return atomic_write_bytes(target, data)
 
 
 def language_file(source: str | Path, lang: str) -> Path:

@@ -81,10 +81,9 @@ class EmbeddingCache:
             self.misses += 1
             arr = np.ascontiguousarray(compute(), dtype=np.float32)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp.npy")
-                np.save(tmp, arr)
-                tmp.replace(path)
+                from xlrun.files import atomic_write
+
+                atomic_write(path, lambda tmp: np.save(tmp, arr))
         self._mem[key] = arr
         return arr
 

@@ -159,11 +159,10 @@ def embedding_distances(langs: Sequence[str], context: SimilarityContext | None,
     out = np.clip((out + out.T) / 2.0, 0.0, 2.0)
     np.fill_diagonal(out, 0.0)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"model_id": context.model_id, "variant": variant,
-                                   "langs": list(langs), "values": out.tolist()}))
-        tmp.replace(cache_file)
+        from xlrun.files import atomic_write_text
+
+        atomic_write_text(cache_file, json.dumps({"model_id": context.model_id, "variant": variant,
+                                                  "langs": list(langs), "values": out.tolist()}))
     return out
 
 
