@@ -5,7 +5,7 @@
 # Call 1 (setup; the wheels alone fill most of a call's 64 MiB):
 #   run(command="bash benchmarks/study/run_on_gpu.sh setup", carry=[".device/whl"])
 # Calls 2.. (each stops starting new runs after BUDGET_S seconds, then exports):
-#   run(command="BUDGET_S=480 bash benchmarks/study/run_on_gpu.sh run", timeout_s=600,
+#   run(command="BUDGET_S=480 WORKERS=2 bash benchmarks/study/run_on_gpu.sh run", timeout_s=600,
 #       carry=[".device/data", ".device/models", ".device/lang2vec", ".device/state"])
 #   then here: cp <files_at>/study-export.tar .device/state/   (the next call resumes from it)
 # The wheels are installed into /tmp/xlrun-site, which lives as long as the machine stays warm
@@ -59,17 +59,32 @@ if [ -f .device/state/study-export.tar ]; then       # resume: what earlier call
 fi
 $PY benchmarks/study/order_runs.py "${SPECS[@]}" --count
 deadline=$(( start + ${BUDGET_S:-480} ))
-min_group=${MIN_GROUP_S:-90}      # do not start a group with less time than this left
+# Enqueue every run in seed-major order (workers claim by id, so they take them in this order:
+# a partial study has the same seeds in every arm), then run WORKERS workers side by side on the
+# one GPU: e5-small leaves the H100 mostly idle, and one worker's CPU-side work (data, metrics,
+# SQLite writes) overlaps another's GPU work. A worker claims no new run once less than
+# MIN_RUN_S is left; at the deadline a run still going is interrupted and goes back to the
+# queue (redone next call).
 $PY benchmarks/study/order_runs.py "${SPECS[@]}" > "$WORK/order.txt"
 while read -r spec keys; do
-  left=$(( deadline - $(date +%s) ))
-  if [ "$left" -lt "$min_group" ]; then echo "time budget spent; resubmit to continue"; break; fi
   only=(); for k in $keys; do only+=(--only "$k"); done
-  t0=$(date +%s)
-  # SIGINT at the deadline: the run in progress goes back to the queue (redone next call)
-  timeout -s INT "$left" $XL submit "$spec" --device cuda "${only[@]}" </dev/null || true
-  echo "group $spec ($(wc -w <<<"$keys") runs): $(( $(date +%s) - t0 )) s"
+  $XL submit "$spec" --no-run "${only[@]}" </dev/null >/dev/null
 done < "$WORK/order.txt"
+left=$(( deadline - $(date +%s) ))
+claim=$(( left - ${MIN_RUN_S:-150} ))
+if [ "$claim" -le 0 ]; then
+  echo "time budget spent before any run; resubmit to continue"
+else
+  pids=()
+  for w in $(seq "${WORKERS:-2}"); do
+    timeout -s INT "$left" $XL worker --device cuda --claim-for "$claim" \
+      </dev/null >"$OUT/worker-$w.log" 2>&1 &
+    pids+=($!)
+    sleep 3   # stagger the model loads
+  done
+  for p in "${pids[@]}"; do wait "$p" || true; done
+  tail -n 3 "$OUT"/worker-*.log
+fi
 
 rm -rf "$WORK/export"
 $XL db export "$WORK/export" --done-only

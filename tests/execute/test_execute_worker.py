@@ -94,3 +94,29 @@ print("written", flush=True)
     proc.wait()
     n = store.count_rows(get_engine(url), QueryResult.__table__, rid)
     assert n in (0, 400_000)
+
+
+def test_claim_for_stops_claiming_and_leaves_the_rest_queued(sqlite_url: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``claim_for_s``, the run in progress at the limit finishes; no new run starts."""
+    import xlrun.execute.worker as worker_mod
+    from xlrun.execute.pipeline import RunOutcome
+
+    ids = enqueue(sqlite_url, tmp_path, 5)
+    now = [0.0]
+    executed: list[int] = []
+
+    def fake_execute(engine, run_id, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        executed.append(run_id)
+        now[0] += 40.0  # each run takes 40 "seconds"
+        store.finish_run(engine, run_id, "done")
+        return RunOutcome(run_id, "done", 40.0)
+
+    monkeypatch.setattr(worker_mod, "execute_run", fake_execute)
+    options = worker_mod.WorkerOptions(device="cpu", claim_for_s=100.0)
+    outcomes = worker_mod.run_worker(get_engine(sqlite_url), options, clock=lambda: now[0])
+    # claims at t = 0, 40, 80 (each finishes); at t = 120 the claim time is spent
+    assert executed == ids[:3] and [o.status for o in outcomes] == ["done"] * 3
+    with get_engine(sqlite_url).connect() as conn:
+        status = dict(conn.execute(select(Run.__table__.c.id, Run.__table__.c.status)).all())
+    assert [status[i] for i in ids] == ["done"] * 3 + ["queued"] * 2

@@ -24,10 +24,13 @@ from xlrun.cli.common import db_option, handle_errors
 @click.option("--wait/--exit-when-empty", default=False, show_default=True,
               help="Keep polling for new runs when the queue is empty.")
 @click.option("--poll", "poll_s", default=10.0, show_default=True, help="Seconds between polls.")
+@click.option("--claim-for", "claim_for_s", default=0.0, show_default=True,
+              help="Claim no new run after this many seconds; the run in progress finishes "
+                   "(0: no limit). For time-limited jobs: set it to the job's time minus one run.")
 @handle_errors
 def worker(db_url: str | None, max_runs: int, device: str, run_ids: tuple[int, ...],
            heartbeat_s: float, stale_after_s: float, max_attempts: int, wait: bool,
-           poll_s: float) -> None:
+           poll_s: float, claim_for_s: float) -> None:
     """Claim queued runs atomically and execute them (many workers may share one database)."""
     from xlrun.cli.common import sigterm_as_interrupt
     from xlrun.db.engine import get_engine
@@ -39,7 +42,7 @@ def worker(db_url: str | None, max_runs: int, device: str, run_ids: tuple[int, .
     options = WorkerOptions(device=device, max_runs=max_runs, run_ids=run_ids or None,
                             heartbeat_s=heartbeat_s, stale_after_s=stale_after_s,
                             max_attempts=max_attempts, wait=wait,
-                            poll_s=poll_s)
+                            poll_s=poll_s, claim_for_s=claim_for_s)
     with RichProgress() as progress:
         try:
             outcomes = run_worker(engine, options, progress)

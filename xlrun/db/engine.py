@@ -51,10 +51,16 @@ def migrations_dir() -> Path:
     raise FileNotFoundError("xlrun's migrations folder is missing; reinstall xlrun")
 
 
+SQLITE_BUSY_TIMEOUT_S = 120
+"""How long a SQLite writer waits for another's transaction. One run's result set (on
+XQuAD-R ~157k query rows plus top-k rows) is written in one transaction of ~10-20 s, and
+several workers may queue behind it."""
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
     cur.close()
 
 
@@ -66,7 +72,7 @@ def make_engine(url: str | None = None) -> Engine:
         db = u.database
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 30})
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         else:
             engine = create_engine(url, poolclass=StaticPool,
                                    connect_args={"check_same_thread": False})

@@ -10,6 +10,7 @@ reclaimed run resumes from its last checkpoint.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -33,22 +34,30 @@ class WorkerOptions:
     wait: bool = False  # keep polling when the queue is empty
     poll_s: float = 10.0
     tag: str = "worker"
+    claim_for_s: float = 0.0  # > 0: claim no new run after this many seconds (time-limited jobs)
 
 
-def run_worker(engine: Engine, options: WorkerOptions,
-               progress: Progress | None = None) -> list[RunOutcome]:
-    """Claim and execute runs until the queue is empty (or ``max_runs`` is reached)."""
+def run_worker(engine: Engine, options: WorkerOptions, progress: Progress | None = None,
+               clock: Callable[[], float] = time.monotonic) -> list[RunOutcome]:
+    """Claim and execute runs until the queue is empty, ``max_runs`` is reached, or
+    ``claim_for_s`` has passed (the run in progress then finishes; nothing new starts)."""
     progress = progress or NullProgress()
     name = worker_name(options.tag)
     outcomes: list[RunOutcome] = []
+    started = clock()
     while not options.max_runs or len(outcomes) < options.max_runs:
+        if options.claim_for_s > 0 and clock() - started >= options.claim_for_s:
+            progress.log(f"{name}: claim time ({options.claim_for_s:.0f} s) spent; "
+                         "leaving the rest queued")
+            break
         reclaimed = store.reclaim_dead_local(engine) + store.reclaim_stale(
             engine, options.stale_after_s, options.max_attempts)
         for rid in reclaimed:
             progress.log(f"reclaimed run {rid} (its worker stopped heartbeating)")
         run_id = store.claim_run(engine, name, options.run_ids, device=options.device)
         if run_id is None:
-            if options.wait:
+            if options.wait and not (options.claim_for_s > 0 and clock() - started
+                                     + options.poll_s >= options.claim_for_s):
                 time.sleep(options.poll_s)
                 continue
             break
