@@ -58,7 +58,10 @@ def test_grad_cache_matches_plain_gradients(toy_corpus, make_encoder, symmetric,
     assert cached_loss.item() == pytest.approx(plain_loss.item(), rel=1e-5)
     assert plain.keys() == cached.keys() and len(plain) > 10
     for name in plain:
-        torch.testing.assert_close(cached[name], plain[name], rtol=1e-4, atol=1e-6)
+        # fp32 sums in another order (chunks vs one batch, thread splits under load): allow
+        # 1e-3 of the tensor's largest gradient; a wrong GradCache is off by O(0.1-1) of it
+        scale = float(plain[name].abs().max())
+        torch.testing.assert_close(cached[name], plain[name], rtol=1e-4, atol=1e-3 * scale + 1e-9)
     # a different batch gives different gradients (the comparison can fail)
     enc3 = make_encoder(seed=1, dropout=0.0)
     ContrastiveStep(enc3, toy_corpus, cached_cfg)(ITEMS[::-1][:6], negs[:6] if negs else None)
