@@ -280,3 +280,29 @@ def test_cli_export_import(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["db", "export", str(tmp_path / "y"), "--db", src,
                                "--experiment", "nope"])
     assert bad.exit_code == 2 and "unknown experiment" in bad.output
+
+
+def test_metrics_that_follow_from_the_rank_are_left_out_and_restored() -> None:
+    """One relevant document: AP, MRR@10, nDCG@10 and Recall@100 follow from its rank; the
+    export drops them only where the stored values equal that, the import computes them."""
+    from xlrun.db.transfer import DERIVED_COLUMNS, elide_derived, restore_derived
+
+    ranks = [1, 3, 10, 11, 150, 2, 4]
+    rows = []
+    for r in ranks:
+        rows.append({"n_relevant": 1, "first_relevant_rank": r, "ap": round(1 / r, 4),
+                     "mrr_at_10": round(1 / r, 4) if r <= 10 else 0.0,
+                     "ndcg_at_10": round(1 / np.log2(r + 1), 4) if r <= 10 else 0.0,
+                     "recall_at_100": 1.0 if r <= 100 else 0.0})
+    rows[5]["ap"] = 0.1234                                  # does not follow from rank 2: kept
+    rows[6]["n_relevant"] = 3                               # several relevant: kept
+    frame = pl.DataFrame(rows)
+    out = elide_derived(frame)
+    left_out = out["ap"].is_null().to_list()
+    assert left_out == [True, True, True, True, True, False, False]
+    for c in DERIVED_COLUMNS:
+        assert out[c].is_null().to_list() == left_out
+    back = restore_derived(out)
+    for c in DERIVED_COLUMNS:
+        np.testing.assert_allclose(back[c].to_numpy(), frame[c].to_numpy(), atol=5e-5)
+    assert back["ap"][5] == 0.1234 and back["ap"][1] == pytest.approx(1 / 3, abs=1e-12)

@@ -60,7 +60,8 @@ from xlrun.db.models import (
 from xlrun.errors import UsageError
 
 FORMAT = "xlrun-db-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""1: plain tables. 2: adds ``derived`` (metrics left out where they follow from the rank)."""
 DIGITS = 4
 """Decimals kept for the metric columns of ``query_results``."""
 
@@ -83,6 +84,11 @@ EXPORT_ORDER: dict[str, tuple[str, ...]] = {
 }
 """Row order of the big tables in an export: one query's rows of every run side by side, so
 the (strongly correlated) metrics of different runs compress together (~25 % smaller)."""
+DERIVED_COLUMNS: tuple[str, ...] = ("ap", "ndcg_at_10", "mrr_at_10", "recall_at_100")
+"""``query_results`` metrics that follow from ``first_relevant_rank`` when a query has one
+relevant document (most LAReQA rows): AP = 1/r, MRR@10 and nDCG@10 = 1/r and 1/log2(r+1)
+for r ≤ 10, else 0, Recall@100 = [r ≤ 100]. An export leaves them out (NULL) on exactly the
+rows where the stored values equal that derivation, and the import computes them back."""
 _BATCH = 50_000
 _INSERT_CHUNK = 10_000
 
@@ -177,6 +183,37 @@ def _round(name: str, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns([pl.col(c).round(DIGITS) for c in cols]) if cols else frame
 
 
+def _derived(rank: pl.Expr) -> dict[str, pl.Expr]:
+    r = rank.cast(pl.Float64)
+    return {"ap": 1.0 / r,
+            "mrr_at_10": pl.when(r <= 10).then(1.0 / r).otherwise(0.0),
+            "ndcg_at_10": pl.when(r <= 10).then(1.0 / (r + 1.0).log(2)).otherwise(0.0),
+            "recall_at_100": pl.when(r <= 100).then(1.0).otherwise(0.0)}
+
+
+def _single_relevant(frame: pl.DataFrame) -> pl.Expr:
+    return (pl.col("n_relevant") == 1) & pl.col("first_relevant_rank").is_not_null()
+
+
+def elide_derived(frame: pl.DataFrame) -> pl.DataFrame:
+    """``query_results`` with :data:`DERIVED_COLUMNS` set to NULL on the rows with one
+    relevant document whose (rounded) values equal the derivation from the rank."""
+    derived = _derived(pl.col("first_relevant_rank"))
+    same = _single_relevant(frame)
+    for c in DERIVED_COLUMNS:
+        same = same & ((pl.col(c) - derived[c].round(DIGITS)).abs() < 1e-9)
+    return frame.with_columns([pl.when(same).then(None).otherwise(pl.col(c)).alias(c)
+                               for c in DERIVED_COLUMNS])
+
+
+def restore_derived(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fill the metrics :func:`elide_derived` left out (exact values, not rounded)."""
+    derived = _derived(pl.col("first_relevant_rank"))
+    return frame.with_columns([
+        pl.when(pl.col(c).is_null() & _single_relevant(frame)).then(derived[c])
+        .otherwise(pl.col(c)).alias(c) for c in DERIVED_COLUMNS])
+
+
 def export_database(engine: Engine, out_dir: str | Path,
                     experiments: Sequence[str] | None = None,
                     done_only: bool = False) -> ExportSummary:
@@ -217,6 +254,8 @@ def export_database(engine: Engine, out_dir: str | Path,
             table = _table(name)
             stmt = stmts[name].order_by(*[table.c[k] for k in _sort_keys(table)])
             frame = _round(name, _read(conn, table, stmt))
+            if name == "query_results":
+                frame = elide_derived(frame)
             if name in EXPORT_ORDER:
                 frame = frame.sort(list(EXPORT_ORDER[name]))
             path = out / f"{name}.parquet"
@@ -231,6 +270,8 @@ def export_database(engine: Engine, out_dir: str | Path,
         "source_dialect": engine.dialect.name, "experiments": names, "done_only": done_only,
         "rows": rows, "omitted_tables": list(OMITTED),
         "rounded": {k: {"columns": list(v), "decimals": DIGITS} for k, v in ROUNDED.items()},
+        "derived": {"query_results": {"columns": list(DERIVED_COLUMNS),
+                                      "when": "n_relevant = 1, from first_relevant_rank"}},
         "files": {n: f"{n}.parquet" for n in TABLES},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -293,6 +334,8 @@ def _read_frame(in_dir: Path, name: str, manifest: dict[str, Any]) -> pl.DataFra
     if not path.is_file():
         raise UsageError(f"the export in {in_dir} lacks {path.name}")
     frame = pl.read_parquet(path)
+    if name == "query_results" and "derived" in manifest:
+        frame = restore_derived(frame)
     schema = frame_schema(table)
     unknown = [c for c in frame.columns if c not in schema]
     if unknown:
