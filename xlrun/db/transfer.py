@@ -183,34 +183,35 @@ def _round(name: str, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns([pl.col(c).round(DIGITS) for c in cols]) if cols else frame
 
 
-def _derived(rank: pl.Expr) -> dict[str, pl.Expr]:
-    r = rank.cast(pl.Float64)
-    return {"ap": 1.0 / r,
-            "mrr_at_10": pl.when(r <= 10).then(1.0 / r).otherwise(0.0),
-            "ndcg_at_10": pl.when(r <= 10).then(1.0 / (r + 1.0).log(2)).otherwise(0.0),
-            "recall_at_100": pl.when(r <= 100).then(1.0).otherwise(0.0)}
+def _derived(frame: pl.DataFrame) -> dict[str, pl.Series]:
+    """:data:`DERIVED_COLUMNS` as the evaluation computes them for one relevant document at
+    ``first_relevant_rank`` (rows without a rank get placeholders; they are never used)."""
+    from xlrun.evaluate.metrics import query_metrics
+
+    rank = frame["first_relevant_rank"].cast(pl.Float64).fill_null(float("inf")).to_numpy()
+    values = query_metrics(rank[:, None])
+    return {c: pl.Series(c, values[c]) for c in DERIVED_COLUMNS}
 
 
-def _single_relevant(frame: pl.DataFrame) -> pl.Expr:
-    return (pl.col("n_relevant") == 1) & pl.col("first_relevant_rank").is_not_null()
+_SINGLE_RELEVANT = (pl.col("n_relevant") == 1) & pl.col("first_relevant_rank").is_not_null()
 
 
 def elide_derived(frame: pl.DataFrame) -> pl.DataFrame:
     """``query_results`` with :data:`DERIVED_COLUMNS` set to NULL on the rows with one
     relevant document whose (rounded) values equal the derivation from the rank."""
-    derived = _derived(pl.col("first_relevant_rank"))
-    same = _single_relevant(frame)
+    derived = _derived(frame)
+    same = _SINGLE_RELEVANT
     for c in DERIVED_COLUMNS:
-        same = same & ((pl.col(c) - derived[c].round(DIGITS)).abs() < 1e-9)
+        same = same & ((pl.col(c) - pl.lit(derived[c].round(DIGITS))).abs() < 1e-9)
     return frame.with_columns([pl.when(same).then(None).otherwise(pl.col(c)).alias(c)
                                for c in DERIVED_COLUMNS])
 
 
 def restore_derived(frame: pl.DataFrame) -> pl.DataFrame:
     """Fill the metrics :func:`elide_derived` left out (exact values, not rounded)."""
-    derived = _derived(pl.col("first_relevant_rank"))
+    derived = _derived(frame)
     return frame.with_columns([
-        pl.when(pl.col(c).is_null() & _single_relevant(frame)).then(derived[c])
+        pl.when(pl.col(c).is_null() & _SINGLE_RELEVANT).then(pl.lit(derived[c]))
         .otherwise(pl.col(c)).alias(c) for c in DERIVED_COLUMNS])
 
 

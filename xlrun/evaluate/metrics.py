@@ -85,3 +85,9 @@ METRICS = {
     "recall@100": lambda r: recall_at_k(r, 100),
 }
 """Aggregate metric name (``run_metrics.metric``) → per-query function."""
+
+
+def query_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:
+    """The metric columns of ``query_results`` (AP, nDCG@10, MRR@10, Recall@100), by name."""
+    return {"ap": average_precision(ranks), "ndcg_at_10": ndcg_at_k(ranks, 10),
+            "mrr_at_10": reciprocal_rank_at_k(ranks, 10), "recall_at_100": recall_at_k(ranks, 100)}

@@ -189,9 +189,8 @@ class _Frames:
             "setting": pl.repeat(setting, n, eager=True), "query_id": qids.tolist(),
             "query_lang": pl.repeat(qlang, n, eager=True),
             "doc_lang": pl.repeat(dlang, n, eager=True),
-            "n_relevant": M.n_relevant(ranks), "ap": M.average_precision(ranks),
-            "ndcg_at_10": M.ndcg_at_k(ranks, 10), "mrr_at_10": M.reciprocal_rank_at_k(ranks, 10),
-            "recall_at_100": M.recall_at_k(ranks, 100), "first_relevant_rank": first.astype(np.int64),
+            "n_relevant": M.n_relevant(ranks), **M.query_metrics(ranks),
+            "first_relevant_rank": first.astype(np.int64),
         }
         for name in ("rank_distance", "same_lang_at_10", "same_lang_expected"):
             cols[name] = (bias_cols[name] if bias_cols is not None
