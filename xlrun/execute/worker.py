@@ -44,9 +44,10 @@ def run_worker(engine: Engine, options: WorkerOptions, progress: Progress | None
     progress = progress or NullProgress()
     name = worker_name(options.tag)
     outcomes: list[RunOutcome] = []
-    started = clock()
+    no_claims_after = (clock() + options.claim_for_s if options.claim_for_s > 0
+                       else float("inf"))
     while not options.max_runs or len(outcomes) < options.max_runs:
-        if options.claim_for_s > 0 and clock() - started >= options.claim_for_s:
+        if clock() >= no_claims_after:
             progress.log(f"{name}: claim time ({options.claim_for_s:.0f} s) spent; "
                          "leaving the rest queued")
             break
@@ -56,8 +57,7 @@ def run_worker(engine: Engine, options: WorkerOptions, progress: Progress | None
             progress.log(f"reclaimed run {rid} (its worker stopped heartbeating)")
         run_id = store.claim_run(engine, name, options.run_ids, device=options.device)
         if run_id is None:
-            if options.wait and not (options.claim_for_s > 0 and clock() - started
-                                     + options.poll_s >= options.claim_for_s):
+            if options.wait and clock() + options.poll_s < no_claims_after:
                 time.sleep(options.poll_s)
                 continue
             break

@@ -26,6 +26,10 @@ def load_dataset(cfg: EvalSection) -> EvalData:
     return DATASETS.get(cfg.dataset, "eval.dataset")(cfg)
 
 
+HUB_DATASETS: tuple[str, ...] = ("mldr", "miracl")
+"""Datasets read from the Hugging Face hub when ``[[eval]] path`` is empty."""
+
+
 def known_splits(dataset: str) -> tuple[str, ...] | None:
     """The splits a dataset has (None: any name is accepted, e.g. ``local``)."""
     from xlrun.evaluate.tasks.hf_style import MIRACL_SPLITS, MLDR_SPLITS
@@ -37,7 +41,7 @@ def known_splits(dataset: str) -> tuple[str, ...] | None:
 def reads_from_hub(cfg: EvalSection) -> bool:
     """Whether this ``[[eval]]`` section loads from the Hugging Face hub (no local ``path``),
     the only case where ``revision`` means anything."""
-    return cfg.dataset in ("mldr", "miracl") and not cfg.path
+    return cfg.dataset in HUB_DATASETS and not cfg.path
 
 
 def known_languages(cfg: EvalSection) -> list[str] | None:
@@ -49,7 +53,7 @@ def known_languages(cfg: EvalSection) -> list[str] | None:
         from xlrun.quickstart.corpus import LANGUAGES
 
         return list(LANGUAGES)
-    if cfg.dataset in ("mldr", "miracl"):
+    if cfg.dataset in HUB_DATASETS:
         from xlrun.evaluate.tasks.hf_style import MIRACL_LANGUAGES, MLDR_LANGUAGES
 
         return list(MLDR_LANGUAGES if cfg.dataset == "mldr" else MIRACL_LANGUAGES)
