@@ -354,7 +354,7 @@ def _validate_eval(i: int, e: EvalSection) -> EvalSection:
         raise SpecError(f"{where}.revision", f"a hub revision means nothing for {why}; "
                         "remove it (it applies to mldr and miracl without a path)",
                         value=e.revision)
-    splits = known_splits(e.dataset)
+    splits = known_splits(e.dataset, hub=reads_from_hub(e))
     if splits is not None and e.split not in splits:
         raise SpecError(f"{where}.split", f"dataset {e.dataset!r} has no such split",
                         value=e.split, allowed=splits)

@@ -30,12 +30,21 @@ HUB_DATASETS: tuple[str, ...] = ("mldr", "miracl")
 """Datasets read from the Hugging Face hub when ``[[eval]] path`` is empty."""
 
 
-def known_splits(dataset: str) -> tuple[str, ...] | None:
-    """The splits a dataset has (None: any name is accepted, e.g. ``local``)."""
-    from xlrun.evaluate.tasks.hf_style import MIRACL_SPLITS, MLDR_SPLITS
+def known_splits(dataset: str, hub: bool = False) -> tuple[str, ...] | None:
+    """The splits a dataset has (None: any name is accepted, e.g. ``local``); with ``hub``,
+    those that can be evaluated from the Hugging Face hub (MIRACL's test splits have no
+    published judgements)."""
+    from xlrun.evaluate.tasks.hf_style import MIRACL_HUB_SPLITS, MIRACL_SPLITS, MLDR_SPLITS
     from xlrun.quickstart.corpus import SPLITS
 
-    return {"mldr": MLDR_SPLITS, "miracl": MIRACL_SPLITS, "quickstart": SPLITS}.get(dataset)
+    miracl = MIRACL_HUB_SPLITS if hub else MIRACL_SPLITS
+    return {"mldr": MLDR_SPLITS, "miracl": miracl, "quickstart": SPLITS}.get(dataset)
+
+
+def default_split(dataset: str) -> str:
+    """The split ``xlrun evaluate`` uses when ``--split`` is not given: ``dev`` for MIRACL
+    (the last split with published judgements), else ``test``."""
+    return "dev" if dataset == "miracl" else "test"
 
 
 def reads_from_hub(cfg: EvalSection) -> bool:
