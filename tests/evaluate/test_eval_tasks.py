@@ -97,32 +97,6 @@ def test_mldr_local_layout() -> None:
         load_dataset(EvalSection("mldr", path=str(FIX / "mldr"), split="train"))
 
 
-@pytest.mark.parametrize("dataset, default", [("mldr", "main"), ("miracl", "main")])
-def test_hub_loaders_read_the_pinned_revision(monkeypatch: pytest.MonkeyPatch, dataset: str,
-                                              default: str) -> None:
-    """Online loads go through ``_hub`` with the spec's revision, else the module default."""
-    from xlrun.evaluate.tasks import hf_style
-
-    calls: list[tuple[str, str, str, str]] = []
-
-    def fake_hub(repo: str, config: str, split: str, revision: str) -> list[dict]:
-        calls.append((repo, config, split, revision))
-        if "corpus" in repo or config.startswith("corpus"):
-            return [{"docid": "d1", "text": "a document"}]
-        return [{"query_id": "q1", "query": "a question",
-                 "positive_passages": [{"docid": "d1"}]}]
-
-    monkeypatch.setattr(hf_style, "_hub", fake_hub)
-    split = "dev"
-    data = load_dataset(EvalSection(dataset, split=split, languages=["de"], revision="0123abcd"))
-    assert data.qrels[("de", "q1")] == {"de:d1"}
-    assert calls and {c[3] for c in calls} == {"0123abcd"}
-    assert {c[1] for c in calls} >= {"de"}
-    calls.clear()
-    load_dataset(EvalSection(dataset, split=split, languages=["de"]))
-    assert {c[3] for c in calls} == {default}
-
-
 def test_miracl_local_layout() -> None:
     data = load_dataset(EvalSection("miracl", path=str(FIX / "miracl"), split="dev"))
     assert data.languages == ["fr"]
