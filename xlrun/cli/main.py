@@ -176,7 +176,8 @@ def show(run_id: int, db_url: str | None) -> None:
 @click.argument("model")
 @click.option("--dataset", required=True, help="Evaluation dataset (xquad-r, mlqa-r, mldr, …).")
 @click.option("--data-path", default="", help="Local path (or URL) of the dataset.")
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default="", help="Split to evaluate (default: test; dev for miracl).")
+@click.option("--revision", default="", help="Hub revision of mldr/miracl data (default: main).")
 @click.option("--langs", default="", help="Comma-separated languages (default: all).")
 @click.option("--settings", default="mono,cross,multi", show_default=True)
 @click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
@@ -190,23 +191,28 @@ def show(run_id: int, db_url: str | None) -> None:
 @click.option("--device", default="auto", show_default=True)
 @db_option
 @handle_errors
-def evaluate(model: str, dataset: str, data_path: str, split: str, langs: str, settings: str,
-             pooling: str, query_prefix: str, passage_prefix: str, max_length: int, top_k: int,
-             batch_size: int, experiment: str, device: str, db_url: str | None) -> None:
+def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str, langs: str,
+             settings: str, pooling: str, query_prefix: str, passage_prefix: str,
+             max_length: int, top_k: int, batch_size: int, experiment: str, device: str, db_url: str | None) -> None:
     """Evaluate MODEL (hub id or local path) zero-shot and store it as a run (sampler none)."""
+    from xlrun.evaluate.tasks import default_split
     from xlrun.spec import compile_spec, parse_spec
     from xlrun.spec.toml_writer import dumps
 
+    eval_table: dict[str, object] = {
+        "dataset": dataset, "path": data_path, "split": split or default_split(dataset),
+        "languages": [x for x in langs.split(",") if x],
+        "settings": [x for x in settings.split(",") if x], "top_k": top_k,
+        "batch_size": batch_size}
+    if revision:  # only when given: an unset key leaves run keys as they were
+        eval_table["revision"] = revision
     spec_dict = {
         "experiment": {"name": experiment},
         "model": {"name": model, "pooling": pooling, "query_prefix": query_prefix,
                   "passage_prefix": passage_prefix, "query_max_length": max_length,
                   "passage_max_length": max_length},
         "train": {"steps": 0},
-        "eval": [{"dataset": dataset, "path": data_path, "split": split,
-                  "languages": [x for x in langs.split(",") if x],
-                  "settings": [x for x in settings.split(",") if x], "top_k": top_k,
-                  "batch_size": batch_size}],
+        "eval": [eval_table],
     }
     text = dumps(spec_dict)
     parsed = parse_spec(text, base_dir=Path.cwd())
