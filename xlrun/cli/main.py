@@ -129,7 +129,7 @@ def status(db_url: str | None, experiment: str | None, metric: str | None) -> No
     from xlrun.db.engine import get_engine
     from xlrun.db.queries import run_overview
 
-    engine = get_engine(db_url)
+    engine = get_engine(db_url, create=False)
     table = run_overview(engine, experiment, metric)
     if not table.rows:
         click.echo("no runs" + (f" in experiment {experiment!r}" if experiment else ""))
@@ -149,7 +149,7 @@ def show(run_id: int, db_url: str | None) -> None:
     from xlrun.db.engine import get_engine
     from xlrun.db.queries import run_details
 
-    engine = get_engine(db_url)
+    engine = get_engine(db_url, create=False)
     d = run_details(engine, run_id)
     r = d.run
     click.echo(f"run {r['id']} ({r['experiment']}, key {r['run_key']}): {r['status']}")
@@ -259,7 +259,7 @@ def db_current(db_url: str | None) -> None:
     """Print the database's revision and the newest one."""
     from xlrun.db.engine import current_revision, get_engine, head_revision
 
-    engine = get_engine(db_url, migrate=False)
+    engine = get_engine(db_url, migrate=False, create=False)
     cur = current_revision(engine)
     head = head_revision()
     click.echo(f"current: {cur or '(empty database)'}\nhead:    {head}"

@@ -27,7 +27,7 @@ def db_export(out_dir: Path, db_url: str | None, experiments: tuple[str, ...],
     from xlrun.db.engine import get_engine
     from xlrun.db.transfer import export_database
 
-    engine = get_engine(db_url)
+    engine = get_engine(db_url, create=False)
     s = export_database(engine, out_dir, experiments or None, done_only=done_only)
     counts = ", ".join(f"{k} {v}" for k, v in s.rows.items())
     click.echo(f"exported {len(s.experiments)} experiment(s) to {s.path} "
