@@ -40,20 +40,26 @@ _SHOWN = {"train.seed", "model.name", "sampling.strategy", "sampling.language_sa
 @click.option("--gpus", default=None, type=int, help="GPUs per SLURM job (overrides [executor]).")
 @click.option("--time-limit", default=None, type=int,
               help="SLURM time limit in minutes (overrides [executor]).")
+@click.option("--yes", "yes", is_flag=True,
+              help="Submit a grid larger than 1000 runs (or set experiment.max_runs).")
 @handle_errors
 def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tuple[str, ...],
            no_run: bool, executor: str | None, partition: str | None, gpus: int | None,
-           time_limit: int | None) -> None:
+           time_limit: int | None, yes: bool = False) -> None:
     """Compile SPEC into runs, enqueue the new ones and execute them.
 
     Resubmitting a spec skips finished runs and resumes unfinished ones: a run's key is a
-    hash of its fully resolved config.
+    hash of its fully resolved config. The data the runs use is read and checked first.
     """
+    from xlrun.data.check import check_run_data
     from xlrun.errors import UsageError
     from xlrun.spec import compile_spec, load_spec
+    from xlrun.spec.grid import check_grid_size
 
     parsed = load_spec(spec)
+    check_grid_size(parsed, confirmed=yes or dry_run)
     runs = compile_spec(parsed)
+    check_run_data(runs)
     if only:
         known = {r.run_key for r in runs}
         unknown = [k for k in only if k not in known]
@@ -211,6 +217,9 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, langs: str, s
     text = dumps(spec_dict)
     parsed = parse_spec(text, base_dir=Path.cwd())
     runs = compile_spec(parsed)
+    from xlrun.data.check import check_run_data
+
+    check_run_data(runs)
     from xlrun.db.engine import get_engine
     from xlrun.db.store import submit_runs
     from xlrun.execute.local import LocalExecutor
