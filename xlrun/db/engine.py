@@ -186,6 +186,8 @@ def _where(engine: Engine | None) -> str:
     if engine is None:
         return ""
     path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if path is None and engine.dialect.name == "sqlite" and engine.url.database:
+        return " " + engine.url.database  # a file: URI
     return " " + (str(path) if path else engine.url.render_as_string(hide_password=True))
 
 
