@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from xlrun.cli import main
 from xlrun.errors import SpecError
 from xlrun.spec import compile_spec, load_spec, parse_spec
-from xlrun.spec.grid import GRID_CONFIRM_RUNS, check_grid_size
 
 QS = """
 [experiment]
@@ -31,7 +30,12 @@ languages = ["en", "de"]
 """
 
 
+GRID_CONFIRM_RUNS = 1000  # documented in README and xlrun.spec.grid
+
+
 def _compile(text: str, folder: Path) -> list:
+    from xlrun.spec.grid import check_grid_size
+
     spec = parse_spec(text, base_dir=folder)
     check_grid_size(spec)
     return compile_spec(spec)
@@ -113,6 +117,10 @@ def test_a_huge_grid_asks_for_yes(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "max_runs" in res.output and not db.exists(), res.output
     res, db = _submit(tmp_path, big, "--dry-run")  # writes nothing: no confirmation needed
     assert res.exit_code == 0 and f"{n} runs" in res.output and not db.exists()
+    from xlrun.spec.grid import GRID_CONFIRM_RUNS as documented
+    from xlrun.spec.grid import check_grid_size
+
+    assert documented == GRID_CONFIRM_RUNS
     allowed = big.replace('name = "h"', f'name = "h"\nmax_runs = {n}')
     spec = parse_spec(allowed, base_dir=tmp_path)
     assert check_grid_size(spec) == n

@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 
+from xlrun.errors import XlrunError
 from xlrun.spec.schema import (
     ModelSection,
     RunConfig,
@@ -15,7 +16,7 @@ from xlrun.spec.schema import (
     TrainDataSection,
     TrainSection,
 )
-from xlrun.train.checkpoint import CorruptCheckpoint, checkpoints
+from xlrun.train.checkpoint import checkpoints
 from xlrun.train.trainer import TrainHooks, train
 
 
@@ -49,7 +50,7 @@ def test_damaged_checkpoint_names_the_folder(toy_corpus, make_encoder, tmp_path)
             torch.save({"hello": 1}, f)
         else:
             torch.save({**state, "model": {"nope.weight": torch.zeros(1)}}, f)
-        with pytest.raises(CorruptCheckpoint) as err:
+        with pytest.raises(XlrunError) as err:
             train(_config(), toy_corpus, make_encoder(seed=0), None,
                   TrainHooks(checkpoint_dir=tmp_path))
         assert f"delete the folder {folder}" in str(err.value), damage
