@@ -1,9 +1,14 @@
 """Database URLs, engines and migrations.
 
 The URL comes from ``--db``, else ``XLRUN_DB``, else ``sqlite:///xlrun.db`` in the working
-directory; a bare file path means SQLite. :func:`get_engine` applies the Alembic migrations
-in ``migrations/`` on first use (under a lock, so workers racing on a new database migrate it
-once). On SQLite, foreign keys are enforced and WAL mode lets readers work beside a writer.
+directory; a bare file path means SQLite. :func:`resolve_url` checks it before anything is
+created (a supported dialect and an installed driver; a plain path that does not look like a
+mistyped URL). :func:`get_engine` applies the Alembic migrations in ``migrations/`` on first
+use (under a lock, so workers racing on a new database migrate it once), refuses a database
+written by a newer xlrun, and with ``create=False`` (commands that only read) never creates
+a SQLite file. Faults a user can fix (read-only, corrupt, unopenable) become one-line
+:class:`~xlrun.errors.UsageError` s (:func:`explain_db_error`). On SQLite, foreign keys are
+enforced and WAL mode lets readers work beside a writer.
 """
 
 from __future__ import annotations
