@@ -50,8 +50,8 @@ class Token:
     text: str
 
 
-_PG_WORD = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
-_SQLITE_WORD = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
+_WORD = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
+"""A keyword or identifier; both dialects allow ``$`` after the first character."""
 _PG_DOLLAR = re.compile(r"\$([A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
 _NUMBER = re.compile(r"(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?")
 
@@ -106,7 +106,6 @@ def tokenize(sql: str, dialect: str = "postgresql", *,
         UsageError: an unterminated quote or comment.
     """
     pg = dialect == "postgresql"
-    word_re = _PG_WORD if pg else _SQLITE_WORD
     i, n = 0, len(sql)
     while i < n:
         ch = sql[i]
@@ -150,7 +149,7 @@ def tokenize(sql: str, dialect: str = "postgresql", *,
             m = _NUMBER.match(sql, i)
             j = m.end() if m else i + 1
             yield Token("other", sql[i:j])
-        elif m := word_re.match(sql, i):
+        elif m := _WORD.match(sql, i):
             j = m.end()
             word = m.group(0)
             low = word.lower()
@@ -197,9 +196,8 @@ def split_statement(sql: str, dialect: str = "postgresql", *,
                              "the first ';'")
         pos += len(tok.text)
     stmt = (sql if end is None else sql[:end]).strip()
-    if first_word(stmt, dialect, backslash_quotes=backslash_quotes) is None and not any(
-            t.kind not in ("space", "comment")
-            for t in tokenize(stmt, dialect, backslash_quotes=backslash_quotes)):
+    if all(t.kind in ("space", "comment")
+           for t in tokenize(stmt, dialect, backslash_quotes=backslash_quotes)):
         raise UsageError("empty SQL query")
     return stmt
 
