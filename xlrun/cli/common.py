@@ -19,11 +19,24 @@ db_option = click.option(
 
 
 def handle_errors(fn: F) -> F:
-    """Turn :class:`XlrunError` into ``Error: …`` on stderr and its exit code (2 = bad input)."""
+    """Turn :class:`XlrunError` into ``Error: …`` on stderr and its exit code (2 = bad input);
+    database faults a user can fix (read-only, corrupt, unopenable) become such errors too."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                from sqlalchemy.exc import DBAPIError
+
+                if not isinstance(e, DBAPIError):
+                    raise
+                from xlrun.db.engine import explain_db_error
+
+                known = explain_db_error(e)
+                if known is None:
+                    raise
+                raise known from e
         except XlrunError as e:
             click.echo(f"Error: {e}", err=True)
             sys.exit(e.exit_code)

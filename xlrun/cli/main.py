@@ -40,20 +40,26 @@ _SHOWN = {"train.seed", "model.name", "sampling.strategy", "sampling.language_sa
 @click.option("--gpus", default=None, type=int, help="GPUs per SLURM job (overrides [executor]).")
 @click.option("--time-limit", default=None, type=int,
               help="SLURM time limit in minutes (overrides [executor]).")
+@click.option("--yes", "yes", is_flag=True,
+              help="Submit a grid larger than 1000 runs (or set experiment.max_runs).")
 @handle_errors
 def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tuple[str, ...],
            no_run: bool, executor: str | None, partition: str | None, gpus: int | None,
-           time_limit: int | None) -> None:
+           time_limit: int | None, yes: bool = False) -> None:
     """Compile SPEC into runs, enqueue the new ones and execute them.
 
     Resubmitting a spec skips finished runs and resumes unfinished ones: a run's key is a
-    hash of its fully resolved config.
+    hash of its fully resolved config. The data the runs use is read and checked first.
     """
+    from xlrun.data.check import check_run_data
     from xlrun.errors import UsageError
     from xlrun.spec import compile_spec, load_spec
+    from xlrun.spec.grid import check_grid_size
 
     parsed = load_spec(spec)
+    check_grid_size(parsed, confirmed=yes or dry_run)
     runs = compile_spec(parsed)
+    check_run_data(runs)
     if only:
         known = {r.run_key for r in runs}
         unknown = [k for k in only if k not in known]
@@ -129,7 +135,7 @@ def status(db_url: str | None, experiment: str | None, metric: str | None) -> No
     from xlrun.db.engine import get_engine
     from xlrun.db.queries import run_overview
 
-    engine = get_engine(db_url)
+    engine = get_engine(db_url, create=False)
     table = run_overview(engine, experiment, metric)
     if not table.rows:
         click.echo("no runs" + (f" in experiment {experiment!r}" if experiment else ""))
@@ -149,7 +155,7 @@ def show(run_id: int, db_url: str | None) -> None:
     from xlrun.db.engine import get_engine
     from xlrun.db.queries import run_details
 
-    engine = get_engine(db_url)
+    engine = get_engine(db_url, create=False)
     d = run_details(engine, run_id)
     r = d.run
     click.echo(f"run {r['id']} ({r['experiment']}, key {r['run_key']}): {r['status']}")
@@ -217,6 +223,9 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
     text = dumps(spec_dict)
     parsed = parse_spec(text, base_dir=Path.cwd())
     runs = compile_spec(parsed)
+    from xlrun.data.check import check_run_data
+
+    check_run_data(runs)
     from xlrun.db.engine import get_engine
     from xlrun.db.store import submit_runs
     from xlrun.execute.local import LocalExecutor
@@ -265,7 +274,7 @@ def db_current(db_url: str | None) -> None:
     """Print the database's revision and the newest one."""
     from xlrun.db.engine import current_revision, get_engine, head_revision
 
-    engine = get_engine(db_url, migrate=False)
+    engine = get_engine(db_url, migrate=False, create=False)
     cur = current_revision(engine)
     head = head_revision()
     click.echo(f"current: {cur or '(empty database)'}\nhead:    {head}"

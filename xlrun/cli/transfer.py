@@ -27,7 +27,7 @@ def db_export(out_dir: Path, db_url: str | None, experiments: tuple[str, ...],
     from xlrun.db.engine import get_engine
     from xlrun.db.transfer import export_database
 
-    engine = get_engine(db_url)
+    engine = get_engine(db_url, create=False)
     s = export_database(engine, out_dir, experiments or None, done_only=done_only)
     counts = ", ".join(f"{k} {v}" for k, v in s.rows.items())
     click.echo(f"exported {len(s.experiments)} experiment(s) to {s.path} "
@@ -41,8 +41,10 @@ def db_export(out_dir: Path, db_url: str | None, experiments: tuple[str, ...],
 def db_import(in_dir: Path, db_url: str | None) -> None:
     """Load an export made by `xlrun db export` into the database (one transaction).
 
-    Experiments match by name and runs by (experiment, run_key): importing twice adds
-    nothing; ids already taken are given new ones.
+    The export is verified first (files inside the folder, row counts, checksums, per-run
+    row counts); a partial or damaged one is refused and nothing is written. Experiments
+    match by name and runs by (experiment, run_key): importing twice adds nothing; ids
+    already taken are given new ones; a run held incomplete is repaired.
     """
     from xlrun.db.engine import get_engine
     from xlrun.db.transfer import import_database
@@ -50,7 +52,9 @@ def db_import(in_dir: Path, db_url: str | None) -> None:
     engine = get_engine(db_url)
     s = import_database(engine, in_dir)
     click.echo(f"imported {s.experiments_new} new experiment(s), {s.runs_new} new run(s), "
-               f"{s.runs_replaced} replaced, {s.runs_skipped} already present"
+               f"{s.runs_replaced} replaced, "
+               + (f"{s.runs_repaired} repaired, " if s.runs_repaired else "")
+               + f"{s.runs_skipped} already present"
                + (f"; {len(s.remapped)} run id(s) remapped" if s.remapped else ""))
     rows = {k: v for k, v in s.rows.items() if v}
     if rows:

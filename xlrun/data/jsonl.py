@@ -30,6 +30,16 @@ def example_from_record(rec: Mapping[str, Any], default_id: str, where: str) -> 
     if missing:
         raise UsageError(f"{where}: missing {', '.join(missing)} "
                          f"(each record needs query, passage, lang; parallel_id is optional)")
+    for k in REQUIRED:
+        if not isinstance(rec[k], str):
+            raise UsageError(f"{where}: {k!r} must be a string, got {type(rec[k]).__name__} "
+                             f"{rec[k]!r:.40}")
+        if not rec[k].strip():
+            raise UsageError(f"{where}: {k!r} is blank")
+    pid = rec.get("parallel_id")
+    if pid is not None and (not isinstance(pid, (str, int)) or isinstance(pid, bool)):
+        raise UsageError(f"{where}: 'parallel_id' must be a string or an integer, got "
+                         f"{type(pid).__name__} {pid!r:.40}")
     try:
         lang = normalize(str(rec["lang"]), where)
     except UnknownLanguageError as e:
@@ -49,25 +59,47 @@ def _open(path: Path):  # noqa: ANN202 - text file object
 
 
 def iter_jsonl(path: str | Path) -> Iterator[TrainExample]:
-    """Examples of a JSON-lines file, in file order."""
+    """Examples of a JSON-lines file, in file order.
+
+    Raises:
+        UsageError: naming the file, the line and the fault (a folder or a missing file,
+            invalid JSON, a missing or non-string field, an unknown language, not UTF-8,
+            a corrupt .gz/.xz).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"training file {path} is a folder; source 'jsonl' needs a "
+                         ".jsonl file")
     if not path.is_file():
         raise UsageError(f"training file not found: {path}")
     stem = path.name.split(".")[0]
-    with _open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UsageError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-            yield example_from_record(rec, f"{stem}:{n}", f"{path}:{n}")
+    n = 0
+    try:
+        with _open(path) as f:
+            for n, line in enumerate(f, 1):  # noqa: B007 - n names the line in errors
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UsageError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno})"
+                                     ) from e
+                yield example_from_record(rec, f"{stem}:{n}", f"{path}:{n}")
+    except (UnicodeDecodeError, OSError, EOFError, lzma.LZMAError) as e:
+        raise UsageError(f"{path}:{n + 1}: cannot be read ({e})") from e
 
 
 def read_jsonl(path: str | Path) -> list[TrainExample]:
-    """All examples of a JSON-lines file."""
-    return list(iter_jsonl(path))
+    """All examples of a JSON-lines file.
+
+    Raises:
+        UsageError: a bad line (see :func:`iter_jsonl`), or a file without examples.
+    """
+    examples = list(iter_jsonl(path))
+    if not examples:
+        raise UsageError(f"{path}: no training examples (the file is empty); each line needs "
+                         "query, passage and lang")
+    return examples
 
 
 def write_jsonl(examples: Iterable[TrainExample], path: str | Path) -> Path:

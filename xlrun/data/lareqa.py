@@ -75,28 +75,55 @@ class LareqaLanguage:
         return [(p, s) for p, par in enumerate(self.paragraphs) for s in range(len(par.sentences))]
 
 
-def parse(obj: dict[str, Any], lang: str) -> LareqaLanguage:
-    """Parse the decoded JSON of one LAReQA file."""
+def parse(obj: dict[str, Any], lang: str, source: str | None = None) -> LareqaLanguage:
+    """Parse the decoded JSON of one LAReQA file.
+
+    Raises:
+        UsageError: the JSON is not LAReQA data; the message names ``source`` (the file),
+            the record (``data[i].paragraphs[j]``) and what is wrong.
+    """
+    where = source or f"LAReQA {lang}"
+    if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
+        raise UsageError(f"{where}: not LAReQA data (expected a JSON object with a 'data' "
+                         f"list of articles, got {type(obj).__name__})")
     paragraphs: list[Paragraph] = []
     questions: list[Question] = []
-    for article in obj.get("data", []):
-        for par in article.get("paragraphs", []):
-            sentences = tuple(str(s) for s in par["sentences"])
-            breaks = tuple((int(b[0]), int(b[1])) for b in par["sentence_breaks"])
+    for ai, article in enumerate(obj["data"]):
+        pars = article.get("paragraphs", []) if isinstance(article, dict) else None
+        if not isinstance(pars, list):
+            raise UsageError(f"{where}: data[{ai}] is not an article with a 'paragraphs' list")
+        for pj, par in enumerate(pars):
+            rec = f"{where}: data[{ai}].paragraphs[{pj}]"
+            try:
+                sentences = tuple(_text(s) for s in par["sentences"])
+                breaks = tuple((int(b[0]), int(b[1])) for b in par["sentence_breaks"])
+            except (KeyError, TypeError, ValueError, IndexError) as e:
+                raise UsageError(f"{rec}: needs 'sentences' (strings) and 'sentence_breaks' "
+                                 f"([start, end] pairs) ({type(e).__name__}: {e})") from e
             if len(sentences) != len(breaks):
-                raise UsageError(f"LAReQA {lang}: a paragraph has {len(sentences)} sentences "
-                                 f"but {len(breaks)} sentence_breaks")
+                raise UsageError(f"{rec}: {len(sentences)} sentences but {len(breaks)} "
+                                 "sentence_breaks")
             p = Paragraph(sentences, breaks)
             pi = len(paragraphs)
             paragraphs.append(p)
-            for qa in par.get("qas", []):
-                answers = qa.get("answers") or []
-                if not answers or not sentences:
-                    continue
-                start = int(answers[0]["answer_start"])
-                questions.append(Question(str(qa["id"]), str(qa["question"]), pi,
-                                          p.sentence_at(start), start))
+            for qk, qa in enumerate(par.get("qas", [])):
+                try:
+                    answers = qa.get("answers") or []
+                    if not answers or not sentences:
+                        continue
+                    start = int(answers[0]["answer_start"])
+                    questions.append(Question(_text(qa["id"], ids=True), _text(qa["question"]),
+                                              pi, p.sentence_at(start), start))
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                    raise UsageError(f"{rec}.qas[{qk}]: needs 'id', 'question' and 'answers' "
+                                     f"with 'answer_start' ({type(e).__name__}: {e})") from e
     return LareqaLanguage(lang, tuple(paragraphs), tuple(questions))
+
+
+def _text(value: Any, ids: bool = False) -> str:
+    if isinstance(value, str) or (ids and isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
 def _is_url(source: str) -> bool:
@@ -153,11 +180,33 @@ def available_languages(source: str | Path) -> list[str]:
 
 
 def read_language(source: str | Path, lang: str) -> LareqaLanguage:
-    """Read and parse one language's file from a folder or URL base."""
+    """Read and parse one language's file from a folder or URL base.
+
+    Raises:
+        UsageError: no file, or one that cannot be read (a truncated or corrupt ``.xz``, not
+            UTF-8, invalid JSON, not LAReQA data, no questions); the message names the file.
+    """
     path = language_file(source, lang)
     opener = lzma.open if path.name.endswith(".xz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return parse(json.load(f), lang)
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            text = f.read()
+    except (EOFError, lzma.LZMAError) as e:
+        raise UsageError(f"{path}: truncated or corrupt .xz file ({e}); download it again"
+                         ) from e
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text ({e})") from e
+    except OSError as e:
+        raise UsageError(f"{path}: cannot be read ({e})") from e
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno} "
+                         f"({e.msg})") from e
+    data = parse(obj, lang, str(path))
+    if not data.questions:
+        raise UsageError(f"{path}: holds no questions (an empty LAReQA file?)")
+    return data
 
 
 def train_examples(source: str | Path, languages: Sequence[str] | None = None,

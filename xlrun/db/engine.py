@@ -1,9 +1,14 @@
 """Database URLs, engines and migrations.
 
 The URL comes from ``--db``, else ``XLRUN_DB``, else ``sqlite:///xlrun.db`` in the working
-directory; a bare file path means SQLite. :func:`get_engine` applies the Alembic migrations
-in ``migrations/`` on first use (under a lock, so workers racing on a new database migrate it
-once). On SQLite, foreign keys are enforced and WAL mode lets readers work beside a writer.
+directory; a bare file path means SQLite. :func:`resolve_url` checks it before anything is
+created (a supported dialect and an installed driver; a plain path that does not look like a
+mistyped URL). :func:`get_engine` applies the Alembic migrations in ``migrations/`` on first
+use (under a lock, so workers racing on a new database migrate it once), refuses a database
+written by a newer xlrun, and with ``create=False`` (commands that only read) never creates
+a SQLite file. Faults a user can fix (read-only, corrupt, unopenable) become one-line
+:class:`~xlrun.errors.UsageError` s (:func:`explain_db_error`). On SQLite, foreign keys are
+enforced and WAL mode lets readers work beside a writer.
 """
 
 from __future__ import annotations
@@ -11,33 +16,92 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from xlrun.errors import DatabaseUnavailable, UsageError
+from xlrun.errors import DatabaseUnavailable, UsageError, XlrunError
 
 DEFAULT_URL = "sqlite:///xlrun.db"
 _PG_LOCK_KEY = 7_242_100_531  # advisory lock id for migrations
 
 
+SUPPORTED_DRIVERS: dict[str, dict[str, tuple[str, str]]] = {
+    "sqlite": {"pysqlite": ("sqlite3", "a Python built with sqlite3")},
+    "postgresql": {"psycopg2": ("psycopg2", "psycopg2-binary (pip install -e \".[postgres]\")"),
+                   "psycopg": ("psycopg", "psycopg[binary]"),
+                   "pg8000": ("pg8000", "pg8000")},
+}
+"""Dialect → driver → (module to import, package to install). The first driver of a dialect
+is the one a URL without ``+driver`` uses."""
+_URL_EXAMPLES = "e.g. sqlite:///path/to/xlrun.db or postgresql+psycopg2://user@host:5432/xlrun"
+_URLISH = re.compile(r"^(postgres(ql)?|sqlite|mysql|mariadb|oracle|mssql)(\+[\w-]*)?(:|/|$)",
+                     re.IGNORECASE)
+
+
 def resolve_url(url: str | None = None) -> str:
-    """``url``, else ``$XLRUN_DB``, else ``sqlite:///xlrun.db``; a plain path means SQLite."""
+    """``url``, else ``$XLRUN_DB``, else ``sqlite:///xlrun.db``; a plain path means SQLite.
+
+    The URL is checked before anything is created: a dialect xlrun supports (``sqlite``,
+    ``postgresql[+driver]``) whose driver is installed; a plain path holds no ``:`` and does
+    not look like a mistyped URL (``postgresql+psycopg2//host/db``).
+
+    Raises:
+        UsageError: a malformed URL, an unsupported dialect or driver, a missing driver.
+    """
     url = url or os.environ.get("XLRUN_DB") or DEFAULT_URL
     if "://" not in url:
+        if ":" in url or _URLISH.match(url):
+            raise UsageError(f"not a database URL: {url!r}: a URL needs '://' ({_URL_EXAMPLES}); "
+                             "a plain SQLite file path must not contain ':'")
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
     try:
-        make_url(url)
+        u = make_url(url)
     except ArgumentError as e:
-        raise UsageError(f"not a database URL: {url!r} (expected e.g. sqlite:///path.db or "
-                         "postgresql+psycopg2://user@host/db)") from e
+        raise UsageError(f"not a database URL: {url!r} ({_URL_EXAMPLES})") from e
+    name = u.drivername
+    dialect, _, driver = name.partition("+")
+    if dialect == "postgres":
+        raise UsageError(f"unknown database dialect {dialect!r} in {_safe(u)}: write "
+                         "postgresql://… (or postgresql+psycopg2://…)")
+    if dialect not in SUPPORTED_DRIVERS:
+        raise UsageError(f"unknown database dialect {dialect!r} in {_safe(u)}: xlrun supports "
+                         f"sqlite and postgresql ({_URL_EXAMPLES})")
+    drivers = SUPPORTED_DRIVERS[dialect]
+    driver = driver or next(iter(drivers))
+    if driver not in drivers:
+        raise UsageError(f"unsupported {dialect} driver {driver!r} in {_safe(u)}; use one of: "
+                         + ", ".join(f"{dialect}+{d}" for d in drivers))
+    module, package = drivers[driver]
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"the database driver {module!r} for {dialect}+{driver} is not "
+                         f"installed; install {package}")
+    if dialect == "postgresql" and not u.database:
+        raise UsageError(f"the URL {_safe(u)} names no database; add /DBNAME ({_URL_EXAMPLES})")
     return url
+
+
+def _safe(u: URL) -> str:
+    return u.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (``None`` for in-memory databases and other dialects)."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return None
+    db = u.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return Path(db)
 
 
 def migrations_dir() -> Path:
@@ -64,24 +128,96 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur.close()
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for ``url`` (resolved), without migrating."""
+def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
+    """An engine for ``url`` (resolved), without migrating.
+
+    ``create=False`` (commands that only read): a SQLite file must already exist; nothing is
+    created, not even its folder.
+
+    Raises:
+        UsageError: a bad URL, or (``create=False``) no database file at the SQLite path.
+    """
     url = resolve_url(url)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         db = u.database
+        path = sqlite_path(url)
+        if path is not None:
+            if path.is_dir():
+                raise UsageError(f"cannot open the SQLite database {path}: it is a folder")
+            if not create and not path.is_file():
+                raise UsageError(f"no database at {path} (nothing to read; check --db / "
+                                 "XLRUN_DB, or create it with `xlrun submit`)")
+            if create:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise UsageError(f"cannot create the SQLite database {path}: "
+                                     f"{e.strerror or e}") from e
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         else:
             engine = create_engine(url, poolclass=StaticPool,
                                    connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         if db and db != ":memory:":
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            try:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            except DBAPIError as e:
+                if create or not _is_read_only(e):
+                    known = explain_db_error(e, engine)
+                    engine.dispose()
+                    if known is None:
+                        raise
+                    raise known from e
+                # a read-only file can still be read (in its current journal mode)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _message(e: BaseException) -> str:
+    orig = getattr(e, "orig", None)
+    text_ = str(orig if orig is not None else e).strip()
+    return text_.splitlines()[0] if text_ else type(e).__name__
+
+
+def _is_read_only(e: BaseException) -> bool:
+    m = _message(e).lower()
+    return "readonly database" in m or "read-only transaction" in m
+
+
+def _where(engine: Engine | None) -> str:
+    if engine is None:
+        return ""
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if path is None and engine.dialect.name == "sqlite" and engine.url.database:
+        return " " + engine.url.database  # a file: URI
+    return " " + (str(path) if path else engine.url.render_as_string(hide_password=True))
+
+
+def explain_db_error(e: BaseException, engine: Engine | None = None) -> XlrunError | None:
+    """A one-line, actionable error for database faults a user causes or can fix (read-only
+    database, unopenable path, a file that is not a database or is corrupt, a value too long
+    for a column); ``None`` for anything else."""
+    m = _message(e)
+    low = m.lower()
+    where = _where(engine)
+    if _is_read_only(e):
+        return UsageError(f"the database{where} is read-only ({m}); this command writes to it. "
+                          "Read commands (status, show, report, sql, db export) work on it")
+    if "unable to open database file" in low:
+        return UsageError(f"cannot open the SQLite database{where} (a folder, a missing or "
+                          "unwritable folder, or no permission)")
+    if ("file is not a database" in low or "malformed" in low or "not a database" in low
+            or "file is encrypted" in low):
+        return UsageError(f"the file{where} is not an SQLite database, or it is corrupt ({m}); "
+                          "point --db elsewhere or restore it from a copy")
+    if "value too long" in low or "string data right truncation" in low:
+        return UsageError(f"a value is too long for the database ({m})")
+    if "disk i/o error" in low or "database or disk is full" in low:
+        return XlrunError(f"the database{where} cannot be written: {m}")
+    return None
 
 
 def alembic_config(url: str):  # noqa: ANN201 - alembic.config.Config
@@ -138,12 +274,36 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         yield
 
 
+def check_not_newer(engine: Engine) -> str | None:
+    """The database's revision, if this xlrun knows it.
+
+    Raises:
+        UsageError: the database was migrated by a newer xlrun (an unknown revision).
+    """
+    from alembic.script import ScriptDirectory
+
+    rev = current_revision(engine)
+    if rev is None:
+        return None
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    known = {s.revision for s in script.walk_revisions("base", "heads")}
+    if rev not in known:
+        raise UsageError(f"this database was written by a newer xlrun (revision {rev}); "
+                         "upgrade xlrun")
+    return rev
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (default: the newest)."""
+    """Apply migrations up to ``revision`` (default: the newest).
+
+    Raises:
+        UsageError: the database is newer than this xlrun.
+    """
     from alembic import command
 
     with _migration_lock(engine):
-        if revision == "head" and current_revision(engine) == head_revision():
+        current = check_not_newer(engine)
+        if revision == "head" and current == head_revision():
             return
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         with engine.begin() as conn:
@@ -151,21 +311,33 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             command.upgrade(cfg, revision)
 
 
-def get_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
+def get_engine(url: str | None = None, *, migrate: bool = True, create: bool = True) -> Engine:
     """An engine for ``url`` with the schema migrated to the newest revision.
 
+    ``create=False`` for commands that only read: a SQLite file must exist already.
+
     Raises:
+        UsageError: a bad URL, no database (``create=False``), a database newer than this
+            xlrun, or one that is read-only, not a database, or cannot be opened.
         DatabaseUnavailable: the server cannot be reached.
     """
-    engine = make_engine(url)
+    engine = make_engine(url, create=create)
     try:
         if migrate:
             upgrade(engine)
         else:
-            with engine.connect():
-                pass
-    except OperationalError as e:
-        raise DatabaseUnavailable(
-            f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
-            f"{str(e.orig).strip().splitlines()[0] if e.orig else e}") from e
+            check_not_newer(engine)
+    except DBAPIError as e:
+        known = explain_db_error(e, engine)
+        engine.dispose()
+        if known is not None:
+            raise known from e
+        if isinstance(e, OperationalError):
+            raise DatabaseUnavailable(
+                f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
+                f"{_message(e)}") from e
+        raise
+    except BaseException:
+        engine.dispose()
+        raise
     return engine

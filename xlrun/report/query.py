@@ -505,7 +505,8 @@ def load_clusters(conn: Connection, run_ids: Sequence[int],
 
 
 def engine_for(url: str | None = None) -> Engine:
-    """The results database engine (``--db`` / ``XLRUN_DB`` / ``sqlite:///xlrun.db``)."""
+    """The results database engine (``--db`` / ``XLRUN_DB`` / ``sqlite:///xlrun.db``); a
+    missing SQLite file is an error (reports never create one)."""
     from xlrun.db.engine import get_engine
 
-    return get_engine(url)
+    return get_engine(url, create=False)

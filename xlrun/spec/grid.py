@@ -119,6 +119,45 @@ def grid_points(spec: Spec) -> list[tuple[tuple[str, Any], ...]]:
     return [tuple(kv for part in combo for kv in part) for combo in itertools.product(*factors)]
 
 
+GRID_CONFIRM_RUNS = 1000
+"""A grid with more points than this is submitted only with ``--yes`` (or with
+``experiment.max_runs`` set at least that high): a typo such as ``seeds = [0, …, 9999]``
+would otherwise enqueue thousands of runs without a word."""
+
+
+def count_points(spec: Spec) -> int:
+    """How many grid points (runs before identical configs collapse) ``spec`` has."""
+    n = len(spec.grid.seeds) or 1
+    zipped = {k for group in spec.grid.zip for k in group}
+    for group in spec.grid.zip:
+        n *= len(spec.grid.axes[group[0]])
+    for key, values in spec.grid.axes.items():
+        if key not in zipped:
+            n *= len(values)
+    return n
+
+
+def check_grid_size(spec: Spec, confirmed: bool = False) -> int:
+    """The number of grid points, if the spec may have that many.
+
+    ``experiment.max_runs`` (when set) is a hard cap; without it a grid above
+    :data:`GRID_CONFIRM_RUNS` needs ``confirmed`` (``submit --yes``).
+
+    Raises:
+        SpecError: the grid is larger than allowed.
+    """
+    n = count_points(spec)
+    cap = spec.experiment.max_runs
+    if cap and n > cap:
+        raise SpecError("experiment.max_runs", f"the grid has {n} points, more than max_runs",
+                        value=cap, allowed=f"raise max_runs to {n} or shrink the grid")
+    if not cap and n > GRID_CONFIRM_RUNS and not confirmed:
+        raise SpecError("grid", f"the grid has {n} points (more than {GRID_CONFIRM_RUNS}); "
+                        f"if you mean it, submit with --yes or set experiment.max_runs = {n}",
+                        has_value=False)
+    return n
+
+
 def compile_spec(spec: Spec) -> list[CompiledRun]:
     """Expand the grid into validated runs; identical resolved configs collapse into one."""
     runs: dict[str, CompiledRun] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import re
 import types
@@ -43,6 +44,10 @@ RUN_SECTIONS: dict[str, type] = {
 }
 TOP_LEVEL = ["experiment", "model", "train_data", "sampling", "train", "eval", "grid", "executor"]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+MAX_INT = 2**31 - 1
+"""Largest integer a spec value may hold (seeds are stored as 32-bit integers)."""
+MAX_NAME_LENGTH = 200
+"""Longest experiment name (the ``experiments.name`` column)."""
 PATH_KEYS = {"model.name", "train_data.path", "eval.path", "experiment.output_dir"}
 
 
@@ -95,10 +100,15 @@ def convert(value: Any, tp: Any, path: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise SpecError(path, "expected an integer", value=value)
+        if not -MAX_INT <= value <= MAX_INT:
+            raise SpecError(path, "integer out of range", value=value,
+                            allowed=f"-{MAX_INT} to {MAX_INT}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(path, "expected a number", value=value)
+        if not math.isfinite(value):
+            raise SpecError(path, "must be a finite number (not inf or nan)", value=value)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -184,6 +194,26 @@ def _grid_key_hint(key: str, known: set[str]) -> str:
     return "keys under " + ", ".join(f"{s}." for s in [*RUN_SECTIONS, "eval"])
 
 
+def _check_axis_conflicts(axes: dict[str, list[Any]], seeds: list[int]) -> None:
+    """Refuse axes that set the same value twice: ``eval.top_k`` with ``eval.0.top_k``, or a
+    ``train.seed`` axis with ``seeds`` (one would silently overwrite the other)."""
+    if "train.seed" in axes and seeds:
+        raise SpecError("grid.train.seed", "the grid sets train.seed and seeds; use one of them",
+                        has_value=False, allowed="grid.seeds = [...]")
+    seen: dict[tuple[int, str], str] = {}
+    for key in axes:
+        m = re.fullmatch(r"eval\.(\d+)\.(\w+)", key)
+        if m and (other := seen.get((int(m.group(1)), m.group(2)))):
+            raise SpecError(f"grid.{key}", f"names the same value as grid.{other}",
+                            has_value=False)
+        if m:
+            seen[(int(m.group(1)), m.group(2))] = key
+        if m and f"eval.{m.group(2)}" in axes:
+            raise SpecError(f"grid.{key}", f"conflicts with grid.eval.{m.group(2)}, which sets "
+                            f"{m.group(2)} on every [[eval]] table already; keep one of them",
+                            has_value=False)
+
+
 def _parse_grid(raw: Any) -> GridSection:
     if raw is None:
         return GridSection(axes={}, zip=[], seeds=[])
@@ -191,8 +221,14 @@ def _parse_grid(raw: Any) -> GridSection:
         raise SpecError("grid", "expected a table", value=raw)
     raw = dict(raw)
     zipped = raw.pop("zip", [])
-    seeds = raw.pop("seeds", [])
-    seeds = convert(seeds, list[int], "grid.seeds")
+    has_seeds = "seeds" in raw
+    seeds = convert(raw.pop("seeds", []), list[int], "grid.seeds")
+    if has_seeds and not seeds:
+        raise SpecError("grid.seeds", "expected a non-empty list of seeds (leave the key out "
+                        "to use train.seed)", value=seeds)
+    for i, seed in enumerate(seeds):
+        if seed < 0:
+            raise SpecError(f"grid.seeds[{i}]", "seeds must be 0 or more", value=seed)
     zipped = convert(zipped, list[list[str]], "grid.zip")
     known = set(grid_keys())
     axes: dict[str, list[Any]] = {}
@@ -204,6 +240,9 @@ def _parse_grid(raw: Any) -> GridSection:
             key = f"{prefix}.{k}" if prefix else k
             if isinstance(v, dict):
                 flatten(key, v)
+            elif key in flat:
+                raise SpecError(f"grid.{key}", "this axis is given twice (as a dotted key and "
+                                "in a [grid.…] table)", has_value=False)
             else:
                 flat[key] = v
 
@@ -216,6 +255,7 @@ def _parse_grid(raw: Any) -> GridSection:
         if not isinstance(values, list) or not values:
             raise SpecError(f"grid.{key}", "expected a non-empty list of values", value=values)
         axes[key] = [convert(v, tp, f"grid.{key}[{i}]") for i, v in enumerate(values)]
+    _check_axis_conflicts(axes, seeds)
     seen: set[str] = set()
     for gi, group in enumerate(zipped):
         lengths = set()
@@ -252,7 +292,18 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
         raise SpecError("eval", "at least one [[eval]] table is required", has_value=False)
     raw = {k: (interpolate(v, k) if k != "grid" else v) for k, v in raw.items()}
     experiment = build_section(ExperimentSection, raw["experiment"], "experiment")
+    check_name(experiment.name, "experiment.name")
+    if not experiment.output_dir.strip():
+        raise SpecError("experiment.output_dir", "must not be empty", value=experiment.output_dir,
+                        allowed='a folder, e.g. "xlrun-out"')
+    if experiment.max_runs < 0:
+        raise SpecError("experiment.max_runs", "must be 0 (the default limit) or more",
+                        value=experiment.max_runs)
     executor = build_section(ExecutorSection, raw.get("executor", {}), "executor")
+    for name, low in (("gpus_per_node", 0), ("time_limit_min", 1)):
+        if getattr(executor, name) < low:
+            raise SpecError(f"executor.{name}", f"must be {low} or more",
+                            value=getattr(executor, name))
     if executor.heartbeat_s < 1:
         raise SpecError("executor.heartbeat_s", "must be 1 or more", value=executor.heartbeat_s)
     if executor.stale_after_s < 2 * executor.heartbeat_s:
@@ -275,12 +326,54 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
     return dataclasses.replace(spec, base=resolve_paths(spec.base, base_dir))
 
 
+def check_name(name: str, key: str) -> None:
+    """An experiment name must be usable as a folder name: not empty, at most
+    :data:`MAX_NAME_LENGTH` characters, no path separators, ``.``/``..`` or control characters.
+
+    Raises:
+        SpecError: the name breaks one of these rules.
+    """
+    allowed = (f"1 to {MAX_NAME_LENGTH} characters without / \\ or control characters, "
+               "not . or ..")
+    if not name.strip():
+        raise SpecError(key, "must not be empty", value=name, allowed=allowed)
+    if len(name) > MAX_NAME_LENGTH:
+        raise SpecError(key, f"is {len(name)} characters long, more than {MAX_NAME_LENGTH}",
+                        value=name[:40] + "…", allowed=allowed)
+    if ("/" in name or "\\" in name or name.strip() in (".", "..")
+            or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+        raise SpecError(key, "must be usable as a folder name (it names the experiment's "
+                        "folder under output_dir)", value=name, allowed=allowed)
+    if name != name.strip():
+        raise SpecError(key, "must not start or end with spaces", value=name, allowed=allowed)
+
+
+def read_spec_text(path: str | Path) -> str:
+    """The text of a spec file: UTF-8, a leading byte-order mark dropped.
+
+    Raises:
+        SpecError: no such file, or the file is not UTF-8 text.
+    """
+    p = Path(path)
+    if not p.is_file():
+        what = "is a folder, not a spec file" if p.is_dir() else "spec file not found"
+        raise SpecError(str(path), what, value=str(path), has_value=False)
+    data = p.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError(str(path), f"not UTF-8 text: byte 0x{data[e.start]:02x} at line {line}, "
+                        f"column {col}; save the spec as UTF-8", has_value=False) from e
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read and parse a spec file (relative paths in it resolve against its folder)."""
     p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(path), "spec file not found", value=str(path), has_value=False)
-    return parse_spec(p.read_text(encoding="utf-8"), base_dir=p.parent.resolve(), source=str(p))
+    return parse_spec(read_spec_text(p), base_dir=p.parent.resolve(), source=str(p))
 
 
 def _looks_like_path(s: str) -> bool:
@@ -377,6 +470,11 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
     from xlrun.registry import check_sampler, check_similarity
 
     t, s, td = run.train, run.sampling, run.train_data
+    if not run.model.name.strip():
+        raise SpecError("model.name", "must not be empty", value=run.model.name,
+                        allowed="a Hugging Face hub id, a local folder or quickstart:tiny")
+    if t.seed < 0:
+        raise SpecError("train.seed", "seeds must be 0 or more", value=t.seed)
     if t.steps < 0:
         raise SpecError("train.steps", "must be 0 or more", value=t.steps)
     if t.batch_size < 2 and t.steps > 0:

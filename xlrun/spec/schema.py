@@ -25,6 +25,9 @@ class ExperimentSection:
     description: str = ""
     output_dir: str = "xlrun-out"
     main_metric: Literal["map", "ndcg@10", "mrr@10", "recall@100"] = "map"
+    max_runs: int = 0
+    """The most runs this spec may compile to; 0 = the default limit
+    (:data:`xlrun.spec.grid.GRID_CONFIRM_RUNS`), above which ``submit`` asks for ``--yes``."""
 
 
 @dataclass(frozen=True)

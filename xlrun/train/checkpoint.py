@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from xlrun.errors import XlrunError
+
 _NAME = re.compile(r"^step-(\d+)$")
 FILE = "trainer.pt"
 
@@ -76,9 +78,34 @@ def save_checkpoint(directory: Path | str, step: int, state: dict[str, Any],
     return final
 
 
+class CorruptCheckpoint(XlrunError):
+    """A checkpoint cannot be read or does not fit the run; the message names the folder to
+    delete so that the run restarts from an earlier checkpoint or from the beginning."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        folder = path.parent if path.name == FILE else path
+        super().__init__(f"the checkpoint {path} cannot be used ({reason}); delete the folder "
+                         f"{folder} and resubmit: the run then restarts from an earlier "
+                         "checkpoint or from step 0")
+        self.path = path
+
+
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint folder (or its ``trainer.pt``)."""
+    """Read a checkpoint folder (or its ``trainer.pt``).
+
+    Raises:
+        CorruptCheckpoint: the file is truncated, corrupt or not a checkpoint.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / FILE
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise CorruptCheckpoint(path, f"{type(e).__name__}: {str(e).strip()[:200]}") from e
+    missing = [k for k in ("step", "rng") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CorruptCheckpoint(path, f"not an xlrun checkpoint (lacks {', '.join(missing)})")
+    return state

@@ -49,7 +49,12 @@ import torch.distributed as dist
 from xlrun.data.types import TrainCorpus
 from xlrun.errors import SpecError, TrainingDiverged
 from xlrun.spec.schema import RunConfig, TrainSection
-from xlrun.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from xlrun.train.checkpoint import (
+    CorruptCheckpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from xlrun.train.checkpoint import set_rng_state as _restore_rng
 from xlrun.train.encoder import Encoder, Side
 from xlrun.train.loss import info_nce
@@ -369,12 +374,16 @@ def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
     last_ckpt = latest_checkpoint(ckpt_dir)
     if last_ckpt is not None:
         state = load_checkpoint(last_ckpt, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        sampler.load_state_dict(state["sampler"])
-        step = int(state["step"])
-        _restore_rng(state["rng"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            sampler.load_state_dict(state["sampler"])
+            step = int(state["step"])
+            _restore_rng(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CorruptCheckpoint(last_ckpt, f"it does not fit this run: {type(e).__name__}: "
+                                    f"{str(e).strip()[:200]}") from e
     resumed_from = step
 
     def checkpoint() -> Path | None:

@@ -64,12 +64,12 @@ def load_local(cfg: EvalSection) -> EvalData:
         if f is None:
             raise UsageError(f"{folder}: missing {what} (see xlrun.evaluate.tasks.local)")
     queries: dict[str, list[Query]] = defaultdict(list)
-    for r in read_jsonl(qfile):
+    for r in read_jsonl(qfile, ("id", "lang", "text")):
         lang = normalize(str(r["lang"]), str(qfile))
         queries[lang].append(Query(str(r["id"]), lang, str(r["text"])))
     corpus: dict[str, list[Document]] = defaultdict(list)
     seen: set[str] = set()
-    for r in read_jsonl(cfile):
+    for r in read_jsonl(cfile, ("id", "lang", "text")):
         doc_id = str(r["id"])
         if doc_id in seen:
             raise UsageError(f"{cfile}: document id {doc_id!r} appears twice (ids must be unique)")

@@ -1,0 +1,619 @@
+"""Adversarial cases of issue 17, run through the CLI of whichever xlrun is importable.
+
+    PYTHONPATH=. python benchmarks/hardening_cases.py            # this checkout
+    PYTHONPATH=/path/to/older/xlrun python benchmarks/hardening_cases.py   # to compare
+
+Each case sets up a folder, runs commands in-process (click's CliRunner) and judges the
+outcome: *handled* means what the issue asks for — a refusal is exit code 2 with one
+``Error:`` line, no traceback and nothing written (no database created, no row changed);
+an accepted input is exit code 0 and does what it says. Cases that held before the issue
+(e.g. write attempts through ``xlrun sql`` on SQLite) are included, so the totals are
+"cases tried" and "handled". Postgres cases run when ``XLRUN_TEST_POSTGRES_URL`` is set.
+Only the CLI, SQL and file formats are used, so an older checkout runs the same cases.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+NOW = "'2026-01-01 00:00:00'"
+
+SPEC = """
+[experiment]
+name = "{name}"
+output_dir = "out"
+[model]
+name = "quickstart:tiny"
+[train_data]
+source = "quickstart"
+[sampling]
+strategy = "hybrid"
+{sampling}
+[train]
+steps = {steps}
+batch_size = 4
+{train}
+[[eval]]
+dataset = "quickstart"
+languages = ["en", "de"]
+{grid}
+"""
+
+
+def spec(name: str = "h", sampling: str = "", train: str = "", grid: str = "",
+         steps: int = 2) -> str:
+    """A small quickstart spec with extra lines in some sections."""
+    return SPEC.format(name=name, sampling=sampling, train=train, grid=grid, steps=steps)
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    tb: bool
+
+
+def cli(args: list[str], env: dict[str, str] | None = None) -> Outcome:
+    from xlrun.cli import main
+
+    res = CliRunner().invoke(main, args, env=env)
+    tb = res.exception is not None and not isinstance(res.exception, SystemExit)
+    return Outcome(res.exit_code, res.output + ("".join(traceback.format_exception(
+        res.exception)) if tb else ""), tb)
+
+
+def refused(o: Outcome) -> bool:
+    """Exit 2, one Error: line, no traceback."""
+    lines = o.out.strip().splitlines()
+    return (o.code == 2 and not o.tb and len(lines) == 1 and lines[0].startswith("Error:"))
+
+
+def files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@contextmanager
+def workdir() -> Iterator[Path]:
+    old = Path.cwd()
+    d = Path(tempfile.mkdtemp(prefix="xlrun-h17-"))
+    os.chdir(d)
+    try:
+        yield d
+    finally:
+        os.chdir(old)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def submit_refused(text: str | bytes, *extra: str) -> bool:
+    """``xlrun submit`` of a spec is refused and writes nothing (no database, no folder)."""
+    with workdir() as d:
+        p = d / "s.toml"
+        p.write_bytes(text if isinstance(text, bytes) else text.encode())
+        before = files(d)
+        o = cli(["submit", str(p), "--db", f"sqlite:///{d / 'x.db'}", "--no-run", *extra])
+        return refused(o) and files(d) == before
+
+
+# ----------------------------------------------------------------------------- sql
+def _sqlite_with_rows(d: Path) -> str:
+    url = f"sqlite:///{d / 'r.db'}"
+    assert cli(["db", "upgrade", "--db", url]).code == 0
+    with sqlite3.connect(d / "r.db") as c:
+        _rows(c.execute)
+    return url
+
+
+def _rows(execute: Callable[..., object]) -> None:
+    execute(f"INSERT INTO experiments (id, name, spec_toml, created_at) VALUES (1, 'e', '', "
+            f"{NOW})")
+    execute("INSERT INTO runs (id, experiment_id, run_key, status, config_json, model, sampler, "
+            f"seed, attempts, created_at) VALUES (1, 1, 'k', 'done', '{{}}', 'm', 'hybrid', 1, "
+            f"0, {NOW})")
+    for s in range(1, 4):
+        execute(f"INSERT INTO train_log (run_id, step, loss, lr) VALUES (1, {s}, 1.0, 0.1)")
+    for lang in ("de", "fr", "ru"):
+        execute("INSERT INTO run_metrics (run_id, dataset, split, setting, query_lang, "
+                f"doc_lang, metric, value) VALUES (1, 'd', 't', 'cross', 'en', '{lang}', "
+                "'map', 0.5)")
+
+
+def _snapshot_sqlite(path: Path) -> tuple:
+    with sqlite3.connect(path) as c:
+        return tuple(c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                     for t in ("experiments", "runs", "train_log", "run_metrics")) + (
+            tuple(r[0] for r in c.execute("SELECT status FROM runs")),)
+
+
+ISSUE_SQL = [
+    "select 1 as a$b$; commit; delete from run_metrics",
+    "select 1 as a$b$; commit; update runs set status='queued'; select 1",
+    "select E'\\''; commit; delete from train_log; select 'x'",
+]
+MORE_SQL = [
+    "select $$;$$; commit; delete from run_metrics",
+    "select 1 as x$y; commit; delete from run_metrics; select 1",
+    "select e'\\\\'; commit; delete from run_metrics",
+    "select /* /* nested */ ; */ 1; commit; delete from run_metrics",
+    "select 1 as a$$; commit; delete from run_metrics",
+    "set default_transaction_read_only = off",
+    "with d as (delete from run_metrics returning 1) select count(*) from d",
+    "explain analyze delete from run_metrics",
+    "select nextval(pg_get_serial_sequence('runs', 'id'))",
+    "do $$ begin delete from run_metrics; end $$",
+]
+SQLITE_WRITES = [
+    "INSERT INTO experiments (name, spec_toml) VALUES ('x', '')", "DELETE FROM run_metrics",
+    "DROP TABLE runs", "UPDATE runs SET status = 'queued'", "SELECT 1; DELETE FROM run_metrics",
+    "SELECT 1; COMMIT; DROP TABLE runs", "WITH x AS (SELECT 1) DELETE FROM run_metrics",
+    "  /* c */ update runs set seed = 3", "ATTACH DATABASE 'x.db' AS x", "PRAGMA query_only=OFF",
+    "VACUUM", "REPLACE INTO runs (id) VALUES (1)", "CREATE TABLE t (x)",
+    "select 'a'; delete from run_metrics", "select 1 -- x\n; delete from run_metrics",
+    "BEGIN; DELETE FROM run_metrics; COMMIT", "DELETE FROM train_log WHERE 1",
+    "ALTER TABLE runs ADD COLUMN x", "REINDEX", "ANALYZE", "DETACH x", "SAVEPOINT a",
+    "select [a;b] from (select 1 as [a;b]); delete from run_metrics",
+    "select `a;`; delete from run_metrics",
+]
+
+
+def sql_sqlite(query: str) -> bool:
+    with workdir() as d:
+        url = _sqlite_with_rows(d)
+        before = _snapshot_sqlite(d / "r.db")
+        o = cli(["sql", query, "--db", url])
+        return o.code in (0, 2) and not o.tb and _snapshot_sqlite(d / "r.db") == before
+
+
+def _pg_db() -> tuple[str, Callable[[], None]] | None:
+    base = os.environ.get("XLRUN_TEST_POSTGRES_URL")
+    if not base:
+        return None
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"xlrun_h17_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as c:
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = :n"), {"n": name})
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+    return url, drop
+
+
+def _pg_snapshot(url: str) -> tuple:
+    from sqlalchemy import create_engine, text
+
+    e = create_engine(url)
+    with e.connect() as c:
+        out = tuple(c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                    for t in ("experiments", "runs", "train_log", "run_metrics")) + (
+            tuple(c.execute(text("SELECT status FROM runs")).scalars()),)
+    e.dispose()
+    return out
+
+
+def sql_postgres(query: str) -> bool | None:
+    got = _pg_db()
+    if got is None:
+        return None
+    url, drop = got
+    try:
+        from sqlalchemy import create_engine, text
+
+        assert cli(["db", "upgrade", "--db", url]).code == 0
+        e = create_engine(url)
+        with e.begin() as c:
+            _rows(lambda s: c.execute(text(s)))
+        e.dispose()
+        before = _pg_snapshot(url)
+        o = cli(["sql", query, "--db", url])
+        return o.code in (0, 2) and not o.tb and _pg_snapshot(url) == before
+    finally:
+        drop()
+
+
+# ----------------------------------------------------------------------------- import
+def _export(d: Path) -> Path:
+    """An export of a database with 2 done runs, each with query_results and run_metrics."""
+    url = f"sqlite:///{d / 'src.db'}"
+    assert cli(["db", "upgrade", "--db", url]).code == 0
+    with sqlite3.connect(d / "src.db") as c:
+        c.execute(f"INSERT INTO experiments (id, name, spec_toml, created_at) VALUES (1, 'e', "
+                  f"'', {NOW})")
+        for rid in (1, 2):
+            c.execute("INSERT INTO runs (id, experiment_id, run_key, status, config_json, "
+                      f"model, sampler, seed, attempts, created_at) VALUES ({rid}, 1, 'k{rid}', "
+                      f"'done', '{{}}', 'm', 'hybrid', {rid}, 0, {NOW})")
+            for q in range(20):
+                c.execute("INSERT INTO query_results (run_id, dataset, split, setting, "
+                          "query_id, query_lang, doc_lang, n_relevant, ap, ndcg_at_10, "
+                          "mrr_at_10, recall_at_100, first_relevant_rank) VALUES "
+                          f"({rid}, 'd', 't', 'cross', 'q{q}', 'en', 'de', 2, 0.3, 0.4, 0.5, "
+                          "1.0, 2)")
+            c.execute("INSERT INTO run_metrics (run_id, dataset, split, setting, query_lang, "
+                      f"doc_lang, metric, value) VALUES ({rid}, 'd', 't', 'cross', 'en', 'de', "
+                      "'map', 0.3)")
+    assert cli(["db", "export", str(d / "x"), "--db", url]).code == 0
+    return d / "x"
+
+
+def _pq_rewrite(folder: Path, name: str, fn: Callable, fix: bool = True) -> None:
+    import pyarrow.parquet as pq
+
+    path = folder / f"{name}.parquet"
+    table = fn(pq.read_table(path))
+    pq.write_table(table, path)
+    if fix:
+        m = json.loads((folder / "manifest.json").read_text())
+        m["rows"][name] = table.num_rows
+        if "sha256" in m:
+            m["sha256"][name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        (folder / "manifest.json").write_text(json.dumps(m))
+
+
+def _manifest_edit(folder: Path, fn: Callable[[dict], object]) -> None:
+    m = json.loads((folder / "manifest.json").read_text())
+    out = fn(m)
+    (folder / "manifest.json").write_text(json.dumps(m if out is None else out))
+
+
+def import_refused(tamper: Callable[[Path], None]) -> bool:
+    with workdir() as d:
+        folder = _export(d)
+        tamper(folder)
+        url = f"sqlite:///{d / 'dst.db'}"
+        assert cli(["db", "upgrade", "--db", url]).code == 0
+        before = (d / "dst.db").read_bytes()
+        o = cli(["db", "import", str(folder), "--db", url])
+        with sqlite3.connect(d / "dst.db") as c:
+            n = sum(c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                    for t in ("experiments", "runs", "query_results", "run_metrics"))
+        return refused(o) and n == 0 and before is not None
+
+
+def import_repairs() -> bool:
+    """A partial export refused; or, if it got in (older xlrun), the intact one repairs it."""
+    import pyarrow.compute as pc
+
+    with workdir() as d:
+        folder = _export(d)
+        intact = d / "intact"
+        shutil.copytree(folder, intact)
+        _pq_rewrite(folder, "query_results",
+                    lambda t: t.filter(pc.not_equal(t["run_id"], 2)))
+        url = f"sqlite:///{d / 'dst.db'}"
+        cli(["db", "import", str(folder), "--db", url])
+        cli(["db", "import", str(intact), "--db", url])
+        with sqlite3.connect(d / "dst.db") as c:
+            n = c.execute("SELECT COUNT(*) FROM query_results").fetchone()[0]
+        return n == 40
+
+
+# ----------------------------------------------------------------------------- data
+def _lareqa(d: Path) -> Path:
+    folder = d / "train"
+    folder.mkdir()
+    for lang in ("en", "de"):
+        (folder / f"{lang}.json.xz").write_bytes(
+            lzma.compress((FIXTURES / "lareqa" / f"{lang}.json").read_bytes()))
+    return folder
+
+
+LAREQA_SPEC = spec(steps=2).replace('source = "quickstart"', 'source = "lareqa"\npath = "train"'
+                                    ).replace('strategy = "hybrid"', 'strategy = "monolingual"'
+                                              ).replace("batch_size = 4", "batch_size = 2")
+JSONL_SPEC = LAREQA_SPEC.replace('source = "lareqa"\npath = "train"',
+                                 'source = "jsonl"\npath = "t.jsonl"')
+ROWS = [{"query": f"q{i}", "passage": f"p{i}", "lang": lang, "parallel_id": i}
+        for i in range(4) for lang in ("en", "de")]
+
+
+def data_refused(prepare: Callable[[Path], None], text: str) -> bool:
+    with workdir() as d:
+        prepare(d)
+        (d / "s.toml").write_text(text)
+        o = cli(["submit", str(d / "s.toml"), "--db", f"sqlite:///{d / 'x.db'}", "--no-run"])
+        return refused(o) and not (d / "x.db").exists()
+
+
+def _jsonl(rows: list) -> Callable[[Path], None]:
+    def prep(d: Path) -> None:
+        (d / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return prep
+
+
+def _lareqa_damaged(content: bytes | None, truncate: bool = False) -> Callable[[Path], None]:
+    def prep(d: Path) -> None:
+        f = _lareqa(d) / "de.json.xz"
+        if truncate:
+            f.write_bytes(f.read_bytes()[:200])
+        else:
+            f.write_bytes(lzma.compress(content or b""))
+    return prep
+
+
+# ----------------------------------------------------------------------------- database
+def db_refused(args_of: Callable[[Path], list[str]], prepare: Callable[[Path], None]
+               = lambda d: None, env: dict[str, str] | None = None) -> bool:
+    with workdir() as d:
+        (d / "s.toml").write_text(spec())
+        prepare(d)
+        before = {p: (d / p).read_bytes() if (d / p).is_file() else None for p in files(d)}
+        o = cli(args_of(d), env=env)
+        after = {p: (d / p).read_bytes() if (d / p).is_file() else None for p in files(d)}
+        return refused(o) and after == before
+
+
+def _sql_file(path: Path, *statements: str) -> None:
+    c = sqlite3.connect(path)
+    for s in statements:
+        c.execute(s)
+    c.commit()
+    c.close()
+
+
+def _good_db(d: Path, name: str = "g.db") -> None:
+    """A migrated database as one file (rollback journal, so reading it changes no file)."""
+    assert cli(["db", "upgrade", "--db", f"sqlite:///{d / name}"]).code == 0
+    gc.collect()  # the command's engine (and its pooled connection) goes away
+    _sql_file(d / name, "PRAGMA journal_mode=DELETE")
+
+
+def _future_db(d: Path) -> None:
+    _good_db(d)
+    _sql_file(d / "g.db", "UPDATE alembic_version SET version_num = '0099_future'")
+
+
+def _junk_db(d: Path) -> None:
+    (d / "g.db").write_bytes(bytes(range(256)) * 40)
+
+
+def _corrupt_db(d: Path) -> None:
+    _good_db(d)
+    data = bytearray((d / "g.db").read_bytes())
+    for i in range(100, len(data), 7):
+        data[i] = 0xAB
+    (d / "g.db").write_bytes(bytes(data))
+
+
+def newer_schema_message(args: list[str]) -> bool:
+    with workdir() as d:
+        (d / "s.toml").write_text(spec())
+        _future_db(d)
+        o = cli([*args, "--db", str(d / "g.db")])
+        return refused(o) and ("written by a newer xlrun (revision 0099_future); upgrade xlrun"
+                               in o.out)
+
+
+def long_name_postgres() -> bool | None:
+    got = _pg_db()
+    if got is None:
+        return None
+    url, drop = got
+    try:
+        with workdir() as d:
+            (d / "s.toml").write_text(spec(name="x" * 201))
+            o = cli(["submit", str(d / "s.toml"), "--db", url, "--no-run"])
+            return refused(o) and _pg_runs(url) == 0
+    finally:
+        drop()
+
+
+def _pg_runs(url: str) -> int:
+    from sqlalchemy import create_engine, inspect, text
+
+    e = create_engine(url)
+    if "runs" not in inspect(e).get_table_names():
+        return 0
+    with e.connect() as c:
+        n = c.execute(text("SELECT COUNT(*) FROM runs")).scalar_one()
+    e.dispose()
+    return n
+
+
+def corrupt_checkpoint() -> bool:
+    """A resubmitted run whose checkpoint is damaged fails with a message naming the folder."""
+    with workdir() as d:
+        text = spec(train="checkpoint_every = 2", steps=4)
+        (d / "s.toml").write_text(text)
+        url = f"sqlite:///{d / 'x.db'}"
+        cli(["submit", str(d / "s.toml"), "--db", url, "--no-run"])
+        with sqlite3.connect(d / "x.db") as c:
+            key = c.execute("SELECT run_key FROM runs").fetchone()[0]
+        ckpt = d / "out" / "h" / key / "checkpoints" / "step-00000002"
+        ckpt.mkdir(parents=True)
+        (ckpt / "trainer.pt").write_bytes(b"\x00" * 100)
+        o = cli(["submit", str(d / "s.toml"), "--db", url])
+        return o.code == 1 and not o.tb and str(ckpt) in o.out and "delete" in o.out
+
+
+def bom_spec_accepted() -> bool:
+    with workdir() as d:
+        (d / "s.toml").write_bytes(b"\xef\xbb\xbf" + spec().encode())
+        o = cli(["submit", str(d / "s.toml"), "--dry-run"])
+        return o.code == 0 and not o.tb
+
+
+# ----------------------------------------------------------------------------- cases
+def cases() -> list[tuple[str, str, Callable[[], bool | None]]]:
+    """(item, name, check) for every case."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: list[tuple[str, str, Callable[[], bool | None]]] = []
+    for q in ISSUE_SQL + MORE_SQL:
+        out.append(("1 sql postgres", q[:50], lambda q=q: sql_postgres(q)))
+    for q in ISSUE_SQL + MORE_SQL + SQLITE_WRITES:
+        out.append(("1 sql sqlite", q[:50], lambda q=q: sql_sqlite(q)))
+
+    tampers: dict[str, Callable[[Path], None]] = {
+        "half of query_results": lambda f: _pq_rewrite(
+            f, "query_results", lambda t: t.slice(0, t.num_rows // 2)),
+        "one run's query_results missing": lambda f: _pq_rewrite(
+            f, "query_results", lambda t: t.filter(pc.not_equal(t["run_id"], 2))),
+        "half the rows, manifest untouched": lambda f: _pq_rewrite(
+            f, "query_results", lambda t: t.slice(0, t.num_rows // 2), fix=False),
+        "files entry outside the folder": lambda f: (
+            shutil.copy(f / "runs.parquet", f.parent / "o.parquet"),
+            _manifest_edit(f, lambda m: m["files"].__setitem__("runs", "../o.parquet"))),
+    }
+    for name, t in tampers.items():
+        out.append(("2 import partial", name, lambda t=t: import_refused(t)))
+    out.append(("2 import partial", "incomplete run repaired by the intact export",
+                import_repairs))
+
+    for url in ("postgresql+psycopg2//user@dbhost/xlrun", "postgresql:/dbhost/xlrun", "::::"):
+        out.append(("3 url", f"submit XLRUN_DB={url}", lambda url=url: db_refused(
+            lambda d: ["submit", str(d / "s.toml"), "--no-run"], env={"XLRUN_DB": url})))
+    out.append(("3 url", "status on a missing path", lambda: db_refused(
+        lambda d: ["status", "--db", str(d / "no" / "x.db")])))
+
+    meaningless = {
+        "train.temperature = inf": spec(train="temperature = inf"),
+        "train.max_grad_norm = nan": spec(train="max_grad_norm = nan"),
+        "train.lr = nan": spec(train="lr = nan"),
+        "train.lr = inf": spec(train="lr = inf"),
+        "sampling.temperature = nan": spec(sampling="temperature = nan"),
+        "train.seed = -1": spec(train="seed = -1"),
+        "grid.seeds = [-1]": spec(grid="[grid]\nseeds = [-1]"),
+        "clusters absent from the data": spec(
+            sampling='language_sampling = "clustered"\nsimilarity = "manual"\n'
+                     'clusters = [["en", "de"], ["ja", "zh"]]'),
+        "seeds = []": spec(grid="[grid]\nseeds = []"),
+        'name = ""': spec(name=""),
+        "eval.top_k with eval.0.top_k": spec(
+            grid='[grid]\n"eval.top_k" = [1, 2]\n"eval.0.top_k" = [3, 4]'),
+        "10,000 seeds": spec(grid=f"[grid]\nseeds = {list(range(10_000))}"),
+        'name = "../../escaped"': spec(name="../../escaped"),
+    }
+    for name, text in meaningless.items():
+        out.append(("4 values", name, lambda text=text: submit_refused(text)))
+    for name, rows in {"jsonl query {'a': 1}": [{"query": {"a": 1}, "passage": "p", "lang": "en"}],
+                       "jsonl query 12345": [{"query": 12345, "passage": "p", "lang": "en"}]
+                       }.items():
+        out.append(("4 values", name, lambda rows=rows: data_refused(
+            _jsonl(ROWS + rows), JSONL_SPEC)))
+
+    data_cases: dict[str, tuple[Callable[[Path], None], str]] = {
+        "truncated .json.xz": (_lareqa_damaged(None, truncate=True), LAREQA_SPEC),
+        "invalid LAReQA JSON": (_lareqa_damaged(b'{"data": ['), LAREQA_SPEC),
+        "empty LAReQA JSON": (_lareqa_damaged(b'{"data": []}'), LAREQA_SPEC),
+        "JSONL missing field": (_jsonl([*ROWS, {"query": "q", "lang": "en"}]), JSONL_SPEC),
+        "JSONL bad language": (_jsonl([*ROWS, {"query": "q", "passage": "p", "lang": "xx-no"}]),
+                               JSONL_SPEC),
+        "JSONL no rows": (_jsonl([]), JSONL_SPEC),
+        "folder as JSONL path": (lambda d: (d / "t.jsonl").mkdir(), JSONL_SPEC),
+        "n_clusters above the languages": (lambda d: None, spec(
+            sampling='language_sampling = "clustered"\nsimilarity = "script"\nn_clusters = 9')),
+    }
+    for name, (prep, text) in data_cases.items():
+        out.append(("5 data", name, lambda prep=prep, text=text: data_refused(prep, text)))
+
+    db_cases: dict[str, Callable[[], bool | None]] = {
+        "read-only database (submit)": lambda: db_refused(
+            lambda d: ["submit", str(d / "s.toml"), "--no-run", "--db",
+                       f"sqlite:///file:{d / 'g.db'}?mode=ro&uri=true"], _good_db),
+        "unopenable path (a folder)": lambda: db_refused(
+            lambda d: ["submit", str(d / "s.toml"), "--no-run", "--db", str(d)]),
+        "unopenable path (under a file)": lambda: db_refused(
+            lambda d: ["submit", str(d / "s.toml"), "--no-run", "--db", str(d / "s.toml" / "x.db")]),
+        "not a database (status)": lambda: db_refused(
+            lambda d: ["status", "--db", str(d / "g.db")], _junk_db),
+        "not a database (submit)": lambda: db_refused(
+            lambda d: ["submit", str(d / "s.toml"), "--no-run", "--db", str(d / "g.db")], _junk_db),
+        "corrupt database (status)": lambda: db_refused(
+            lambda d: ["status", "--db", str(d / "g.db")], _corrupt_db),
+        "newer schema (status)": lambda: newer_schema_message(["status"]),
+        "newer schema (submit)": lambda: newer_schema_message(["submit", "s.toml", "--no-run"]),
+        "newer schema (db current)": lambda: newer_schema_message(["db", "current"]),
+        "missing driver": lambda: db_refused(
+            lambda d: ["status", "--db", "postgresql+pg8000://u@h/db"]),
+        "unknown dialect": lambda: db_refused(lambda d: ["status", "--db", "mysql://u@h/db"]),
+        "experiment name over 200 characters (Postgres)": long_name_postgres,
+        "non-UTF-8 spec": lambda: submit_refused(spec(name="caf\u00e9").encode("latin-1")),
+        "spec with a BOM": bom_spec_accepted,
+        "corrupt checkpoint": corrupt_checkpoint,
+    }
+    for name, check in db_cases.items():
+        out.append(("6 messages", name, check))
+
+    tampered: dict[str, Callable[[Path], None]] = {
+        "manifest not JSON": lambda f: (f / "manifest.json").write_text("{nope"),
+        "manifest a list": lambda f: _manifest_edit(f, lambda m: [1]),
+        "format_version 'abc'": lambda f: _manifest_edit(
+            f, lambda m: m.__setitem__("format_version", "abc")),
+        "rows not a table": lambda f: _manifest_edit(f, lambda m: m.__setitem__("rows", 5)),
+        "missing parquet file": lambda f: (f / "run_metrics.parquet").unlink(),
+        "truncated parquet": lambda f: (f / "runs.parquet").write_bytes(b"PAR1" * 10),
+        "unknown column": lambda f: _pq_rewrite(
+            f, "run_metrics", lambda t: t.append_column("x", pa.array([1] * t.num_rows))),
+        "wrong column type": lambda f: _pq_rewrite(
+            f, "run_metrics", lambda t: t.set_column(
+                t.schema.get_field_index("value"), "value", pc.cast(t["value"], pa.string()))),
+        "empty run_key": lambda f: _pq_rewrite(
+            f, "runs", lambda t: t.set_column(t.schema.get_field_index("run_key"), "run_key",
+                                              pa.array([None] * t.num_rows, pa.string()))),
+        "duplicate run": lambda f: _pq_rewrite(
+            f, "runs", lambda t: pa.concat_tables([t, t.slice(0, 1)])),
+        "rows of a run not exported": lambda f: _pq_rewrite(
+            f, "run_metrics", lambda t: t.set_column(t.schema.get_field_index("run_id"),
+                                                     "run_id", pa.array([9] * t.num_rows))),
+    }
+    for name, t in tampered.items():
+        out.append(("6 tampered export", name, lambda t=t: import_refused(t)))
+    return out
+
+
+def main() -> int:
+    import xlrun
+
+    print(f"xlrun from {Path(xlrun.__file__).parent}", file=sys.stderr)
+    totals: dict[str, list[int]] = {}
+    for item, name, check in cases():
+        try:
+            ok = check()
+        except Exception as e:  # noqa: BLE001 - a crash of the harness counts as not handled
+            ok = False
+            name += f" [{type(e).__name__}: {str(e)[:80]}]"
+        if ok is None:
+            print(f"skip  {item:18} {name}")
+            continue
+        t = totals.setdefault(item, [0, 0])
+        t[0] += 1
+        t[1] += bool(ok)
+        print(f"{'ok ' if ok else 'BAD'}   {item:18} {name}", flush=True)
+    tried = sum(t[0] for t in totals.values())
+    handled = sum(t[1] for t in totals.values())
+    print()
+    for item, (n, k) in totals.items():
+        print(f"{item:20} {k:3} / {n:3} handled")
+    print(f"{'total':20} {handled:3} / {tried:3} handled ({tried - handled} not handled)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
