@@ -127,3 +127,47 @@ def test_run_keys_unchanged_by_fields_added_later(spec_dir: Path) -> None:
     pinned_runs = runs_for("seeds = [1]", spec_dir, pinned)
     assert pinned_runs[0].config.eval[0].revision == "0123abcd"
     assert pinned_runs[0].run_key != "2315e286dfd8e45d"  # a pinned revision is a different run
+
+
+CLUSTERED = BASE.replace('language_sampling = "size"', 'language_sampling = "clustered"\n'
+                         'similarity = "script"\nn_clusters = 2\npairing = "across"')
+
+
+def clustered(*lines: str) -> str:
+    """The clustered spec with more ``[sampling]`` lines."""
+    return CLUSTERED.replace('pairing = "across"', "\n".join(['pairing = "across"', *lines]))
+
+
+def test_exposure_and_schedule_keys(spec_dir: Path) -> None:
+    """Clustered runs issued before ``exposure`` existed trained what is now ``exposure =
+    "free"``: those keep their keys (golden keys from xlrun before the field); matched
+    clustered runs and exact schedules are new runs; unclustered runs ignore ``exposure``."""
+    old = ["96f45a016ec86f82", "d59fd1acdacb74eb"]
+    free = clustered('exposure = "free"')
+    assert [r.run_key for r in runs_for("seeds = [1, 2]", spec_dir, free)] == old
+    matched = runs_for("seeds = [1, 2]", spec_dir, CLUSTERED)
+    assert matched[0].config.sampling.exposure == "matched"
+    assert not {r.run_key for r in matched} & set(old)
+    exact = runs_for("seeds = [1, 2]", spec_dir, clustered('exposure = "free"',
+                                                          'schedule = "exact"'))
+    assert not {r.run_key for r in exact} & set(old)
+    for exposure in ("free", "matched"):
+        plain = BASE.replace('language_sampling = "size"',
+                             f'language_sampling = "size"\nexposure = "{exposure}"')
+        assert [r.run_key for r in runs_for("seeds = [1, 2]", spec_dir, plain)] == [
+            "af4ca4f10cca3155", "acf740c37f0bec3d"]
+
+
+def test_min_cluster_size_is_part_of_the_clustering(spec_dir: Path) -> None:
+    runs = runs_for('"sampling.min_cluster_size" = [0, 1, 2]', spec_dir, CLUSTERED)
+    assert len(runs) == 2  # a minimum of 1 is no minimum
+    labels = sorted(r.config.clustering for r in runs)
+    assert labels == ["script/k=2/average/across", "script/k=2/average/min=2/across"]
+    free = runs_for("", spec_dir, clustered('exposure = "free"'))
+    assert free[0].config.clustering == "script/k=2/average/across/free"
+    with pytest.raises(SpecError, match=r"sampling\.min_cluster_size"):
+        runs_for("", spec_dir, clustered("min_cluster_size = -1"))
+    with pytest.raises(SpecError, match=r"sampling\.exposure.*matched.*free"):
+        runs_for("", spec_dir, clustered('exposure = "equal"'))
+    with pytest.raises(SpecError, match=r"sampling\.schedule.*random.*exact"):
+        runs_for("", spec_dir, clustered('schedule = "fixed"'))

@@ -118,20 +118,23 @@ def test_across_pairing_constraint():
 
 def test_cluster_choice_uniform_frequencies():
     s = make_sampler(sampling(strategy="monolingual", language_sampling="clustered",
-                              cluster_choice="uniform"), corpus_of(SIX), 8, seed=6,
+                              cluster_choice="uniform", exposure="free"), corpus_of(SIX), 8, seed=6,
                      clusters=CLUSTERS3)
     counts = Counter(cluster_of(b.items[0].query_lang, CLUSTERS3) for b in run(s, 1500))
     assert chisquare([counts[i] for i in range(3)], [500, 500, 500]).pvalue > 1e-3
 
 
 @pytest.mark.parametrize("strategy", ["hybrid", "multilingual", "monolingual", "cross_lingual"])
-def test_cluster_batch_keeps_one_cluster_and_mixes(strategy):
+@pytest.mark.parametrize("exposure", ["free", "matched"])
+def test_cluster_batch_keeps_one_cluster_and_mixes(strategy, exposure):
+    clusters = CLUSTERS3 if exposure == "free" or strategy != "cross_lingual" else [
+        ["de", "en", "fr"], ["es", "ar", "ru"]]  # matched cross-only arms need no singleton
     s = make_sampler(sampling(strategy=strategy, language_sampling="clustered",
-                              pairing="cluster_batch"), corpus_of(SIX), 16, seed=7,
-                     clusters=CLUSTERS3)
+                              pairing="cluster_batch", exposure=exposure), corpus_of(SIX), 16,
+                     seed=7, clusters=clusters)
     mixed = 0
     for b in run(s, 200):
-        cl = {cluster_of(x, CLUSTERS3) for it in b.items for x in (it.query_lang, it.doc_lang)}
+        cl = {cluster_of(x, clusters) for it in b.items for x in (it.query_lang, it.doc_lang)}
         assert len(cl) == 1
         mixed += len(b.composition()) > 1
     assert mixed > 50
@@ -182,19 +185,28 @@ def test_deterministic_and_seed_dependent():
 
 
 @pytest.mark.parametrize("strategy", ["hybrid", "multilingual"])
-def test_resume_equals_uninterrupted(strategy):
-    spec = sampling(strategy=strategy, language_sampling="clustered", pairing="within")
+@pytest.mark.parametrize("exposure,schedule,pairing", [
+    ("free", "random", "within"), ("matched", "random", "within"),
+    ("matched", "exact", "within"), ("matched", "exact", "cluster_batch"),
+    ("free", "exact", "across")])
+def test_resume_equals_uninterrupted(strategy, exposure, schedule, pairing):
+    spec = sampling(strategy=strategy, language_sampling="clustered", pairing=pairing,
+                    exposure=exposure, schedule=schedule)
     corpus = corpus_of({"de": 12, "en": 13, "es": 14, "ar": 15})
-    full = run(make_sampler(spec, corpus, 6, seed=13, clusters=CLUSTERS), 80)
-    first = make_sampler(spec, corpus, 6, seed=13, clusters=CLUSTERS)
+
+    def make():
+        return make_sampler(spec, corpus, 6, seed=13, clusters=CLUSTERS, total_batches=80)
+
+    full = run(make(), 80)
+    first = make()
     run(first, 37)
     state = first.state_dict()
     import json
     state = json.loads(json.dumps(state))  # plain data
-    resumed = make_sampler(spec, corpus, 6, seed=13, clusters=CLUSTERS)
+    resumed = make()
     resumed.load_state_dict(state)
     assert run(resumed, 43) == full[37:]
-    replayed = make_sampler(spec, corpus, 6, seed=13, clusters=CLUSTERS)
+    replayed = make()
     replayed.skip_to(37)
     assert run(replayed, 43) == full[37:]
 
@@ -245,7 +257,7 @@ def test_size_cluster_choice_keeps_the_language_marginal():
     plain = make_sampler(sampling(strategy="monolingual", language_sampling="size"),
                          corpus, 4, seed=3)
     clustered = make_sampler(sampling(strategy="monolingual", language_sampling="clustered",
-                                      cluster_choice="size"), corpus, 4, seed=3,
+                                      cluster_choice="size", exposure="free"), corpus, 4, seed=3,
                              clusters=clusters)
     langs = sorted(sizes)
     w = np.array([sizes[x] for x in langs], dtype=float)
@@ -255,6 +267,7 @@ def test_size_cluster_choice_keeps_the_language_marginal():
         assert chisquare([counts[x] for x in langs], expected).pvalue > 1e-3
     # uniform cluster choice does not keep it: the singleton cluster [vi] gets a third
     uni = make_sampler(sampling(strategy="monolingual", language_sampling="clustered",
-                                cluster_choice="uniform"), corpus, 4, seed=3, clusters=clusters)
+                                cluster_choice="uniform", exposure="free"), corpus, 4, seed=3,
+                       clusters=clusters)
     counts = Counter(b.items[0].query_lang for b in run(uni, n))
     assert chisquare([counts[x] for x in langs], expected).pvalue < 1e-3

@@ -139,21 +139,25 @@ def distances_cmd(source: str, langs_: str, fmt: str, model: str | None, texts: 
               help="Cut the dendrogram at this distance instead of --k.")
 @click.option("--linkage", type=click.Choice(["average", "complete", "ward"]),
               default="average", show_default=True)
+@click.option("--min-size", type=click.IntRange(0), default=0, show_default=True,
+              help="Clusters with fewer languages join their nearest cluster "
+                   "(sampling.min_cluster_size).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="PNG", help="Write a dendrogram + heatmap figure here.")
 @handle_errors
 def clusters_cmd(source: str, langs_: str, fmt: str, model: str | None, texts: Path | None,
                  cache_dir: Path | None, max_texts: int, device: str, k: int | None,
-                 threshold: float | None, linkage: str, plot: Path | None) -> None:
+                 threshold: float | None, linkage: str, min_size: int, plot: Path | None) -> None:
     """Agglomerative clusters of languages (give --k or --threshold), with silhouette."""
-    from xlrun.langsim.cluster import cluster
+    from xlrun.langsim.cluster import cluster, merge_small_clusters
     from xlrun.langsim.distances import distance_matrix
 
     if (k is None) == (threshold is None):
         raise UsageError("give exactly one of --k or --threshold")
     dm = distance_matrix(source, _split_langs(langs_),
                          context=_context(model, texts, cache_dir, max_texts, device))
-    result = cluster(dm, k=k, threshold=threshold, method=linkage)
+    result = merge_small_clusters(cluster(dm, k=k, threshold=threshold, method=linkage), dm,
+                                  min_size)
     sil = "n/a" if result.silhouette is None else f"{result.silhouette:.4f}"
     if fmt == "json":
         click.echo(json.dumps({"source": dm.source, "linkage": linkage,

@@ -13,6 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
+def normalize_text(text: str) -> str:
+    """``text`` with runs of whitespace collapsed to one space and the ends stripped: the form
+    in which two training texts count as identical."""
+    return " ".join(text.split())
+
+
 @dataclass(frozen=True)
 class TrainExample:
     """One question and its positive passage in one language."""

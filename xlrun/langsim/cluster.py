@@ -144,6 +144,41 @@ def cluster(dm: DistanceMatrix, *, k: int | None = None, threshold: float | None
                       order=order)
 
 
+def merge_small_clusters(result: Clustering, dm: DistanceMatrix, min_size: int) -> Clustering:
+    """Clusters of fewer than ``min_size`` languages join their nearest cluster.
+
+    Repeatedly, the smallest cluster below the minimum (the lowest id on ties) is merged into
+    the cluster at the smallest average distance (the lowest id on ties) — the ``average``
+    linkage rule — until every cluster has ``min_size`` languages or one cluster is left.
+    Ids are then renumbered as in :func:`cluster`.
+    """
+    if min_size <= 1:
+        return result
+    order = tuple(sorted(result.labels))
+    sub = dm.subset(order).values
+    labels = [result.labels[lang] for lang in order]
+    while True:
+        ids = sorted(set(labels))
+        sizes = {c: labels.count(c) for c in ids}
+        small = [c for c in ids if sizes[c] < min_size]
+        if not small or len(ids) == 1:
+            break
+        c = min(small, key=lambda k: (sizes[k], k))
+        members = [i for i, lab in enumerate(labels) if lab == c]
+
+        def avg(other: int, members: list[int] = members, labels: list[int] = labels) -> float:
+            them = [i for i, lab in enumerate(labels) if lab == other]
+            return float(sub[np.ix_(members, them)].mean())
+
+        target = min((o for o in ids if o != c), key=lambda o: (avg(o), o))
+        labels = [target if lab == c else lab for lab in labels]
+    labels = renumber(labels)
+    return Clustering(source=result.source, method=result.method,
+                      labels=dict(zip(order, labels, strict=True)),
+                      silhouette=silhouette_score(sub, labels),
+                      linkage_matrix=result.linkage_matrix, order=result.order)
+
+
 def manual_clusters(clusters: Sequence[Sequence[str]], langs: Sequence[str]) -> list[list[str]]:
     """Spec clusters restricted to ``langs``.
 
@@ -181,7 +216,8 @@ def clusters_for_run(sampling: Any, langs: Sequence[str],
     ``similarity = "manual"`` → :func:`manual_clusters` of ``sampling.clusters`` (no matrix).
     Otherwise the distances of ``sampling.similarity`` are clustered with ``sampling.linkage``
     into ``sampling.n_clusters`` clusters (when > 0, capped at the number of languages) or at
-    ``sampling.distance_threshold``.
+    ``sampling.distance_threshold``; clusters smaller than ``sampling.min_cluster_size`` then
+    join their nearest cluster (:func:`merge_small_clusters`).
     """
     if sampling.similarity == "manual":
         if not sampling.clusters:
@@ -198,5 +234,6 @@ def clusters_for_run(sampling: Any, langs: Sequence[str],
         raise SpecError("sampling.n_clusters",
                         "clustering by similarity needs n_clusters or distance_threshold",
                         value=sampling.n_clusters)
-    return result.clusters, dm
+    min_size = int(getattr(sampling, "min_cluster_size", 0) or 0)
+    return merge_small_clusters(result, dm, min_size).clusters, dm
 

@@ -27,6 +27,7 @@ from xlrun.db.models import (
 )
 from xlrun.errors import UsageError
 from xlrun.report import choices
+from xlrun.spec.schema import arm_label
 
 METRICS = choices.METRICS
 """CLI metric name → ``query_results`` column."""
@@ -153,18 +154,6 @@ def _arm_label(value: Any) -> str | None:
     if isinstance(value, (int, float)):
         return repr(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def arm_label(sampler: str | None, language_sampling: str | None,
-              clustering: str | None) -> str:
-    """The whole arm of a run: ``hybrid/size``, ``hybrid/clustered[script/k=3/average/within]``,
-    ``monolingual/size``, ``none`` (an untrained run has no language sampling)."""
-    label = sampler or "none"
-    if language_sampling:
-        label += f"/{language_sampling}"
-    if clustering:
-        label += f"[{clustering}]"
-    return label
 
 
 def _as_number(text: str) -> float | None:

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,21 @@ def _relative(obj: Any, base: str) -> Any:
 KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("train_data", "revision"): "",
     ("eval", "revision"): "",
+    ("sampling", "min_cluster_size"): 0,
+    ("sampling", "schedule"): "random",
 }
 """Config fields added after run keys were first issued, each with the value that leaves the
 key as it was: a field at that value is left out of the hash, so upgrading xlrun never turns
-finished runs into new ones. A field added later must be listed here (a golden-key test
-fails otherwise)."""
+finished runs into new ones. A field added later must be listed here or in
+:data:`KEY_NEUTRAL_WHEN` (a golden-key test fails otherwise)."""
+
+KEY_NEUTRAL_WHEN: dict[tuple[str, str], Callable[[dict[str, Any]], bool]] = {
+    # runs trained before `exposure` existed used today's "free"; unclustered runs ignore it
+    ("sampling", "exposure"): lambda section: (section.get("language_sampling") != "clustered"
+                                               or section.get("exposure") == "free"),
+}
+"""Fields added later whose key-neutral state depends on their section: the field is left out
+of the hash when the predicate holds for the section's values."""
 
 
 def _drop_neutral_defaults(d: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +78,10 @@ def _drop_neutral_defaults(d: dict[str, Any]) -> dict[str, Any]:
         for entry in value if isinstance(value, list) else [value]:
             if isinstance(entry, dict) and entry.get(name, neutral) == neutral:
                 entry.pop(name, None)
+    for (section, name), neutral_when in KEY_NEUTRAL_WHEN.items():
+        entry = d.get(section)
+        if isinstance(entry, dict) and name in entry and neutral_when(entry):
+            entry.pop(name)
     return d
 
 

@@ -495,7 +495,7 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
                     "train.max_grad_norm": 0, "train.weight_decay": 0,
                     "model.query_max_length": 1, "model.passage_max_length": 1,
                     "train_data.max_per_language": 0, "sampling.n_clusters": 0,
-                    "sampling.distance_threshold": 0})
+                    "sampling.distance_threshold": 0, "sampling.min_cluster_size": 0})
     if not 0.0 <= s.mono_ratio <= 1.0:
         raise SpecError("sampling.mono_ratio", "must be within [0, 1]", value=s.mono_ratio)
     if s.temperature <= 0:
@@ -571,12 +571,19 @@ def _without_unused(s: SamplingSection) -> SamplingSection:
         s = dataclasses.replace(s, pairing=d.pairing, cluster_choice=d.cluster_choice,
                                 clusters=d.clusters, similarity=d.similarity,
                                 n_clusters=d.n_clusters, distance_threshold=d.distance_threshold,
-                                linkage=d.linkage)
+                                linkage=d.linkage, min_cluster_size=d.min_cluster_size,
+                                exposure=d.exposure)
     elif s.similarity == "manual":
         s = dataclasses.replace(s, n_clusters=d.n_clusters,
-                                distance_threshold=d.distance_threshold, linkage=d.linkage)
+                                distance_threshold=d.distance_threshold, linkage=d.linkage,
+                                min_cluster_size=d.min_cluster_size)
     else:
         s = dataclasses.replace(s, clusters=d.clusters)
+    if s.min_cluster_size == 1:  # a minimum of one language is no minimum
+        s = dataclasses.replace(s, min_cluster_size=d.min_cluster_size)
+    if s.language_sampling == "clustered" and s.exposure == "matched":
+        # cluster_choice is how the free arm picks clusters; matched plans set the probabilities
+        s = dataclasses.replace(s, cluster_choice=d.cluster_choice)
     if s.strategy in ("monolingual", "cross_lingual"):
         s = dataclasses.replace(s, mono_ratio=d.mono_ratio)
     if s.language_sampling == "uniform":

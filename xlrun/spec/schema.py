@@ -17,6 +17,18 @@ Pairing = Literal["within", "across", "cluster_batch"]
 Setting = Literal["mono", "cross", "multi"]
 
 
+def arm_label(sampler: str | None, language_sampling: str | None,
+              clustering: str | None) -> str:
+    """The whole arm of a run: ``hybrid/size``, ``hybrid/clustered[script/k=3/average/within]``,
+    ``monolingual/size``, ``none`` (an untrained run has no language sampling)."""
+    label = sampler or "none"
+    if language_sampling:
+        label += f"/{language_sampling}"
+    if clustering:
+        label += f"[{clustering}]"
+    return label
+
+
 @dataclass(frozen=True)
 class ExperimentSection:
     """``[experiment]``: the name that groups runs, and where run artefacts go."""
@@ -76,6 +88,17 @@ class SamplingSection:
     n_clusters: int = 0
     distance_threshold: float = 0.0
     linkage: Literal["average", "complete", "ward"] = "average"
+    min_cluster_size: int = 0
+    """Similarity clustering: a cluster with fewer languages joins its nearest cluster (average
+    distance) until none is smaller; 0 or 1 = no minimum."""
+    exposure: Literal["matched", "free"] = "matched"
+    """Clustered sampling: ``matched`` keeps each language's query and passage shares equal to
+    the random arm's (clustering only decides which languages meet); ``free`` is xlrun 0.1's
+    cluster-first choice, which also changes how often each language is trained."""
+    schedule: Literal["random", "exact"] = "random"
+    """``random``: each batch draws its kind and languages independently; ``exact``: the run's
+    batches are allocated in exact proportions (``round(mono_ratio × batches)`` monolingual
+    batches, languages and pairs by their probabilities), order shuffled by the seed."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +187,15 @@ class RunConfig:
             how = f"{s.similarity}/k={s.n_clusters}/{s.linkage}"
         else:
             how = f"{s.similarity}/t={s.distance_threshold:g}/{s.linkage}"
-        return f"{how}/{s.pairing}"
+        if s.similarity != "manual" and s.min_cluster_size > 1:
+            how += f"/min={s.min_cluster_size}"
+        label = f"{how}/{s.pairing}"
+        return label + "/free" if s.exposure == "free" else label
+
+    @property
+    def arm(self) -> str:
+        """The arm label reports use (:func:`arm_label`)."""
+        return arm_label(self.sampler, self.language_sampling, self.clustering)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-ready dict (the form stored in ``runs.config_json``)."""

@@ -6,7 +6,7 @@ Registry ``SAMPLERS`` maps ``sampling.strategy`` to a sampler class:
 * ``cross_lingual``: every batch is one ordered pair (X, Y), X != Y: queries in X, passages
   in Y, drawn from the parallel ids present in both.
 * ``hybrid``: each batch is monolingual with probability ``mono_ratio``, otherwise
-  cross-lingual (the coin is flipped per batch).
+  cross-lingual.
 * ``multilingual``: every pair of the batch draws its own languages: with probability
   ``mono_ratio`` a monolingual pair (X, X), otherwise a cross-lingual pair (X, Y).
 
@@ -14,35 +14,62 @@ Language choice (``sampling.language_sampling``):
 
 * ``uniform``: every language has the same weight.
 * ``size``: weight ``n_X ** temperature`` where ``n_X`` is the number of examples in X
-  (temperature 1 = proportional to dataset size).
-* ``clustered``: first a cluster (``cluster_choice``: ``size`` (default) = the sum of its
-  languages' weights ``n_X ** temperature``, or ``uniform``), then languages inside it by
-  ``n_X ** temperature``. With ``size``, the query-language marginal of monolingual batches
-  equals that of the unclustered ``size`` arm, so a clustered-vs-random comparison changes
-  which languages share cross-lingual batches, not how often each language is trained on
-  (``uniform`` over-samples small clusters: a singleton cluster gets a whole cluster's share).
-  ``pairing``: ``within`` (X and Y in the chosen cluster), ``across`` (X in the chosen
-  cluster, Y outside it), ``cluster_batch`` (one cluster per batch; every pair of the batch
-  draws its own languages inside that cluster, so languages mix within the batch).
-  Corpus languages that no cluster names become clusters of their own (so that clustered and
-  unclustered arms train on the same languages).
+  (temperature 1 = proportional to dataset size). Cross-lingual pairs: X is drawn from the
+  language distribution (over languages that have partners), then Y != X from the same
+  distribution renormalised over X's partners, so ``P(X, Y) = p_X * p_Y / sum_{Z partner of X}
+  p_Z``. This is *the random arm*.
+* ``clustered``: languages are grouped into clusters and ``pairing`` decides which languages
+  may meet in a cross-lingual pair: ``within`` (X and Y in one cluster), ``across`` (in two
+  different clusters), ``cluster_batch`` (one cluster per batch; every pair of the batch draws
+  its own languages inside it, so languages mix within the batch). Corpus languages that no
+  cluster names become clusters of their own.
 
-Cross-lingual pairs under ``uniform``/``size``: X is drawn from the language distribution,
-then Y != X from the same distribution renormalised over X's partners, so
-``P(X, Y) = p_X * p_Y / sum_{Z partner of X} p_Z``. The "size" of a language *pair* is the
-number of parallel ids the two share; a pair is a *partner* pair when it shares at least
-``batch_size`` ids (pairs sharing fewer cannot fill a batch and are never drawn). Clustered
-sampling uses the same rule inside the allowed set of languages.
+  With ``exposure = "matched"`` (the default) the clustered arm trains every language exactly
+  as often as the random arm with the same ``temperature``, ``mono_ratio`` and data — its share
+  of query texts and its share of passage texts over the run, in expectation — and clustering
+  decides only which languages meet: the language and pair probabilities come from
+  :func:`xlrun.train.exposure.matched_plan` (iterative proportional fitting of the random arm's
+  pair distribution onto the allowed pairs). Matched: per-language query share, passage share
+  and the monolingual share of the run. Not matched (it is what clustering changes): which
+  pairs occur, how often each parallel id of a pair is repeated, and a language's split between
+  monolingual and cross-lingual batches (a singleton cluster under ``within`` is trained only
+  in monolingual batches). Where the random arm's shares cannot be reached within
+  :data:`~xlrun.train.exposure.EXPOSURE_TOLERANCE` the sampler (and ``xlrun submit``) raises a
+  :class:`~xlrun.errors.SpecError`.
+
+  With ``exposure = "free"`` (xlrun 0.1 behaviour) a cluster is chosen first
+  (``cluster_choice``: ``size`` = by the sum of its languages' weights, or ``uniform``), then
+  the languages inside it by weight; singleton clusters take no part in cross-lingual batches,
+  so per-language exposure changes too.
+
+Schedule (``sampling.schedule``): ``random`` — each batch flips its own mono/cross coin and
+draws its languages independently; ``exact`` — the run's batches are allocated up front from
+the plan: exactly ``round(mono_ratio × batches)`` monolingual batches, and the monolingual
+languages, cross-lingual pairs (or, under ``cluster_batch``, clusters) in counts proportional
+to their probabilities (largest remainder), in an order shuffled by the seed. With ``exact``
+every seed trains each language and pair the same number of times, so seeds differ only in
+order and data. Under ``multilingual`` (pairs draw their own kind) ``exact`` gives every batch
+exactly ``round(mono_ratio × batch_size)`` monolingual pairs, or under ``cluster_batch``
+allocates the batches' clusters.
+
+A cross-lingual pair of languages is a *partner* pair when the ids the two share can fill a
+batch; pairs sharing fewer are never drawn.
 
 Data order: every language (monolingual) and every ordered pair (cross-lingual) keeps its own
 queue of parallel ids, shuffled per epoch with a generator seeded by ``(seed, queue, epoch)``.
 When a queue runs out it starts its next epoch (its own counter) with a fresh shuffle, so
-small languages are recycled more often than large ones. Translations never share a batch:
-an id already in the batch is skipped and kept at the head of its queue for the next batch
-that uses that queue (no example is lost).
+small languages are recycled more often than large ones.
+
+No false negatives from duplicates: two pairs never share a batch when they have the same
+parallel id (translations), the same passage text in the same language, or the same query
+text in the same language (texts compared after collapsing whitespace) — in-batch negatives
+would otherwise push a query away from its own answer text. A pair that would break this is
+skipped and kept at the head of its queue for the next batch that uses that queue (no example
+is lost).
 
 Determinism and resume: the random choices of batch ``N`` (coin flips, clusters, languages)
-come from a generator seeded by ``(seed, N)``, and the only other state is the queues'
+come from a generator seeded by ``(seed, N)``; the exact schedule is a function of the seed and
+the run's number of batches; the only other state is the queues'
 ``(epoch, position, deferred ids)``, which :meth:`BatchSampler.state_dict` returns as plain
 data. Restoring it with :meth:`BatchSampler.load_state_dict` (or replaying with
 :meth:`BatchSampler.skip_to`) gives exactly the batches of an uninterrupted run.
@@ -58,10 +85,19 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from xlrun.data.types import TrainCorpus
+from xlrun.data.types import TrainCorpus, normalize_text
 from xlrun.errors import SpecError
 from xlrun.registry import Registry
 from xlrun.spec.schema import SamplingSection
+from xlrun.train.exposure import (
+    ExposurePlan,
+    apportion,
+    free_clustered_plan,
+    matched_plan,
+    random_arm_plan,
+    round_half_up,
+    round_matrix,
+)
 
 BatchKind = Literal["mono", "cross", "multi"]
 
@@ -91,14 +127,36 @@ class Batch:
         return len(self.items)
 
 
+class _BatchGuard:
+    """What a batch already holds: parallel ids, and query/passage texts per language."""
+
+    __slots__ = ("ids", "queries", "passages", "qgroup", "pgroup")
+
+    def __init__(self, qgroup: dict[str, list[int]], pgroup: dict[str, list[int]]) -> None:
+        self.ids: set[int] = set()
+        self.queries: set[tuple[str, int]] = set()
+        self.passages: set[tuple[str, int]] = set()
+        self.qgroup, self.pgroup = qgroup, pgroup
+
+    def accepts(self, i: int, q: str, d: str) -> bool:
+        return (i not in self.ids and (q, self.qgroup[q][i]) not in self.queries
+                and (d, self.pgroup[d][i]) not in self.passages)
+
+    def add(self, i: int, q: str, d: str) -> None:
+        self.ids.add(i)
+        self.queries.add((q, self.qgroup[q][i]))
+        self.passages.add((d, self.pgroup[d][i]))
+
+
 class _Queue:
     """A shuffled, per-epoch recycled queue of parallel ids (indices into the id table)."""
 
-    __slots__ = ("ids", "key", "seed", "epoch", "pos", "deferred", "_perm")
+    __slots__ = ("ids", "key", "q", "d", "seed", "epoch", "pos", "deferred", "_perm")
 
-    def __init__(self, ids: np.ndarray, key: str, seed: int) -> None:
+    def __init__(self, ids: np.ndarray, q: str, d: str, seed: int) -> None:
         self.ids = ids
-        self.key = key
+        self.q, self.d = q, d
+        self.key = q if q == d else f"{q}>{d}"
         self.seed = seed
         self.epoch = 0
         self.pos = 0
@@ -111,15 +169,16 @@ class _Queue:
             self._perm = self.ids[np.random.default_rng(ss).permutation(len(self.ids))]
         return self._perm
 
-    def take(self, k: int, exclude: set[int]) -> list[int]:
-        """``k`` ids not in ``exclude`` (which is updated); skipped ids wait in ``deferred``."""
+    def take(self, k: int, guard: _BatchGuard) -> list[int]:
+        """``k`` ids the batch accepts (``guard`` is updated); skipped ids wait in ``deferred``."""
         out: list[int] = []
+        q, d = self.q, self.d
         if self.deferred:
             keep: list[int] = []
             for i in self.deferred:
-                if len(out) < k and i not in exclude:
+                if len(out) < k and guard.accepts(i, q, d):
                     out.append(i)
-                    exclude.add(i)
+                    guard.add(i, q, d)
                 else:
                     keep.append(i)
             self.deferred = keep
@@ -134,13 +193,13 @@ class _Queue:
             i = int(order[self.pos])
             self.pos += 1
             scanned += 1
-            if i in exclude:
-                self.deferred.append(i)
-                if scanned > 2 * len(order) + k:  # cannot happen when len(ids) >= batch size
-                    raise RuntimeError(f"queue {self.key!r} cannot fill a batch")
-            else:
+            if guard.accepts(i, q, d):
                 out.append(i)
-                exclude.add(i)
+                guard.add(i, q, d)
+            else:
+                self.deferred.append(i)
+                if scanned > 2 * len(order) + k:  # the pool check at start-up rules this out
+                    raise RuntimeError(f"queue {self.key!r} cannot fill a batch")
         return out
 
     def state(self) -> list[Any]:
@@ -152,18 +211,32 @@ class _Queue:
         self._perm = None
 
 
+@dataclass(frozen=True)
+class _Unit:
+    """One pre-allocated batch of the exact schedule: its kind and its language cell (a
+    language index, a cross pair index, or a cluster index under ``cluster_batch``)."""
+
+    mono: bool
+    cell: int
+
+
 class BatchSampler:
     """Base class: language choice, per-language queues, determinism and checkpointed state.
 
-    Subclasses set :attr:`strategy` and implement :meth:`_plan`, which turns the generator of
-    one batch into its kind and the list of ``(query_lang, doc_lang)`` slots (one per pair, or
-    one slot repeated for a whole single-language batch).
+    Subclasses set :attr:`strategy` and how a batch chooses its kind: :attr:`fixed_mono`
+    (always monolingual / always cross-lingual) or a coin per batch, or :attr:`per_pair` (each
+    pair draws its own kind).
     """
 
     strategy: ClassVar[str] = ""
+    fixed_mono: ClassVar[bool | None] = None
+    """``True``/``False``: every batch is monolingual / cross-lingual; ``None``: a coin."""
+    per_pair: ClassVar[bool] = False
+    """Every pair of a batch draws its own kind and languages (``multilingual``)."""
 
     def __init__(self, corpus: TrainCorpus, sampling: SamplingSection, batch_size: int,
-                 seed: int = 0, clusters: Sequence[Sequence[str]] | None = None) -> None:
+                 seed: int = 0, clusters: Sequence[Sequence[str]] | None = None,
+                 total_batches: int | None = None) -> None:
         self.sampling = sampling
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -187,11 +260,52 @@ class BatchSampler:
         else:
             self.weights = self.sizes ** float(sampling.temperature)
 
-        # parallel ids → dense integer table
+        self._index_corpus(corpus)
+        self._queues: dict[str, _Queue] = {}
+        self._pairs_cache: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+
+        self.clusters = self._resolve_clusters(clusters)
+        self._needs_mono = self.mono_ratio > 0
+        self._needs_cross = self.mono_ratio < 1
+        if self._needs_mono:
+            small = [lang for lang in langs if self.pool_size(lang, lang) < self.batch_size]
+            if small:
+                have = [self.pool_size(s, s) for s in small]
+                raise SpecError(
+                    "train.batch_size",
+                    f"batch is larger than the distinct examples available in "
+                    f"{', '.join(small)} ({', '.join(map(str, have))}; pairs with the same "
+                    f"query or passage text never share a batch)",
+                    value=self.batch_size, allowed=f"at most {min(have)}")
+        self.partners: dict[str, list[str]] = {}
+        if self._needs_cross:
+            self._find_partners()
+        self.plan = self._make_plan()
+        self._planned = (self.sampling.schedule == "exact"
+                         or (bool(self.clusters) and self.sampling.exposure == "matched"))
+        if self._planned:
+            self._prepare_planned_draws()
+        self.total_batches = total_batches
+        self._units: list[_Unit] | None = None
+        if self.sampling.schedule == "exact":
+            if total_batches is None or total_batches < 1:
+                raise ValueError("the exact schedule needs the run's number of batches")
+            self._units = self._exact_units(int(total_batches))
+
+    # ----------------------------------------------------------------- setup & checks
+    @property
+    def mono_ratio(self) -> float:
+        """The share of monolingual batches (or pairs) this strategy uses."""
+        if self.fixed_mono is not None:
+            return 1.0 if self.fixed_mono else 0.0
+        return float(self.sampling.mono_ratio)
+
+    def _index_corpus(self, corpus: TrainCorpus) -> None:
+        """Dense integer ids, per-language id arrays, and text groups for the batch guard."""
         self._pids: list[str] = []
         pid_index: dict[str, int] = {}
         per_lang: dict[str, np.ndarray] = {}
-        for lang in langs:
+        for lang in self.languages:
             idx = []
             for pid in corpus.ids(lang):
                 j = pid_index.get(pid)
@@ -201,30 +315,38 @@ class BatchSampler:
                 idx.append(j)
             per_lang[lang] = np.array(idx, dtype=np.int64)
         self._per_lang = per_lang
-        self._queues: dict[str, _Queue] = {}
-        self._pairs_cache: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self._pool_sizes: dict[tuple[str, str], int] = {}
+        n = len(self._pids)
+        self._qgroup: dict[str, list[int]] = {}
+        self._pgroup: dict[str, list[int]] = {}
+        for lang in self.languages:
+            qg, pg = [-1] * n, [-1] * n
+            qseen: dict[str, int] = {}
+            pseen: dict[str, int] = {}
+            for i in per_lang[lang].tolist():
+                ex = corpus.get(lang, self._pids[i])
+                qg[i] = qseen.setdefault(normalize_text(ex.query), i)
+                pg[i] = pseen.setdefault(normalize_text(ex.passage), i)
+            self._qgroup[lang], self._pgroup[lang] = qg, pg
 
-        self.clusters = self._resolve_clusters(clusters)
-        self._needs_mono = self._uses_mono()
-        self._needs_cross = self._uses_cross()
-        if self._needs_mono:
-            small = [lang for lang in langs if len(per_lang[lang]) < self.batch_size]
-            if small:
-                raise SpecError(
-                    "train.batch_size",
-                    f"batch is larger than the examples available in {', '.join(small)} "
-                    f"({', '.join(str(len(per_lang[s])) for s in small)})",
-                    value=self.batch_size, allowed=f"at most {min(len(per_lang[s]) for s in small)}")
-        self.partners: dict[str, list[str]] = {}
-        if self._needs_cross:
-            self._find_partners(corpus)
+    def _queue_ids(self, q: str, d: str) -> np.ndarray:
+        if q == d:
+            return self._per_lang[q]
+        return self._per_lang[q][np.isin(self._per_lang[q], self._per_lang[d])]
 
-    # ----------------------------------------------------------------- setup & checks
-    def _uses_mono(self) -> bool:
-        return self.sampling.mono_ratio > 0
-
-    def _uses_cross(self) -> bool:
-        return self.sampling.mono_ratio < 1
+    def pool_size(self, q: str, d: str) -> int:
+        """How many of the ids of queue ``(q, d)`` can share one batch: a greedy count of ids
+        with pairwise distinct query texts (in ``q``) and passage texts (in ``d``)."""
+        count = self._pool_sizes.get((q, d))
+        if count is None:
+            guard = _BatchGuard(self._qgroup, self._pgroup)
+            count = 0
+            for i in self._queue_ids(q, d).tolist():
+                if guard.accepts(i, q, d):
+                    guard.add(i, q, d)
+                    count += 1
+            self._pool_sizes[(q, d)] = count
+        return count
 
     def _resolve_clusters(self, clusters: Sequence[Sequence[str]] | None) -> list[list[str]]:
         if self.sampling.language_sampling != "clustered":
@@ -254,16 +376,15 @@ class BatchSampler:
                             value=self.sampling.pairing, allowed=["within", "cluster_batch"])
         return out
 
-    def _find_partners(self, corpus: TrainCorpus) -> None:
+    def _find_partners(self) -> None:
         if len(self.languages) < 2:
             raise SpecError("sampling.strategy",
                             f"{self.strategy!r} needs cross-lingual pairs, i.e. two or more "
                             "languages in the training data", value=self.languages,
                             allowed="monolingual, or hybrid with mono_ratio = 1")
-        sets = {lang: set(self._per_lang[lang].tolist()) for lang in self.languages}
         for x in self.languages:
             self.partners[x] = [y for y in self.languages
-                                if y != x and len(sets[x] & sets[y]) >= self.batch_size]
+                                if y != x and self.pool_size(x, y) >= self.batch_size]
         if not any(self.partners.values()):
             raise SpecError("train.batch_size",
                             "no language pair shares enough parallel ids to fill a "
@@ -288,7 +409,118 @@ class BatchSampler:
             self._pairs_cache[key] = pairs
         return pairs
 
-    # ----------------------------------------------------------------- language choice
+    def _make_plan(self) -> ExposurePlan:
+        """The expected composition of this sampler's pairs (see :mod:`xlrun.train.exposure`)."""
+        m = self.mono_ratio
+        base = random_arm_plan(self.languages, self.weights, self.partners, m)
+        if not self.clusters:
+            return base
+        s = self.sampling
+        if s.exposure == "free":
+            return free_clustered_plan(self.languages, self.weights, self.partners,
+                                       self.clusters, s.pairing, s.cluster_choice, m)
+        return matched_plan(base, self.clusters, s.pairing, self.partners)
+
+    # ----------------------------------------------------------------- planned draws
+    def _prepare_planned_draws(self) -> None:
+        plan = self.plan
+        self._mono_p = plan.mono_weights()
+        self._cross = plan.cross_pairs()
+        self._cross_p = plan.cross_weights()
+        self._cluster_batch = bool(self.clusters) and self.sampling.pairing == "cluster_batch"
+        if not self._cluster_batch:
+            return
+        idx = self._lang_index
+        joint = plan.joint
+        # per cluster: the distribution of one pair inside it, for mono / cross / either kind
+        self._blocks: list[dict[str, tuple[list[tuple[str, str]], np.ndarray]]] = []
+        mass = {"mono": [], "cross": [], "any": []}
+        for c in self.clusters:
+            cells = {"mono": [(x, x) for x in c],
+                     "cross": [(x, y) for x in c for y in c if x != y]}
+            cells["any"] = cells["mono"] + cells["cross"]
+            block = {}
+            for kind, pairs in cells.items():
+                w = np.array([joint[idx[x], idx[y]] for x, y in pairs], dtype=np.float64)
+                mass[kind].append(w.sum())
+                block[kind] = (pairs, w / w.sum() if w.sum() > 0 else w)
+            self._blocks.append(block)
+        self._cluster_p = {k: np.array(v) / max(sum(v), 1e-300) for k, v in mass.items()}
+
+    def _choose(self, rng: np.random.Generator, p: np.ndarray) -> int:
+        return int(rng.choice(len(p), p=p)) if len(p) > 1 else 0
+
+    def _planned_slot(self, rng: np.random.Generator, mono: bool,
+                      cell: int | None = None) -> tuple[str, str]:
+        if mono:
+            i = cell if cell is not None else self._choose(rng, self._mono_p)
+            return self.languages[i], self.languages[i]
+        return self._cross[cell if cell is not None else self._choose(rng, self._cross_p)]
+
+    def _block_slots(self, rng: np.random.Generator, cluster: int, kind: str,
+                     n: int) -> list[tuple[str, str]]:
+        pairs, p = self._blocks[cluster][kind]
+        return [pairs[self._choose(rng, p)] for _ in range(n)]
+
+    def _exact_units(self, total: int) -> list[_Unit]:
+        """The exact schedule: ``total`` batches allocated from the plan, order shuffled."""
+        m = self.mono_ratio
+        n_mono = round_half_up(m * total) if not self.per_pair else 0
+        units: list[_Unit] = []
+        if self.per_pair:
+            if self._cluster_batch:
+                for c, k in enumerate(apportion(self._cluster_p["any"], total)):
+                    units += [_Unit(False, c)] * int(k)
+            else:
+                units = [_Unit(False, -1)] * total
+        elif self._cluster_batch:
+            for c, k in enumerate(apportion(self._cluster_p["mono"], n_mono)):
+                units += [_Unit(True, c)] * int(k)
+            for c, k in enumerate(apportion(self._cluster_p["cross"], total - n_mono)):
+                units += [_Unit(False, c)] * int(k)
+        else:
+            for i, k in enumerate(apportion(self._mono_p, n_mono)):
+                units += [_Unit(True, i)] * int(k)
+            # cross pairs: counts whose per-language query and passage totals also round
+            # only up or down (a plain largest-remainder would favour the first languages)
+            idx = self._lang_index
+            expected = np.zeros((len(self.languages), len(self.languages)))
+            for (x, y), p in zip(self._cross, self._cross_p, strict=True):
+                expected[idx[x], idx[y]] = p * (total - n_mono)
+            counts = round_matrix(expected)
+            for i, (x, y) in enumerate(self._cross):
+                units += [_Unit(False, i)] * int(counts[idx[x], idx[y]])
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xE7AC7, total]))
+        return [units[i] for i in rng.permutation(len(units))]
+
+    def _plan_planned(self, rng: np.random.Generator,
+                      step: int) -> tuple[BatchKind, list[tuple[str, str]]]:
+        unit = self._units[step] if self._units is not None and step < len(self._units) else None
+        b = self.batch_size
+        if self.per_pair:
+            if self._cluster_batch:
+                c = unit.cell if unit else self._choose(rng, self._cluster_p["any"])
+                return "multi", self._block_slots(rng, c, "any", b)
+            if unit is not None:
+                monos = np.zeros(b, dtype=bool)
+                monos[rng.permutation(b)[:round_half_up(self.mono_ratio * b)]] = True
+            else:
+                monos = rng.random(b) < self.mono_ratio
+            return "multi", [self._planned_slot(rng, bool(m)) for m in monos]
+        if unit is not None:
+            mono = unit.mono
+        elif self.fixed_mono is not None:
+            mono = self.fixed_mono
+        else:
+            mono = bool(rng.random() < self.mono_ratio)
+        kind: BatchKind = "mono" if mono else "cross"
+        if self._cluster_batch:
+            key = "mono" if mono else "cross"
+            c = unit.cell if unit else self._choose(rng, self._cluster_p[key])
+            return kind, self._block_slots(rng, c, key, b)
+        return kind, [self._planned_slot(rng, mono, unit.cell if unit else None)]
+
+    # ----------------------------------------------------------------- free (0.1) draws
     def _p(self, langs: Sequence[str]) -> np.ndarray:
         w = self.weights[[self._lang_index[lang] for lang in langs]]
         return w / w.sum()
@@ -302,8 +534,6 @@ class BatchSampler:
         """Choose a cluster (restricted to clusters that can give a cross pair if ``cross``)."""
         cands = [c for c in self.clusters if not cross or self._cluster_pairs(c)]
         if self.sampling.cluster_choice == "size":
-            # the sum of its languages' weights: for monolingual batches each language is then
-            # drawn exactly as often as under unclustered sampling with the same weights
             w = np.array([sum(self.weights[self._lang_index[x]] for x in c) for c in cands])
         else:
             w = np.ones(len(cands))
@@ -334,10 +564,26 @@ class BatchSampler:
             return x, x
         return self._cross_pair(rng, cluster)
 
-    # ----------------------------------------------------------------- batches
-    def _plan(self, rng: np.random.Generator) -> tuple[BatchKind, list[tuple[str, str]]]:
-        raise NotImplementedError
+    def _plan_free(self, rng: np.random.Generator) -> tuple[BatchKind, list[tuple[str, str]]]:
+        """Unclustered sampling and ``exposure = "free"``: the draws of xlrun 0.1, in the same
+        order from the same generator."""
+        b = self.batch_size
+        if self.per_pair:
+            kind: BatchKind = "multi"
+            monos = [bool(m) for m in rng.random(b) < self.mono_ratio]
+        else:
+            mono = (self.fixed_mono if self.fixed_mono is not None
+                    else bool(rng.random() < self.mono_ratio))
+            kind = "mono" if mono else "cross"
+            monos = [mono]
+        if self.clusters and self.sampling.pairing == "cluster_batch":
+            cluster = self._cluster(rng, cross=not all(monos))
+            if not self.per_pair:
+                monos = monos * b
+            return kind, [self._slot(rng, m, cluster) for m in monos]
+        return kind, [self._slot(rng, m) for m in monos]
 
+    # ----------------------------------------------------------------- batches
     def _rng(self, step: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, 0x5A3B1E, step]))
 
@@ -345,24 +591,21 @@ class BatchSampler:
         key = q if q == d else f"{q}>{d}"
         queue = self._queues.get(key)
         if queue is None:
-            if q == d:
-                ids = self._per_lang[q]
-            else:
-                ids = self._per_lang[q][np.isin(self._per_lang[q], self._per_lang[d])]
-            queue = self._queues[key] = _Queue(ids, key, self.seed)
+            queue = self._queues[key] = _Queue(self._queue_ids(q, d), q, d, self.seed)
         return queue
 
     def next_batch(self) -> Batch:
         """The batch at :attr:`step`; advances the sampler by one batch."""
         step = self.step
-        kind, slots = self._plan(self._rng(step))
-        exclude: set[int] = set()
+        rng = self._rng(step)
+        kind, slots = self._plan_planned(rng, step) if self._planned else self._plan_free(rng)
+        guard = _BatchGuard(self._qgroup, self._pgroup)
         if len(set(slots)) == 1:
             q, d = slots[0]
-            ids = self._queue(q, d).take(self.batch_size, exclude)
+            ids = self._queue(q, d).take(self.batch_size, guard)
             items = tuple(PairRef(self._pids[i], q, d) for i in ids)
         else:
-            items = tuple(PairRef(self._pids[self._queue(q, d).take(1, exclude)[0]], q, d)
+            items = tuple(PairRef(self._pids[self._queue(q, d).take(1, guard)[0]], q, d)
                           for q, d in slots)
         self.step = step + 1
         return Batch(step, kind, items)
@@ -393,6 +636,23 @@ class BatchSampler:
             q, _, d = key.partition(">")
             self._queue(q, d or q).load(qs)
 
+    def plan_rows(self) -> list[dict[str, Any]]:
+        """The plan as ``sampling_plan`` rows: per batch kind and language cell, its
+        probability within the kind and the size of its id pool."""
+        rows = []
+        mono_p = self.plan.mono_weights()
+        if self.mono_ratio > 0:
+            for lang, p in zip(self.languages, mono_p, strict=True):
+                if p > 0:
+                    rows.append({"batch_kind": "mono", "query_lang": lang, "doc_lang": lang,
+                                 "probability": float(p), "pool": self.pool_size(lang, lang)})
+        if self.mono_ratio < 1:
+            for (x, y), p in zip(self.plan.cross_pairs(), self.plan.cross_weights(),
+                                 strict=True):
+                rows.append({"batch_kind": "cross", "query_lang": x, "doc_lang": y,
+                             "probability": float(p), "pool": self.pool_size(x, y)})
+        return rows
+
 
 SAMPLERS: Registry[type[BatchSampler]] = Registry("sampler")
 
@@ -402,18 +662,7 @@ class MonolingualSampler(BatchSampler):
     """Every batch is one language: queries and passages in X."""
 
     strategy = "monolingual"
-
-    def _uses_mono(self) -> bool:
-        return True
-
-    def _uses_cross(self) -> bool:
-        return False
-
-    def _plan(self, rng: np.random.Generator) -> tuple[BatchKind, list[tuple[str, str]]]:
-        if self.clusters and self.sampling.pairing == "cluster_batch":
-            cluster = self._cluster(rng, cross=False)
-            return "mono", [self._slot(rng, True, cluster) for _ in range(self.batch_size)]
-        return "mono", [self._slot(rng, True)]
+    fixed_mono = True
 
 
 @SAMPLERS.register("cross_lingual")
@@ -421,18 +670,7 @@ class CrossLingualSampler(BatchSampler):
     """Every batch is one ordered pair (X, Y), X != Y."""
 
     strategy = "cross_lingual"
-
-    def _uses_mono(self) -> bool:
-        return False
-
-    def _uses_cross(self) -> bool:
-        return True
-
-    def _plan(self, rng: np.random.Generator) -> tuple[BatchKind, list[tuple[str, str]]]:
-        if self.clusters and self.sampling.pairing == "cluster_batch":
-            cluster = self._cluster(rng, cross=True)
-            return "cross", [self._slot(rng, False, cluster) for _ in range(self.batch_size)]
-        return "cross", [self._slot(rng, False)]
+    fixed_mono = False
 
 
 @SAMPLERS.register("hybrid")
@@ -441,33 +679,23 @@ class HybridSampler(BatchSampler):
 
     strategy = "hybrid"
 
-    def _plan(self, rng: np.random.Generator) -> tuple[BatchKind, list[tuple[str, str]]]:
-        mono = bool(rng.random() < self.sampling.mono_ratio)
-        kind: BatchKind = "mono" if mono else "cross"
-        if self.clusters and self.sampling.pairing == "cluster_batch":
-            cluster = self._cluster(rng, cross=not mono)
-            return kind, [self._slot(rng, mono, cluster) for _ in range(self.batch_size)]
-        return kind, [self._slot(rng, mono)]
-
 
 @SAMPLERS.register("multilingual")
 class MultilingualSampler(BatchSampler):
     """Every pair draws its own languages: mono with probability ``mono_ratio``, else cross."""
 
     strategy = "multilingual"
-
-    def _plan(self, rng: np.random.Generator) -> tuple[BatchKind, list[tuple[str, str]]]:
-        ratio = self.sampling.mono_ratio
-        monos = rng.random(self.batch_size) < ratio
-        if self.clusters and self.sampling.pairing == "cluster_batch":
-            any_cross = not bool(monos.all())
-            cluster = self._cluster(rng, cross=any_cross)
-            return "multi", [self._slot(rng, bool(m), cluster) for m in monos]
-        return "multi", [self._slot(rng, bool(m)) for m in monos]
+    per_pair = True
 
 
 def make_sampler(sampling: SamplingSection, corpus: TrainCorpus, batch_size: int, seed: int,
-                 clusters: Sequence[Sequence[str]] | None = None) -> BatchSampler:
-    """The sampler named by ``sampling.strategy`` (SpecError for unknown names)."""
+                 clusters: Sequence[Sequence[str]] | None = None,
+                 total_batches: int | None = None) -> BatchSampler:
+    """The sampler named by ``sampling.strategy`` (SpecError for unknown names).
+
+    ``total_batches`` (the run's steps × gradient-accumulation batches) is needed by
+    ``sampling.schedule = "exact"``.
+    """
     cls = SAMPLERS.get(sampling.strategy, "sampling.strategy")
-    return cls(corpus, sampling, batch_size, seed=seed, clusters=clusters)
+    return cls(corpus, sampling, batch_size, seed=seed, clusters=clusters,
+               total_batches=total_batches)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from xlrun.data.types import TrainCorpus
+from xlrun.data.types import TrainCorpus, normalize_text
 from xlrun.errors import SpecError, TrainingDiverged
 from xlrun.spec.schema import RunConfig, TrainSection
 from xlrun.train.checkpoint import (
@@ -70,6 +70,8 @@ class TrainHooks:
         on_log: ``(step, loss, lr, examples_per_s)`` every ``log_every`` steps (mean loss
             over the window, learning rate of the last step, global pairs per second).
         on_batch: every sampled batch, in order (e.g. to record ``batch_languages``).
+        on_plan: once, before training, the sampler's plan as ``sampling_plan`` rows
+            (:meth:`~xlrun.train.samplers.BatchSampler.plan_rows`).
         progress: ``(step, total)`` after every optimizer step.
         checkpoint_dir: where checkpoints go and where training resumes from.
         should_stop: polled after every step (every ``log_every`` steps under DDP); when it
@@ -78,6 +80,7 @@ class TrainHooks:
 
     on_log: Callable[[int, float, float, float], None] | None = None
     on_batch: Callable[[Batch], None] | None = None
+    on_plan: Callable[[list[dict[str, Any]]], None] | None = None
     progress: Callable[[int, int], None] | None = None
     checkpoint_dir: Path | None = None
     should_stop: Callable[[], bool] | None = None
@@ -198,27 +201,45 @@ class _Tokens:
 
 def draw_hard_negatives(corpus: TrainCorpus, batch: Batch, k: int, seed: int
                         ) -> list[list[tuple[str, str]]]:
-    """``k`` random same-language passages per pair, from parallel ids outside the batch.
+    """``k`` random same-language passages per pair, from parallel ids outside the batch whose
+    passage text differs from every passage of the batch in that language (a negative that
+    repeats a positive's text would push a query away from its own answer).
 
     Returns, per pair, ``k`` ``(doc_lang, parallel_id)`` refs. Seeded by ``(seed, batch.step)``.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4E4547, batch.step]))
     in_batch = {it.parallel_id for it in batch.items}
+    positives = {(it.doc_lang, normalize_text(corpus.get(it.doc_lang, it.parallel_id).passage))
+                 for it in batch.items}
+
+    def usable(lang: str, pid: str) -> bool:
+        return pid not in in_batch and (
+            lang, normalize_text(corpus.get(lang, pid).passage)) not in positives
+
     pools: dict[str, list[str]] = {}
+    filtered: dict[str, list[str]] = {}
     out = []
     for it in batch.items:
-        pool = pools.get(it.doc_lang)
+        lang = it.doc_lang
+        pool = pools.get(lang)
         if pool is None:
-            pool = pools[it.doc_lang] = corpus.ids(it.doc_lang)
-        if len(pool) - len(in_batch) < 1:
-            raise SpecError("train.hard_negatives",
-                            f"no passage in {it.doc_lang!r} outside the batch to use as a "
-                            "negative", value=len(pool))
+            pool = pools[lang] = corpus.ids(lang)
         chosen: list[tuple[str, str]] = []
-        while len(chosen) < k:
+        tries = 0
+        while len(chosen) < k and tries < 64 * k:  # rejection sampling: cheap on big pools
+            tries += 1
             pid = pool[int(rng.integers(len(pool)))]
-            if pid not in in_batch:
-                chosen.append((it.doc_lang, pid))
+            if usable(lang, pid):
+                chosen.append((lang, pid))
+        if len(chosen) < k:  # mostly unusable pool: draw from the usable part directly
+            if lang not in filtered:
+                filtered[lang] = [pid for pid in pool if usable(lang, pid)]
+            rest = filtered[lang]
+            if not rest:
+                raise SpecError("train.hard_negatives",
+                                f"no passage in {lang!r} outside the batch (with a text unlike "
+                                "the batch's passages) to use as a negative", value=k)
+            chosen += [(lang, rest[int(j)]) for j in rng.integers(len(rest), size=k - len(chosen))]
         out.append(chosen)
     return out
 
@@ -360,7 +381,9 @@ def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
     ctx = _setup_distributed(encoder)
     _seed_all(t.seed)
     sampler: BatchSampler = make_sampler(run.sampling, corpus, t.batch_size * ctx.world,
-                                         t.seed, clusters)
+                                         t.seed, clusters, total_batches=t.steps * t.grad_accum)
+    if ctx.main and hooks.on_plan is not None:
+        hooks.on_plan(sampler.plan_rows())
     model = encoder.model
     model.train()
     device = encoder.device
@@ -373,7 +396,9 @@ def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
     ckpt_dir = Path(hooks.checkpoint_dir) if hooks.checkpoint_dir else None
     last_ckpt = latest_checkpoint(ckpt_dir)
     if last_ckpt is not None:
-        state = load_checkpoint(last_ckpt, map_location=device)
+        # on the CPU: model and optimizer states are copied to their parameters' device by
+        # load_state_dict, and the RNG states must stay CPU byte tensors
+        state = load_checkpoint(last_ckpt, map_location="cpu")
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
