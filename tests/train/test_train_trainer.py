@@ -181,3 +181,23 @@ def test_hard_negatives_are_same_language_and_outside_batch(toy_corpus):
         assert len(per) == 3
         assert all(lang == it.doc_lang and pid not in ids for lang, pid in per)
     assert negs == draw_hard_negatives(toy_corpus, batch, 3, seed=0)
+
+
+def test_checkpoint_rng_states_stay_on_the_cpu_whatever_the_map_location(tmp_path):
+    """Resuming on CUDA crashed (``RNG state must be a torch.ByteTensor``): the RNG states
+    were moved to the GPU with the model. ``meta`` stands in for a non-CPU device here."""
+    from xlrun.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+
+    torch.manual_seed(7)
+    path = save_checkpoint(tmp_path, 3, {"model": {"w": torch.ones(2)}})
+    expected = torch.rand(4)
+    state = load_checkpoint(path, map_location="meta")
+    assert state["model"]["w"].device.type == "meta"
+    assert state["rng"]["torch"].device.type == "cpu"
+    assert state["rng"]["torch"].dtype == torch.uint8
+    torch.rand(10)  # move the generator on
+    set_rng_state(state["rng"])
+    assert torch.equal(torch.rand(4), expected)
+    # a state that did end up on a non-CPU device is named, not a cryptic TypeError
+    with pytest.raises(ValueError, match="meta"):
+        set_rng_state(dict(state["rng"], torch=state["rng"]["torch"].to("meta")))

@@ -1,6 +1,9 @@
 """Training checkpoints: model, optimizer, scheduler, sampler state, step and RNG states.
 
-Layout: ``<checkpoint_dir>/step-<NNNNNNNN>/trainer.pt``. A checkpoint is written into a
+Layout: ``<checkpoint_dir>/step-<NNNNNNNN>/trainer.pt`` (model, optimizer, scheduler, sampler,
+step) and ``rng.pt`` beside it (the RNG states, always read onto the CPU: torch's CPU generator
+only takes a CPU byte tensor, so a checkpoint read with ``map_location="cuda"`` must not move
+them). A checkpoint is written into a
 temporary folder and renamed into place, so a folder named ``step-*`` is always complete;
 older checkpoints are removed once a newer one is in place (``keep`` newest are kept).
 """
@@ -21,6 +24,7 @@ from xlrun.errors import XlrunError
 
 _NAME = re.compile(r"^step-(\d+)$")
 FILE = "trainer.pt"
+RNG_FILE = "rng.pt"
 
 
 def rng_state() -> dict[str, Any]:
@@ -32,13 +36,21 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def _cpu_bytes(t: torch.Tensor) -> torch.Tensor:
+    """An RNG state as the CPU byte tensor torch's generators take."""
+    if t.device.type == "meta":
+        raise ValueError("an RNG state was loaded onto the 'meta' device; load checkpoints "
+                         "with load_checkpoint, which keeps RNG states on the CPU")
+    return t.detach().to("cpu", torch.uint8)
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore :func:`rng_state` output."""
+    """Restore :func:`rng_state` output (tensors on any device are brought to the CPU)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(_cpu_bytes(state["torch"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([_cpu_bytes(t) for t in state["cuda"]])
 
 
 def checkpoints(directory: Path | str | None) -> list[tuple[int, Path]]:
@@ -69,7 +81,8 @@ def save_checkpoint(directory: Path | str, step: int, state: dict[str, Any],
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    torch.save({**state, "step": step, "rng": rng_state()}, tmp / FILE)
+    torch.save({**state, "step": step}, tmp / FILE)
+    torch.save(rng_state(), tmp / RNG_FILE)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -90,21 +103,30 @@ class CorruptCheckpoint(XlrunError):
         self.path = path
 
 
-def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint folder (or its ``trainer.pt``).
-
-    Raises:
-        CorruptCheckpoint: the file is truncated, corrupt or not a checkpoint.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / FILE
+def _load(path: Path, map_location: str | torch.device) -> Any:
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=False)
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
         raise CorruptCheckpoint(path, f"{type(e).__name__}: {str(e).strip()[:200]}") from e
+
+
+def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint folder (or its ``trainer.pt``): the training state onto
+    ``map_location``, its ``rng`` entry (the RNG states, from ``rng.pt``) onto the CPU
+    whatever the device.
+
+    Raises:
+        CorruptCheckpoint: a file is truncated, corrupt or not a checkpoint.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE
+    state = _load(path, map_location)
+    rng_file = path.parent / RNG_FILE
+    if rng_file.is_file():
+        state["rng"] = _load(rng_file, "cpu")
     missing = [k for k in ("step", "rng") if not isinstance(state, dict) or k not in state]
     if missing:
         raise CorruptCheckpoint(path, f"not an xlrun checkpoint (lacks {', '.join(missing)})")
