@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,17 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"{p} is absent")
     return p
+
+
+@pytest.fixture(scope="session")
+def e5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """multilingual-e5-small from ../shared's 4-bit pack, exported to a Hugging Face folder once
+    per session (skipped when ../shared is absent)."""
+    pack = shared_path("models", "multilingual-e5-small")
+    out = tmp_path_factory.mktemp("me5")
+    subprocess.run([sys.executable, str(pack / "export_hf.py"), "--out", str(out)], check=True,
+                   capture_output=True)
+    return out
 
 
 @pytest.fixture

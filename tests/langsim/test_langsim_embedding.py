@@ -147,7 +147,7 @@ def test_context_from_corpus_encodes_lazily() -> None:
             return np.vstack([_vec(t) for t in texts])
 
     enc = Enc()
-    ctx = SimilarityContext.from_corpus(corpus, enc, model_id="fake")
+    ctx = SimilarityContext.from_corpus(corpus, enc, model_id="fake", min_shared=4)
     assert enc.sides == []  # nothing encoded until an embedding source runs
     dm = distance_matrix("embedding:parallel", ["en", "de", "zh"], context=ctx)
     assert enc.sides == ["query"] * 3
