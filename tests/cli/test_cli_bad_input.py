@@ -37,6 +37,12 @@ CASES = {
                      ["train_data.path", "nope.jsonl", "not found"]),
     "bad grid key": (("[[eval]]", '[grid]\n"train.stepz" = [1, 2]\n[[eval]]'),
                      ["grid.train.stepz", "not a key", "train.steps"]),
+    "unmatchable clusters": (
+        ("[train_data]", '[sampling]\nstrategy = "cross_lingual"\nlanguage_sampling = '
+         '"clustered"\nsimilarity = "manual"\nclusters = [["de", "en", "es", "fr", "pt", '
+         '"ru", "uk"]]\n[train_data]'),
+        ["sampling.exposure", "leave el without any language pair", "exposure = 'free'",
+         "arm cross_lingual/clustered[manual/within]"]),
 }
 
 
@@ -52,6 +58,21 @@ def test_bad_spec_exits_2_and_writes_nothing(case: str, tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     for needle in needles:
         assert needle in result.output, (needle, result.output)
+    assert not db.exists()
+
+
+def test_dry_run_prints_the_expected_shares_of_clustered_arms(tmp_path: Path) -> None:
+    text = GOOD.replace("[train_data]", '[sampling]\nlanguage_sampling = "clustered"\n'
+                        'similarity = "script"\nn_clusters = 3\n[train_data]')
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    db = tmp_path / "x.db"
+    result = CliRunner().invoke(main, ["submit", str(spec), "--db", f"sqlite:///{db}",
+                                       "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "hybrid/clustered[script/k=3/average/within]: expected share" in result.output
+    assert "query random" in result.output and "passage arm" in result.output
+    assert "el: a singleton cluster" in result.output
     assert not db.exists()
 
 

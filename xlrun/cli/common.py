@@ -62,12 +62,13 @@ def console():  # noqa: ANN201
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """Print a rich table."""
+    """Print a rich table (text is shown as given: ``[...]`` is not taken for markup)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
+    table = Table(title=escape(title) if title else title, show_lines=False)
     for c in columns:
-        table.add_column(c, overflow="fold")
+        table.add_column(escape(c), overflow="fold")
     for r in rows:
-        table.add_row(*["" if v is None else str(v) for v in r])
+        table.add_row(*["" if v is None else escape(str(v)) for v in r])
     console().print(table)

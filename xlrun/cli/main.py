@@ -51,15 +51,14 @@ def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tup
     Resubmitting a spec skips finished runs and resumes unfinished ones: a run's key is a
     hash of its fully resolved config. The data the runs use is read and checked first.
     """
-    from xlrun.data.check import check_run_data
     from xlrun.errors import UsageError
+    from xlrun.execute.preflight import check_runs
     from xlrun.spec import compile_spec, load_spec
     from xlrun.spec.grid import check_grid_size
 
     parsed = load_spec(spec)
     check_grid_size(parsed, confirmed=yes or dry_run)
     runs = compile_spec(parsed)
-    check_run_data(runs)
     if only:
         known = {r.run_key for r in runs}
         unknown = [k for k in only if k not in known]
@@ -72,10 +71,23 @@ def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tup
              r.config.language_sampling or "-", r.config.clustering or "-", r.seed,
              ", ".join(f"{k}={v}" for k, v in r.overrides if k not in _SHOWN) or "-"]
             for r in runs]
+    # read the data and build every arm's sampler now: bad data, and clusters that cannot be
+    # exposure-matched, are errors before anything is written
+    plans = check_runs(runs, experiment=parsed.experiment.name,
+                       output_dir=Path(parsed.experiment.output_dir).resolve(), device=device,
+                       log=lambda msg: click.echo(msg, err=True))
     if dry_run:
         print_table(f"{parsed.experiment.name}: {len(runs)} runs (dry run, nothing written)",
                     ["run_key", "model", "sampler", "language_sampling", "clustering", "seed",
                      "grid values"], rows)
+        for arm in plans:
+            clusters = "  ".join("[" + " ".join(c) + "]" for c in arm.clusters)
+            print_table(f"{arm.arm}: expected share of training texts (%), random arm vs this "
+                        f"arm; clusters {clusters}",
+                        ["lang", "query random", "query arm", "passage random", "passage arm"],
+                        arm.rows())
+            for note in arm.plan.notes:
+                click.echo(f"note: {note}")
         return
     from xlrun.db.engine import get_engine
     from xlrun.db.store import submit_runs
@@ -223,9 +235,9 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
     text = dumps(spec_dict)
     parsed = parse_spec(text, base_dir=Path.cwd())
     runs = compile_spec(parsed)
-    from xlrun.data.check import check_run_data
+    from xlrun.execute.preflight import check_runs
 
-    check_run_data(runs)
+    check_runs(runs)
     from xlrun.db.engine import get_engine
     from xlrun.db.store import submit_runs
     from xlrun.execute.local import LocalExecutor

@@ -56,6 +56,14 @@ def _emit(text: str, out: str | None) -> None:
 @click.option("--bias", is_flag=True,
               help="Language bias in the multilingual pool: rank distance and same-language "
                    "preference per arm.")
+@click.option("--exposure", type=click.Choice(["languages", "pairs"]), is_flag=False,
+              flag_value="languages", default=None,
+              help="What each arm trained on (from batch_languages): 'languages' (the default "
+                   "for a bare --exposure) shows each language's share of query and passage "
+                   "texts; 'pairs' the most frequent language pairs with their epochs (how "
+                   "many times the average parallel id was seen).")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0),
+              help="--exposure pairs: pairs shown per arm and batch kind (0 = all).")
 @click.option("--permutations", default=10_000, show_default=True, type=click.IntRange(100),
               help="Sign flips of the randomization test.")
 @click.option("--bootstrap", default=2_000, show_default=True, type=click.IntRange(100),
@@ -75,8 +83,9 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
                    split: str | None, metric: str, where: tuple[str, ...], compare: str | None,
                    baseline: str | None,
                    fmt: str, out: str | None, plot: str | None, regress: bool,
-                   distance_source: str | None, bias: bool, permutations: int, bootstrap: int,
-                   test: str, seed: int, db_url: str | None) -> None:
+                   distance_source: str | None, bias: bool, exposure: str | None, top: int,
+                   permutations: int, bootstrap: int, test: str, seed: int,
+                   db_url: str | None) -> None:
     """Per-cell metrics, or arm comparisons with seed-aware tests, from the results database.
 
     With --compare, deltas get a bootstrap interval over seeds and questions and a
@@ -88,6 +97,7 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
       xlrun report --experiment quickstart --setting cross --compare arm --baseline hybrid/size
       xlrun report --by query-language --where sampler=hybrid --compare language_sampling
       xlrun report --regress --compare arm --setting cross --plot coefs.png
+      xlrun report --exposure --experiment quickstart --baseline hybrid/size
     """
     from xlrun.report.build import ReportRequest, build_report, plot_report
     from xlrun.report.query import ReportFilter, engine_for, parse_where
@@ -103,7 +113,12 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
                               test=test))  # type: ignore[arg-type]
     engine = engine_for(db_url)
     try:
-        rep = build_report(engine, req)
+        if exposure is not None:
+            from xlrun.report.exposure import build_exposure
+
+            rep = build_exposure(engine, req, exposure, top)
+        else:
+            rep = build_report(engine, req)
     finally:
         engine.dispose()
     if plot and "cells" in rep.meta and rep.kind != "regress":
@@ -112,7 +127,12 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
     for note in rep.notes:
         click.echo(f"note: {note}", err=True)
     if plot:
-        plot_report(rep, plot)
+        if rep.kind == "exposure":
+            from xlrun.report.exposure import plot_exposure
+
+            plot_exposure(rep, plot)
+        else:
+            plot_report(rep, plot)
         click.echo(f"wrote {plot}", err=True)
 
 

@@ -201,6 +201,23 @@ class BatchLanguages(Base):
     pairs: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
+class SamplingPlan(Base):
+    """What the sampler meant to do: per batch kind and language cell, its probability within
+    the kind (monolingual languages sum to 1, cross-lingual pairs sum to 1) and how many
+    parallel ids its queue can put in one batch (``pool``). Realised counts are in
+    ``batch_languages``; ``pairs / pool`` there is how often a cell's ids were seen (epochs)."""
+
+    __tablename__ = "sampling_plan"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    batch_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    query_lang: Mapped[str] = mapped_column(String(8), primary_key=True)
+    doc_lang: Mapped[str] = mapped_column(String(8), primary_key=True)
+    probability: Mapped[float] = mapped_column(Float, nullable=False)
+    pool: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
 VIEWS: dict[str, str] = {
     "pair_metrics": """
         SELECT run_id, dataset, split, setting, query_lang, doc_lang,

@@ -29,6 +29,7 @@ from xlrun.db.models import (
     Retrieved,
     Run,
     RunMetric,
+    SamplingPlan,
     TrainLog,
     utcnow,
 )
@@ -282,6 +283,14 @@ def write_batch_languages(engine: Engine, run_id: int, rows: Sequence[dict[str, 
     with engine.begin() as conn:
         insert_rows(conn, BatchLanguages.__table__, [dict(r, run_id=run_id) for r in rows],
                     ignore_existing=True)
+
+
+def write_sampling_plan(engine: Engine, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Replace the run's ``sampling_plan`` rows in one transaction."""
+    with engine.begin() as conn:
+        conn.execute(delete(SamplingPlan.__table__).where(
+            SamplingPlan.__table__.c.run_id == run_id))
+        insert_rows(conn, SamplingPlan.__table__, [dict(r, run_id=run_id) for r in rows])
 
 
 def write_languages(engine: Engine, run_id: int, clusters: Sequence[Sequence[str]],

@@ -152,11 +152,16 @@ class TrainRecorder:
         if len(self._batches) >= 2000:
             self.flush()
 
+    def on_plan(self, rows: list[dict[str, Any]]) -> None:
+        """The sampler's plan (``sampling_plan`` rows), written at once."""
+        store.write_sampling_plan(self.engine, self.run_id, rows)
+
     def hooks(self, on_progress: Callable[[int, int], None] | None = None):  # noqa: ANN201
         """The :class:`~xlrun.train.trainer.TrainHooks` to pass to ``train``."""
         from xlrun.train.trainer import TrainHooks
 
-        return TrainHooks(on_log=self.on_log, on_batch=self.on_batch, progress=on_progress,
+        return TrainHooks(on_log=self.on_log, on_batch=self.on_batch, on_plan=self.on_plan,
+                          progress=on_progress,
                           checkpoint_dir=self.workdir / "checkpoints", should_stop=self.stop)
 
 
