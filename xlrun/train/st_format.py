@@ -127,11 +127,18 @@ class _Source:
         if Path(self.name).expanduser().exists() or self.name.count("/") > 1 or ":" in self.name:
             return None  # a file path, or not a hub id (e.g. quickstart:tiny)
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            HFValidationError,
-            RepositoryNotFoundError,
-        )
+        try:
+            from huggingface_hub.errors import (
+                EntryNotFoundError,
+                HFValidationError,
+                RepositoryNotFoundError,
+            )
+        except ImportError:  # huggingface_hub < 0.24
+            from huggingface_hub.utils import (  # type: ignore[no-redef]
+                EntryNotFoundError,
+                HFValidationError,
+                RepositoryNotFoundError,
+            )
 
         try:
             return Path(hf_hub_download(self.name, rel))
