@@ -61,3 +61,40 @@ def test_out_of_memory_at_batch_one_is_raised(monkeypatch: pytest.MonkeyPatch) -
     _oom_above(enc, 0, monkeypatch)
     with pytest.raises(torch.OutOfMemoryError):
         enc.encode(_texts(), "passage", batch_size=8)
+
+
+def test_encode_tokenizes_once_and_batches_by_token_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = tiny_encoder()
+    texts = _texts()
+    calls: list[int] = []
+
+    class Counting:
+        """The tokenizer, counting calls."""
+
+        def __init__(self, tok) -> None:  # noqa: ANN001
+            self.tok = tok
+
+        def __call__(self, *a, **k):  # noqa: ANN002, ANN003, ANN204
+            calls.append(1)
+            return self.tok(*a, **k)
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self.tok, name)
+
+    expected = enc.encode(texts, "passage", batch_size=4)
+    enc.tokenizer = Counting(enc.tokenizer)
+    batches: list[list[int]] = []
+    real = enc.embed_tokens
+
+    def embed_tokens(batch, side="passage"):  # noqa: ANN001, ANN202
+        batches.append(batch["attention_mask"].sum(1).tolist())
+        assert batch["input_ids"].shape[1] == max(batches[-1])  # padded to its own longest
+        return real(batch, side)
+
+    monkeypatch.setattr(enc, "embed_tokens", embed_tokens)
+    got = enc.encode(texts, "passage", batch_size=4)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert len(calls) == 1                                  # every text tokenized once
+    flat = [n for b in batches for n in b]
+    assert flat == sorted(flat, reverse=True)               # by decreasing token count
+    assert sorted(flat) == sorted(len(x) for x in enc.token_ids(texts, "passage"))

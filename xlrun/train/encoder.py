@@ -93,6 +93,12 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def length_order(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Indices by decreasing length (ties keep input order): the order :meth:`Encoder.encode`
+    batches texts in, given their token counts."""
+    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
 # --------------------------------------------------------------------------- resolution
 def resolve_config(folder: ModelFolder, spec: ModelSection | None = None,
                    tokenizer_limit: int | None = None) -> tuple[EncoderConfig, dict[str, str]]:
@@ -469,7 +475,7 @@ class Encoder(torch.nn.Module):
         n = len(texts)
         ids = self.token_ids(list(texts), side)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
-        order = np.argsort(-lengths, kind="stable")
+        order = length_order(lengths)
         out = np.empty((n, self.embedding_dim), dtype=np.float32)
         budget: int | None = None  # padded tokens per batch known to fit, after an OOM
         start = 0
