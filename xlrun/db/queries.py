@@ -168,8 +168,12 @@ def _model_rows(config_json: str) -> tuple[str, list[list[Any]]]:
     info = json.loads(config_json).get(MODEL_INFO_KEY)
     if not isinstance(info, dict):
         return "", []
-    rows: list[list[Any]] = [[k, json.dumps(v["value"], ensure_ascii=False), v["from"]]
-                             for k, v in info.get("settings", {}).items()]
+    order = ["pooling", "include_prompt", "query_prefix", "passage_prefix", "query_max_length",
+             "passage_max_length", "normalize"]
+    settings = info.get("settings", {})
+    rows: list[list[Any]] = [
+        [k, json.dumps(settings[k]["value"], ensure_ascii=False), settings[k]["from"]]
+        for k in sorted(settings, key=lambda k: order.index(k) if k in order else len(order))]
     for i, layer in enumerate(info.get("dense") or []):
         rows.append([f"dense[{i}]", layer, "model"])
     if info.get("format") == "sentence-transformers":
