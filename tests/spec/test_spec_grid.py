@@ -127,3 +127,20 @@ def test_run_keys_unchanged_by_fields_added_later(spec_dir: Path) -> None:
     pinned_runs = runs_for("seeds = [1]", spec_dir, pinned)
     assert pinned_runs[0].config.eval[0].revision == "0123abcd"
     assert pinned_runs[0].run_key != "2315e286dfd8e45d"  # a pinned revision is a different run
+
+
+def test_model_settings_left_out_keep_their_old_keys(spec_dir: Path) -> None:
+    """[model] pooling, prefixes and lengths are unset unless a spec sets them (the model's
+    own values apply); unset is hashed as the old defaults, so specs that wrote those
+    defaults, and specs that never set them, keep their keys. New fields enter the key only
+    when set."""
+    golden = "af4ca4f10cca3155"
+    explicit = BASE.replace('name = "quickstart:tiny"', 'name = "quickstart:tiny"\n'
+                            'pooling = "mean"\nquery_prefix = ""\npassage_prefix = ""\n'
+                            'query_max_length = 64\npassage_max_length = 256')
+    assert runs_for("seeds = [1]", spec_dir, explicit)[0].run_key == golden
+    assert runs_for("seeds = [1]", spec_dir)[0].run_key == golden
+    for extra in ('pooling = "cls"', 'query_prefix = "query: "', "query_max_length = 32",
+                  "include_prompt = false", 'query_prompt_name = "query"'):
+        text = BASE.replace('name = "quickstart:tiny"', f'name = "quickstart:tiny"\n{extra}')
+        assert runs_for("seeds = [1]", spec_dir, text)[0].run_key != golden, extra
