@@ -37,7 +37,15 @@ def sample_texts() -> list[str]:
 
 
 def _unigram_tokenizer():  # noqa: ANN202
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.Unigram())
@@ -75,7 +83,14 @@ def _bpe_tokenizer():  # noqa: ANN202
 
 def hf_folder(kind: str, path: Path, seed: int = 0) -> Path:
     """A plain Hugging Face folder: ``bert``, ``xlmr`` or ``qwen2`` (random weights)."""
-    from transformers import BertConfig, BertModel, Qwen2Config, Qwen2Model, XLMRobertaConfig, XLMRobertaModel
+    from transformers import (
+        BertConfig,
+        BertModel,
+        Qwen2Config,
+        Qwen2Model,
+        XLMRobertaConfig,
+        XLMRobertaModel,
+    )
 
     torch.manual_seed(seed)
     if kind == "bert":
@@ -99,7 +114,7 @@ def hf_folder(kind: str, path: Path, seed: int = 0) -> Path:
         raise ValueError(kind)
     # non-zero biases and norms, so that every weight matters
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.dim() == 1:
                 p.add_(0.05 * torch.randn_like(p))
     model.save_pretrained(path)

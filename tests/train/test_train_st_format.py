@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from st_models import QWEN_PROMPT, decoder_like, e5_like, hf_folder, labse_like, sample_texts, st_model
+from st_models import (
+    QWEN_PROMPT,
+    decoder_like,
+    e5_like,
+    hf_folder,
+    labse_like,
+    sample_texts,
+    st_model,
+)
 
 from xlrun.errors import SpecError
 from xlrun.spec.schema import ModelSection
@@ -192,7 +200,13 @@ def test_trained_model_saves_as_sentence_transformers(shape: str, labse: Path, e
     from conftest import toy_examples
 
     from xlrun.data.types import TrainCorpus
-    from xlrun.spec.schema import EvalSection, RunConfig, SamplingSection, TrainDataSection, TrainSection
+    from xlrun.spec.schema import (
+        EvalSection,
+        RunConfig,
+        SamplingSection,
+        TrainDataSection,
+        TrainSection,
+    )
     from xlrun.train.trainer import train
 
     enc = load_encoder(str(labse if shape == "labse" else e5), device="cpu")
