@@ -171,3 +171,18 @@ def test_min_cluster_size_is_part_of_the_clustering(spec_dir: Path) -> None:
         runs_for("", spec_dir, clustered('exposure = "equal"'))
     with pytest.raises(SpecError, match=r"sampling\.schedule.*random.*exact"):
         runs_for("", spec_dir, clustered('schedule = "fixed"'))
+def test_model_settings_left_out_keep_their_old_keys(spec_dir: Path) -> None:
+    """[model] pooling, prefixes and lengths are unset unless a spec sets them (the model's
+    own values apply); unset is hashed as the old defaults, so specs that wrote those
+    defaults, and specs that never set them, keep their keys. New fields enter the key only
+    when set."""
+    golden = "af4ca4f10cca3155"
+    explicit = BASE.replace('name = "quickstart:tiny"', 'name = "quickstart:tiny"\n'
+                            'pooling = "mean"\nquery_prefix = ""\npassage_prefix = ""\n'
+                            'query_max_length = 64\npassage_max_length = 256')
+    assert runs_for("seeds = [1]", spec_dir, explicit)[0].run_key == golden
+    assert runs_for("seeds = [1]", spec_dir)[0].run_key == golden
+    for extra in ('pooling = "cls"', 'query_prefix = "query: "', "query_max_length = 32",
+                  "include_prompt = false", 'query_prompt_name = "query"'):
+        text = BASE.replace('name = "quickstart:tiny"', f'name = "quickstart:tiny"\n{extra}')
+        assert runs_for("seeds = [1]", spec_dir, text)[0].run_key != golden, extra

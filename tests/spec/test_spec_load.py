@@ -46,6 +46,15 @@ def test_int_is_accepted_for_float(spec_dir: Path) -> None:
      "means nothing"),
     (('path = "train.jsonl"', 'path = "train.jsonl"\nrevision = "abc123"'),
      "train_data.revision", "only to source 'hf'"),
+    (('name = "quickstart:tiny"', 'name = "quickstart:tiny"\npooling = "first"'),
+     "model.pooling", "lasttoken, weightedmean"),
+    (('name = "quickstart:tiny"', 'name = "quickstart:tiny"\nquery_max_length = 0'),
+     "model.query_max_length", "must be 1 or more"),
+    (('name = "quickstart:tiny"', 'name = "quickstart:tiny"\nquery_prefix = 3'),
+     "model.query_prefix", "expected a string"),
+    (('name = "quickstart:tiny"',
+      'name = "quickstart:tiny"\npassage_prefix = "p: "\npassage_prompt_name = "document"'),
+     "model.passage_prompt_name", "not both"),
 ])
 def test_bad_values_name_key_path_and_allowed(spec_dir: Path, edit: tuple[str, str], path: str,
                                               needle: str) -> None:
@@ -153,3 +162,14 @@ def test_values_that_would_fail_after_training_fail_at_submit(
     with pytest.raises(SpecError) as err:
         compile_text(text, tmp_path)
     assert err.value.path == path and needle in str(err.value), str(err.value)
+
+
+def test_model_fields_left_out_are_unset(spec_dir: Path) -> None:
+    """Unset [model] values mean "what the model declares, else xlrun's default"."""
+    model = parse_spec(BASE, base_dir=spec_dir).base.model
+    assert (model.pooling, model.query_prefix, model.query_max_length, model.include_prompt) == (
+        None, None, None, None)
+    text = BASE.replace('name = "quickstart:tiny"', 'name = "quickstart:tiny"\n'
+                        'pooling = "lasttoken"\nquery_prefix = ""\ninclude_prompt = false')
+    model = parse_spec(text, base_dir=spec_dir).base.model
+    assert (model.pooling, model.query_prefix, model.include_prompt) == ("lasttoken", "", False)

@@ -50,9 +50,14 @@ def make_tokenizer():
 _TOKENIZER = None
 
 
-def tiny_encoder(seed: int = 0, dropout: float = 0.1, pooling: str = "mean") -> Encoder:
-    """A 2-layer, 32-wide random BERT (same weights for the same seed)."""
+def tiny_encoder(seed: int = 0, dropout: float = 0.1, pooling: str = "mean",
+                 dense: int = 0) -> Encoder:
+    """A 2-layer, 32-wide random BERT (same weights for the same seed); ``dense > 0`` adds a
+    sentence-transformers Dense layer (32 → ``dense``, tanh) after pooling, as LaBSE has."""
     from transformers import BertConfig, BertModel
+
+    from xlrun.train.encoder import Dense
+    from xlrun.train.st_format import DenseLayer
 
     global _TOKENIZER
     if _TOKENIZER is None:
@@ -62,8 +67,9 @@ def tiny_encoder(seed: int = 0, dropout: float = 0.1, pooling: str = "mean") -> 
                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
     model = BertModel(cfg, add_pooling_layer=False)
+    layers = [Dense(DenseLayer(path="", in_features=32, out_features=dense))] if dense else []
     return Encoder(EncoderConfig(name="tiny-bert", pooling=pooling, query_max_length=16,
-                                 passage_max_length=32), model, _TOKENIZER, "cpu")
+                                 passage_max_length=32), model, _TOKENIZER, "cpu", dense=layers)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from xlrun.train.encoder import Encoder
 def _texts() -> list[str]:
     ex = toy_examples(n=12)
     # lengths that differ a lot, as in a long-document corpus
-    return [e.passage * (1 + i % 5) for i, e in enumerate(ex)]
+    return [" ".join(e.passage.split()[:1 + i % 9]) * (1 + i % 3) for i, e in enumerate(ex)]
 
 
 def test_encode_keeps_input_order_and_ignores_batch_size() -> None:
@@ -28,18 +28,19 @@ def test_encode_keeps_input_order_and_ignores_batch_size() -> None:
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
 
 
-def _oom_above(enc: Encoder, max_chars: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Make ``enc.embed`` fail like a full GPU when a batch pads beyond ``max_chars``."""
+def _oom_above(enc: Encoder, max_tokens: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make ``enc.embed_tokens`` fail like a full GPU when a batch pads beyond ``max_tokens``."""
     sizes: list[int] = []
-    real = enc.embed
+    real = enc.embed_tokens
 
-    def embed(texts, side):  # noqa: ANN001, ANN202 - mirrors Encoder.embed
-        sizes.append(len(texts))
-        if len(texts) * max(len(t) for t in texts) > max_chars:
+    def embed_tokens(batch, side="passage"):  # noqa: ANN001, ANN202 - mirrors Encoder.embed_tokens
+        n, width = batch["input_ids"].shape
+        sizes.append(n)
+        if n * width > max_tokens:
             raise torch.OutOfMemoryError("simulated: CUDA out of memory")
-        return real(texts, side)
+        return real(batch, side)
 
-    monkeypatch.setattr(enc, "embed", embed)
+    monkeypatch.setattr(enc, "embed_tokens", embed_tokens)
     return sizes
 
 
@@ -47,7 +48,7 @@ def test_out_of_memory_halves_the_batch_and_grows_back(monkeypatch: pytest.Monke
     enc = tiny_encoder()
     texts = _texts()
     expected = enc.encode(texts, "passage", batch_size=64)
-    longest = max(len(t) for t in texts)
+    longest = max(len(ids) for ids in enc.token_ids(texts, "passage"))
     sizes = _oom_above(enc, 4 * longest, monkeypatch)
     got = enc.encode(texts, "passage", batch_size=32)
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -60,3 +61,40 @@ def test_out_of_memory_at_batch_one_is_raised(monkeypatch: pytest.MonkeyPatch) -
     _oom_above(enc, 0, monkeypatch)
     with pytest.raises(torch.OutOfMemoryError):
         enc.encode(_texts(), "passage", batch_size=8)
+
+
+def test_encode_tokenizes_once_and_batches_by_token_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = tiny_encoder()
+    texts = _texts()
+    calls: list[int] = []
+
+    class Counting:
+        """The tokenizer, counting calls."""
+
+        def __init__(self, tok) -> None:  # noqa: ANN001
+            self.tok = tok
+
+        def __call__(self, *a, **k):  # noqa: ANN002, ANN003, ANN204
+            calls.append(1)
+            return self.tok(*a, **k)
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self.tok, name)
+
+    expected = enc.encode(texts, "passage", batch_size=4)
+    enc.tokenizer = Counting(enc.tokenizer)
+    batches: list[list[int]] = []
+    real = enc.embed_tokens
+
+    def embed_tokens(batch, side="passage"):  # noqa: ANN001, ANN202
+        batches.append(batch["attention_mask"].sum(1).tolist())
+        assert batch["input_ids"].shape[1] == max(batches[-1])  # padded to its own longest
+        return real(batch, side)
+
+    monkeypatch.setattr(enc, "embed_tokens", embed_tokens)
+    got = enc.encode(texts, "passage", batch_size=4)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert len(calls) == 1                                  # every text tokenized once
+    flat = [n for b in batches for n in b]
+    assert flat == sorted(flat, reverse=True)               # by decreasing token count
+    assert sorted(flat) == sorted(len(x) for x in enc.token_ids(texts, "passage"))

@@ -48,13 +48,15 @@ NEGS = [[("de", "id20")], [("de", "id21")], [("fr", "id22")], [("en", "id23")],
 @pytest.mark.parametrize("symmetric,negs", [(False, None), (True, NEGS)])
 def test_grad_cache_matches_plain_gradients(toy_corpus, make_encoder, symmetric, negs):
     cfg = TrainSection(symmetric=symmetric, hard_negatives=1 if negs else 0)
-    enc = make_encoder(seed=1, dropout=0.0)
+    dense = 16 if symmetric else 0  # with a Dense layer after pooling (it trains too)
+    enc = make_encoder(seed=1, dropout=0.0, dense=dense)
     plain_loss = ContrastiveStep(enc, toy_corpus, cfg)(ITEMS, negs)
-    plain = grads(enc.model)
-    enc2 = make_encoder(seed=1, dropout=0.0)
+    plain = grads(enc)
+    enc2 = make_encoder(seed=1, dropout=0.0, dense=dense)
     cached_cfg = dataclasses.replace(cfg, grad_cache_chunk=3)
     cached_loss = ContrastiveStep(enc2, toy_corpus, cached_cfg)(ITEMS, negs)
-    cached = grads(enc2.model)
+    cached = grads(enc2)
+    assert ("dense.0.linear.weight" in plain) == bool(dense)
     assert cached_loss.item() == pytest.approx(plain_loss.item(), rel=1e-5)
     assert plain.keys() == cached.keys() and len(plain) > 10
     for name in plain:
@@ -63,9 +65,9 @@ def test_grad_cache_matches_plain_gradients(toy_corpus, make_encoder, symmetric,
         scale = float(plain[name].abs().max())
         torch.testing.assert_close(cached[name], plain[name], rtol=1e-4, atol=1e-3 * scale + 1e-9)
     # a different batch gives different gradients (the comparison can fail)
-    enc3 = make_encoder(seed=1, dropout=0.0)
+    enc3 = make_encoder(seed=1, dropout=0.0, dense=dense)
     ContrastiveStep(enc3, toy_corpus, cached_cfg)(ITEMS[::-1][:6], negs[:6] if negs else None)
-    other = grads(enc3.model)
+    other = grads(enc3)
     assert any(not torch.allclose(other[n], plain[n], atol=1e-6) for n in plain)
 
 
@@ -131,33 +133,35 @@ def test_deterministic_for_a_seed(toy_corpus, make_encoder):
     assert any(not torch.equal(wa[n], p) for n, p in weights(c.model).items())
 
 
-def test_resume_equals_uninterrupted(toy_corpus, make_encoder, tmp_path):
+@pytest.mark.parametrize("dense", [0, 16])
+def test_resume_equals_uninterrupted(toy_corpus, make_encoder, tmp_path, dense):
     cfg = run_config(steps=6, checkpoint_every=3,
                      sampling={"strategy": "hybrid", "language_sampling": "clustered",
                                "pairing": "within"})
     clusters = [["de", "en"], ["es", "fr"]]
     straight_batches: list = []
-    straight = make_encoder(seed=5)
+    straight = make_encoder(seed=5, dense=dense)
     s1 = train(cfg, toy_corpus, straight, clusters, TrainHooks(on_batch=straight_batches.append))
     assert s1.steps == 6
 
     batches: list = []
-    first = make_encoder(seed=5)
+    first = make_encoder(seed=5, dense=dense)
     done = []
     hooks = TrainHooks(on_batch=batches.append, checkpoint_dir=tmp_path,
                        progress=lambda s, n: done.append(s), should_stop=lambda: len(done) >= 3)
     part = train(cfg, toy_corpus, first, clusters, hooks)
     assert part.steps == 3 and part.checkpoint is not None and part.checkpoint.exists()
 
-    second = make_encoder(seed=5)  # a fresh process would rebuild the base model
+    second = make_encoder(seed=5, dense=dense)  # a fresh process would rebuild the base model
     rest = train(cfg, toy_corpus, second, clusters,
                  TrainHooks(on_batch=batches.append, checkpoint_dir=tmp_path))
     assert rest.resumed_from == 3 and rest.steps == 6
     assert batches == straight_batches
-    ws, wr = weights(straight.model), weights(second.model)
+    ws, wr = weights(straight), weights(second)  # the transformer and any Dense layer
+    assert any(n.startswith("dense.") for n in ws) == bool(dense)
     for n in ws:
         torch.testing.assert_close(wr[n], ws[n], rtol=1e-5, atol=1e-7)
-    assert any(not torch.allclose(weights(first.model)[n], ws[n]) for n in ws)
+    assert any(not torch.allclose(weights(first)[n], ws[n]) for n in ws)
 
 
 def test_nan_loss_raises_with_step(toy_corpus, make_encoder):

@@ -48,9 +48,9 @@ def _context(model: str | None, texts: Path | None, cache_dir: Path | None,
 
     def encode(batch: list[str]) -> Any:
         if "encoder" not in state:  # load the model only when an embedding source needs it
-            from xlrun.train.encoder import Encoder, EncoderConfig
+            from xlrun.train.encoder import load_encoder
 
-            state["encoder"] = Encoder.load(EncoderConfig(name=model), device=device)
+            state["encoder"] = load_encoder(model, device=device)
         return state["encoder"].encode(batch, "passage")
 
     return SimilarityContext(encode=encode, texts=parallel, model_id=model,

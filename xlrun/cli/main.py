@@ -176,9 +176,13 @@ def show(run_id: int, db_url: str | None) -> None:
         click.echo(f"  {k:18} {r[k]}")
     if r["error"]:
         click.echo("error:\n  " + r["error"].strip().replace("\n", "\n  "))
+    config = json.loads(r["config_json"])
+    config.pop("model_resolved", None)  # shown below
     click.echo("config:")
-    click.echo("  " + json.dumps(json.loads(r["config_json"]), indent=2,
-                                 sort_keys=True).replace("\n", "\n  "))
+    click.echo("  " + json.dumps(config, indent=2, sort_keys=True).replace("\n", "\n  "))
+    if d.model_rows:
+        print_table(f"model as loaded ({d.model_format}): each setting from the spec, the "
+                    "model or xlrun's default", ["setting", "value", "from"], d.model_rows)
     if d.training:
         t = d.training
         click.echo(f"training: {t['steps']} logged steps, loss {t['first_loss']:.4f} → "
@@ -198,10 +202,14 @@ def show(run_id: int, db_url: str | None) -> None:
 @click.option("--revision", default="", help="Hub revision of mldr/miracl data (default: main).")
 @click.option("--langs", default="", help="Comma-separated languages (default: all).")
 @click.option("--settings", default="mono,cross,multi", show_default=True)
-@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
-@click.option("--query-prefix", default="", help='e.g. "query: " for multilingual-e5.')
-@click.option("--passage-prefix", default="", help='e.g. "passage: " for multilingual-e5.')
-@click.option("--max-length", default=512, show_default=True, type=int)
+@click.option("--pooling", type=click.Choice(["mean", "cls", "max", "lasttoken", "weightedmean"]),
+              default=None, help="Default: the model's (sentence-transformers), else mean.")
+@click.option("--query-prefix", default=None,
+              help='e.g. "query: " (default: the model\'s query prompt, else none).')
+@click.option("--passage-prefix", default=None,
+              help='e.g. "passage: " (default: the model\'s document prompt, else none).')
+@click.option("--max-length", default=None, type=int,
+              help="Tokens per text (default: the model's lengths, else 512).")
 @click.option("--top-k", default=100, show_default=True, type=int)
 @click.option("--batch-size", default=128, show_default=True, type=int)
 @click.option("--experiment", default="baselines", show_default=True,
@@ -210,12 +218,14 @@ def show(run_id: int, db_url: str | None) -> None:
 @db_option
 @handle_errors
 def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str, langs: str,
-             settings: str, pooling: str, query_prefix: str, passage_prefix: str,
-             max_length: int, top_k: int, batch_size: int, experiment: str, device: str, db_url: str | None) -> None:
+             settings: str, pooling: str | None, query_prefix: str | None,
+             passage_prefix: str | None, max_length: int | None, top_k: int, batch_size: int,
+             experiment: str, device: str, db_url: str | None) -> None:
     """Evaluate MODEL (hub id or local path) zero-shot and store it as a run (sampler none)."""
     from xlrun.evaluate.tasks import default_split
     from xlrun.spec import compile_spec, parse_spec
     from xlrun.spec.toml_writer import dumps
+    from xlrun.train.st_format import is_sentence_transformers
 
     eval_table: dict[str, object] = {
         "dataset": dataset, "path": data_path, "split": split or default_split(dataset),
@@ -224,11 +234,14 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
         "batch_size": batch_size}
     if revision:  # only when given: an unset key leaves run keys as they were
         eval_table["revision"] = revision
+    if max_length is None and not is_sentence_transformers(model):
+        max_length = 512  # a plain Hugging Face model declares no lengths
+    model_table = {"name": model, "pooling": pooling, "query_prefix": query_prefix,
+                   "passage_prefix": passage_prefix, "query_max_length": max_length,
+                   "passage_max_length": max_length}
     spec_dict = {
         "experiment": {"name": experiment},
-        "model": {"name": model, "pooling": pooling, "query_prefix": query_prefix,
-                  "passage_prefix": passage_prefix, "query_max_length": max_length,
-                  "passage_max_length": max_length},
+        "model": {k: v for k, v in model_table.items() if v is not None},
         "train": {"steps": 0},
         "eval": [eval_table],
     }

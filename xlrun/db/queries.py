@@ -34,6 +34,9 @@ class RunDetails:
     clusters: list[list[str]]
     metric_columns: list[str] = field(default_factory=list)
     metrics: list[list[Any]] = field(default_factory=list)
+    model_rows: list[list[Any]] = field(default_factory=list)
+    """``[setting, value, from]`` rows of how the model was loaded (empty before it was)."""
+    model_format: str = ""
 
 
 def _aware(ts: datetime | None) -> datetime | None:
@@ -150,5 +153,30 @@ def run_details(engine: Engine, run_id: int) -> RunDetails:
         table.setdefault((r.dataset, r.split, r.setting), {})[r.metric] = r.value
     rows = [[d, sp, st, *[f"{v[m]:.4f}" if m in v else "" for m in names]]
             for (d, sp, st), v in table.items()]
+    model_format, model_rows = _model_rows(run["config_json"])
     return RunDetails(run=run, training=training, clusters=list(clusters.values()),
-                      metric_columns=["dataset", "split", "setting", *names], metrics=rows)
+                      metric_columns=["dataset", "split", "setting", *names], metrics=rows,
+                      model_rows=model_rows, model_format=model_format)
+
+
+def _model_rows(config_json: str) -> tuple[str, list[list[Any]]]:
+    """How a run's model was loaded (``runs.config_json`` → ``model_resolved``) as rows."""
+    import json
+
+    from xlrun.db.store import MODEL_INFO_KEY
+
+    info = json.loads(config_json).get(MODEL_INFO_KEY)
+    if not isinstance(info, dict):
+        return "", []
+    order = ["pooling", "include_prompt", "query_prefix", "passage_prefix", "query_max_length",
+             "passage_max_length", "normalize"]
+    settings = info.get("settings", {})
+    rows: list[list[Any]] = [
+        [k, json.dumps(settings[k]["value"], ensure_ascii=False), settings[k]["from"]]
+        for k in sorted(settings, key=lambda k: order.index(k) if k in order else len(order))]
+    for i, layer in enumerate(info.get("dense") or []):
+        rows.append([f"dense[{i}]", layer, "model"])
+    if info.get("format") == "sentence-transformers":
+        rows.append(["lowercase", json.dumps(bool(info.get("lowercase"))), "model"])
+        rows.append(["similarity", info.get("similarity", "cosine"), "model"])
+    return str(info.get("format", "")), rows

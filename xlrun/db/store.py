@@ -202,6 +202,22 @@ def set_run_device(engine: Engine, run_id: int, device: str) -> None:
         conn.execute(update(run_t).where(run_t.c.id == run_id).values(device=device))
 
 
+MODEL_INFO_KEY = "model_resolved"
+"""The ``runs.config_json`` key under which a run records how its model was loaded."""
+
+
+def set_run_model_info(engine: Engine, run_id: int, info: dict[str, Any]) -> None:
+    """Record in ``runs.config_json`` (key ``model_resolved``) what the loaded model did and
+    where each setting came from (the model, the spec or xlrun's default)."""
+    run_t = Run.__table__
+    with engine.begin() as conn:
+        text = conn.execute(select(run_t.c.config_json).where(run_t.c.id == run_id)).scalar_one()
+        config = json.loads(text)
+        config[MODEL_INFO_KEY] = info
+        conn.execute(update(run_t).where(run_t.c.id == run_id).values(
+            config_json=json.dumps(config, sort_keys=True)))
+
+
 def reclaim_dead_local(engine: Engine, host: str | None = None) -> list[int]:
     """Requeue ``running`` runs held by a process of this host that no longer exists.
 

@@ -74,10 +74,12 @@ def run_dir(output_dir: str | Path, experiment: str, run_key: str) -> Path:
 
 
 def load_encoder(model: ModelSection, device: str, cache_dir: Path):  # noqa: ANN201
-    """The run's encoder; ``quickstart:*`` names build the tiny offline model first."""
+    """The run's encoder (:func:`xlrun.train.encoder.load_encoder`: the model's own
+    sentence-transformers settings under the spec's); ``quickstart:*`` names build the tiny
+    offline model first."""
     from transformers.utils import logging as hf_logging
 
-    from xlrun.train.encoder import Encoder, EncoderConfig
+    from xlrun.train.encoder import load_encoder as load
 
     hf_logging.disable_progress_bar()
     name = model.name
@@ -85,11 +87,7 @@ def load_encoder(model: ModelSection, device: str, cache_dir: Path):  # noqa: AN
         from xlrun.quickstart.tiny_model import resolve_model_name
 
         name = resolve_model_name(name, cache_dir)
-    cfg = EncoderConfig(name=name, pooling=model.pooling, query_prefix=model.query_prefix,
-                        passage_prefix=model.passage_prefix,
-                        query_max_length=model.query_max_length,
-                        passage_max_length=model.passage_max_length)
-    return Encoder.load(cfg, device)
+    return load(dataclasses.replace(model, name=name), device)
 
 
 class _Heartbeat:
@@ -257,6 +255,7 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
             dev = str(resolve_device(device))
             store.set_run_device(engine, run_id, dev)
             encoder = load_encoder(config.model, dev, Path(spec_out) / ".models")
+            store.set_run_model_info(engine, run_id, encoder.describe())
             if config.train.steps > 0:
                 encoder = _train(engine, run_id, config, encoder, workdir, progress, beat,
                                  engine.url.render_as_string(hide_password=False))

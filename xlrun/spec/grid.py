@@ -57,6 +57,9 @@ KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("eval", "revision"): "",
     ("sampling", "min_cluster_size"): 0,
     ("sampling", "schedule"): "random",
+    ("model", "include_prompt"): None,
+    ("model", "query_prompt_name"): None,
+    ("model", "passage_prompt_name"): None,
 }
 """Config fields added after run keys were first issued, each with the value that leaves the
 key as it was: a field at that value is left out of the hash, so upgrading xlrun never turns
@@ -71,6 +74,19 @@ KEY_NEUTRAL_WHEN: dict[tuple[str, str], Callable[[dict[str, Any]], bool]] = {
 """Fields added later whose key-neutral state depends on their section: the field is left out
 of the hash when the predicate holds for the section's values."""
 
+KEY_UNSET_AS: dict[tuple[str, str], Any] = {
+    ("model", "pooling"): "mean",
+    ("model", "query_prefix"): "",
+    ("model", "passage_prefix"): "",
+    ("model", "query_max_length"): 64,
+    ("model", "passage_max_length"): 256,
+}
+"""Fields that had a fixed default when run keys were first issued and are now left unset
+(``None``: what the model declares, else that same default). Unset is hashed as the old
+default, so a spec that never set them keeps its keys. (For a sentence-transformers model
+that declares something else, writing the old default and leaving the field out are the
+same key: say which one a study means, and keep it.)"""
+
 
 def _drop_neutral_defaults(d: dict[str, Any]) -> dict[str, Any]:
     for (section, name), neutral in KEY_NEUTRAL_DEFAULTS.items():
@@ -82,6 +98,10 @@ def _drop_neutral_defaults(d: dict[str, Any]) -> dict[str, Any]:
         entry = d.get(section)
         if isinstance(entry, dict) and name in entry and neutral_when(entry):
             entry.pop(name)
+    for (section, name), old in KEY_UNSET_AS.items():
+        entry = d.get(section)
+        if isinstance(entry, dict) and entry.get(name) is None:
+            entry[name] = old
     return d
 
 

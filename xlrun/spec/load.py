@@ -58,8 +58,8 @@ def _type_name(tp: Any) -> str:
     if origin in (list, tuple):
         (inner, *_) = get_args(tp) or (Any,)
         return f"a list of {_type_name(inner)}"
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):  # X | None: TOML has no None, so X
+        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None))
     if tp is type(None):
         return "nothing"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
@@ -77,8 +77,11 @@ def convert(value: Any, tp: Any, path: str) -> Any:
             raise SpecError(path, "value not allowed", value=value, allowed=allowed)
         return value
     if origin in (typing.Union, types.UnionType):
+        arms = [a for a in get_args(tp) if a is not type(None)]  # a TOML value is never None
+        if len(arms) == 1:
+            return convert(value, arms[0], path)
         errors = []
-        for arm in get_args(tp):
+        for arm in arms:
             try:
                 return convert(value, arm, path)
             except SpecError as e:
@@ -493,7 +496,6 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
     _at_least(run, {"train.log_every": 1, "train.checkpoint_every": 0,
                     "train.grad_cache_chunk": 0, "train.hard_negatives": 0,
                     "train.max_grad_norm": 0, "train.weight_decay": 0,
-                    "model.query_max_length": 1, "model.passage_max_length": 1,
                     "train_data.max_per_language": 0, "sampling.n_clusters": 0,
                     "sampling.distance_threshold": 0, "sampling.min_cluster_size": 0})
     if not 0.0 <= s.mono_ratio <= 1.0:
@@ -545,6 +547,7 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
             raise SpecError("sampling.pairing", "'across' pairing needs two or more clusters",
                             value=s.pairing)
     _check_exists(run.model.name, "model.name")
+    _validate_model(run)
     if td_langs and s.language_sampling == "clustered" and s.n_clusters > len(td_langs):
         raise SpecError("sampling.n_clusters", f"more clusters than the {len(td_langs)} "
                         "training languages", value=s.n_clusters,
@@ -561,6 +564,20 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
         sampling=_without_unused(dataclasses.replace(s, clusters=clusters)),
         eval=evals,
     )
+
+
+def _validate_model(run: RunConfig) -> None:
+    """``[model]`` checks that need no model: lengths, and a prefix or a prompt name per side."""
+    m = run.model
+    for key in ("query_max_length", "passage_max_length"):
+        value = getattr(m, key)
+        if value is not None and value < 1:
+            raise SpecError(f"model.{key}", "must be 1 or more", value=value)
+    for side in ("query", "passage"):
+        if getattr(m, f"{side}_prefix") is not None and getattr(m, f"{side}_prompt_name") is not None:
+            raise SpecError(f"model.{side}_prompt_name",
+                            f"set model.{side}_prefix or model.{side}_prompt_name, not both",
+                            value=getattr(m, f"{side}_prompt_name"))
 
 
 def _without_unused(s: SamplingSection) -> SamplingSection:

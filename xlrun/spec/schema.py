@@ -42,16 +42,28 @@ class ExperimentSection:
     (:data:`xlrun.spec.grid.GRID_CONFIRM_RUNS`), above which ``submit`` asks for ``--yes``."""
 
 
+Pooling = Literal["mean", "cls", "max", "lasttoken", "weightedmean"]
+
+
 @dataclass(frozen=True)
 class ModelSection:
-    """``[model]``: the encoder (hub id or local path) and how it embeds text."""
+    """``[model]``: the encoder (hub id or local path) and how it embeds text.
+
+    A field left out (``None``) takes what a sentence-transformers model declares (pooling,
+    ``include_prompt``, prompts, lengths), else xlrun's default (``mean``, no prefix, 64/256
+    tokens; see :data:`xlrun.train.encoder.DEFAULTS`); a field set here overrides the model.
+    ``query_prompt_name`` / ``passage_prompt_name`` pick one of the model's named prompts.
+    """
 
     name: str
-    pooling: Literal["mean", "cls"] = "mean"
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    query_max_length: int = 64
-    passage_max_length: int = 256
+    pooling: Pooling | None = None
+    query_prefix: str | None = None
+    passage_prefix: str | None = None
+    query_max_length: int | None = None
+    passage_max_length: int | None = None
+    include_prompt: bool | None = None
+    query_prompt_name: str | None = None
+    passage_prompt_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ equals the optimizer step. ``train.steps`` counts optimizer steps.
   (``warmup_ratio``) then linear decay, gradient clipping (``max_grad_norm``, 0 = off).
 * bf16 autocast on CUDA (through :meth:`Encoder.autocast`), fp32 on CPU.
 * Texts are tokenized once per (side, language, parallel id) and cached; each forward pass
-  pads to its own longest sequence; host tensors are pinned and copied ``non_blocking``.
+  pads to its own longest sequence (on the tokenizer's padding side); host tensors are
+  pinned and copied ``non_blocking``.
+* The model's Dense layers (sentence-transformers models such as LaBSE) train along with
+  the transformer and are checkpointed with it.
 * GradCache (``grad_cache_chunk > 0``): embeddings of the whole batch are computed chunk by
   chunk without gradients, the loss is back-propagated to those embeddings only, then every
   chunk is re-encoded with gradients (same dropout masks: the RNG state of each chunk is
@@ -122,7 +125,7 @@ def _setup_distributed(encoder: Encoder) -> _Dist:
         torch.cuda.set_device(local)
         encoder.to(torch.device("cuda", local))
     with torch.no_grad():
-        for p in encoder.model.parameters():
+        for p in encoder.parameters():
             dist.broadcast(p.data, src=0)
     return _Dist(dist.get_world_size(), dist.get_rank())
 
@@ -162,41 +165,25 @@ class _Tokens:
     def __init__(self, encoder: Encoder, corpus: TrainCorpus) -> None:
         self.encoder = encoder
         self.corpus = corpus
-        self.cache: dict[tuple[str, str, str], list[int]] = {}
-        tok = encoder.tokenizer
-        pad = getattr(tok, "pad_token_id", None)
-        self.pad_id = int(pad) if pad is not None else 0
-        self.pin = encoder.device.type == "cuda"
+        self.cache: dict[tuple[str, str, str], np.ndarray] = {}
 
-    def ids(self, refs: Sequence[tuple[str, str]], side: Side) -> list[list[int]]:
+    def ids(self, refs: Sequence[tuple[str, str]], side: Side) -> list[np.ndarray]:
         """Token ids for ``(lang, parallel_id)`` refs on ``side`` (cached)."""
         keys = [(side, lang, pid) for lang, pid in refs]
         missing = list(dict.fromkeys(k for k in keys if k not in self.cache))
         if missing:
-            prefix = self.encoder.config.prefix(side)
             texts = []
             for _, lang, pid in missing:
                 ex = self.corpus.get(lang, pid)
-                texts.append(prefix + (ex.query if side == "query" else ex.passage))
-            enc = self.encoder.tokenizer(texts, truncation=True,
-                                         max_length=self.encoder.config.max_length(side))
-            for k, ids in zip(missing, enc["input_ids"], strict=True):
-                self.cache[k] = list(ids)
+                texts.append(ex.query if side == "query" else ex.passage)
+            for k, ids in zip(missing, self.encoder.token_ids(texts, side), strict=True):
+                self.cache[k] = ids
         return [self.cache[k] for k in keys]
 
-    def collate(self, seqs: Sequence[list[int]]) -> dict[str, torch.Tensor]:
-        """Right-padded ``input_ids`` and ``attention_mask`` on the encoder's device."""
-        n, longest = len(seqs), max((len(s) for s in seqs), default=1)
-        ids = np.full((n, longest), self.pad_id, dtype=np.int64)
-        mask = np.zeros((n, longest), dtype=np.int64)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = s
-            mask[i, :len(s)] = 1
-        out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-        dev = self.encoder.device
-        if self.pin:
-            out = {k: v.pin_memory() for k, v in out.items()}
-        return {k: v.to(dev, non_blocking=True) for k, v in out.items()}
+    def collate(self, seqs: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        """``input_ids`` and ``attention_mask`` on the encoder's device, padded on the
+        tokenizer's side."""
+        return self.encoder.collate(seqs)
 
 
 def draw_hard_negatives(corpus: TrainCorpus, batch: Batch, k: int, seed: int
@@ -256,6 +243,10 @@ def _rng_restore(state: tuple[torch.Tensor, torch.Tensor | None], device: torch.
 
 
 # --------------------------------------------------------------------------- the step
+SIDES: tuple[Side, ...] = ("query", "passage", "passage")
+"""The side of each token group of a step: queries, passages, hard negatives."""
+
+
 class ContrastiveStep:
     """Forward + loss + backward of one batch (plain or GradCache); no optimizer logic.
 
@@ -270,16 +261,17 @@ class ContrastiveStep:
         self.tokens = _Tokens(encoder, corpus)
         self.corpus = corpus
 
-    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled (normalised) embeddings of a collated batch."""
+    def embed(self, batch: dict[str, torch.Tensor], side: Side = "passage") -> torch.Tensor:
+        """Sentence embeddings of a collated batch of ``side`` texts (pooling, Dense layers,
+        normalisation: :meth:`Encoder.pool`)."""
         with self.encoder.autocast():
             hidden = self.model(input_ids=batch["input_ids"],
                                 attention_mask=batch["attention_mask"]).last_hidden_state
-        return self.encoder.pool(hidden, batch["attention_mask"])
+        return self.encoder.pool(hidden, batch["attention_mask"], side)
 
     def sequences(self, items: Sequence[PairRef], negatives: Sequence[Sequence[tuple[str, str]]]
-                  | None) -> list[list[list[int]]]:
-        """Token id lists for queries, passages and (flattened) hard negatives."""
+                  | None) -> list[list[np.ndarray]]:
+        """Token ids of queries, passages and (flattened) hard negatives (``SIDES`` order)."""
         q = self.tokens.ids([(it.query_lang, it.parallel_id) for it in items], "query")
         p = self.tokens.ids([(it.doc_lang, it.parallel_id) for it in items], "passage")
         groups = [q, p]
@@ -300,25 +292,25 @@ class ContrastiveStep:
         groups = self.sequences(items, negatives)
         chunk = self.train_cfg.grad_cache_chunk
         if chunk <= 0 or chunk >= max(len(g) for g in groups):
-            embs = [self.embed(self.tokens.collate(g)) for g in groups]
+            embs = [self.embed(self.tokens.collate(g), SIDES[i]) for i, g in enumerate(groups)]
             loss = self._loss(embs, len(items))
             (loss * scale).backward()
             return loss.detach()
         return self._grad_cache(groups, len(items), chunk, scale)
 
-    def _grad_cache(self, groups: list[list[list[int]]], n: int, chunk: int,
+    def _grad_cache(self, groups: list[list[np.ndarray]], n: int, chunk: int,
                     scale: float) -> torch.Tensor:
         dev = self.encoder.device
-        plans = []  # (group index, collated chunk, rng state)
+        plans = []  # (collated chunk, side, rng state)
         cached: list[torch.Tensor] = []
         with torch.no_grad():
-            for seqs in groups:
+            for i, seqs in enumerate(groups):
                 parts = []
                 for s in range(0, len(seqs), chunk):
                     col = self.tokens.collate(seqs[s:s + chunk])
                     state = _rng_snapshot(dev)
-                    parts.append(self.embed(col))
-                    plans.append((col, state))
+                    parts.append(self.embed(col, SIDES[i]))
+                    plans.append((col, SIDES[i], state))
                 cached.append(torch.cat(parts).detach().requires_grad_())
         loss = self._loss(cached, n)
         (loss * scale).backward()
@@ -327,9 +319,9 @@ class ContrastiveStep:
                       for g in grad.split([len(seqs[s:s + chunk])
                                            for s in range(0, len(seqs), chunk)])]
         after = _rng_snapshot(dev)
-        for (col, state), g in zip(plans, flat_grads, strict=True):
+        for (col, side, state), g in zip(plans, flat_grads, strict=True):
             _rng_restore(state, dev)
-            emb = self.embed(col)
+            emb = self.embed(col, side)
             emb.backward(g)
         _rng_restore(after, dev)
         return loss.detach()
@@ -385,10 +377,11 @@ def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
     if ctx.main and hooks.on_plan is not None:
         hooks.on_plan(sampler.plan_rows())
     model = encoder.model
-    model.train()
+    encoder.train()
     device = encoder.device
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(model, t)
+    # the transformer's parameters, then the Dense layers' (which train along)
+    params = [p for p in encoder.parameters() if p.requires_grad]
+    optimizer = make_optimizer(encoder, t)
     scheduler = linear_warmup_decay(optimizer, t.steps, t.warmup_ratio)
     stepper = ContrastiveStep(encoder, corpus, t)
 
@@ -401,6 +394,8 @@ def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
         state = load_checkpoint(last_ckpt, map_location="cpu")
         try:
             model.load_state_dict(state["model"])
+            if "dense" in state:
+                encoder.dense.load_state_dict(state["dense"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             sampler.load_state_dict(state["sampler"])
@@ -416,8 +411,11 @@ def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
             return None
         path = None
         if ctx.main:
+            weights = {"model": model.state_dict()}
+            if len(encoder.dense):
+                weights["dense"] = encoder.dense.state_dict()
             path = save_checkpoint(ckpt_dir, step, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                **weights, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict()})
         if ctx.world > 1:
             dist.barrier()
