@@ -19,7 +19,7 @@ import pytest
 
 from xlrun.data.sources import load_train_corpus
 from xlrun.data.types import normalize_text
-from xlrun.execute.preflight import plan_arms
+from xlrun.execute.preflight import check_runs
 from xlrun.spec import compile_spec, load_spec
 from xlrun.train.samplers import make_sampler
 
@@ -44,7 +44,7 @@ def study(e5_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         for direction, path in SPECS.items():
             spec = load_spec(path)
             runs = compile_spec(spec)
-            arms = plan_arms(runs, experiment=spec.experiment.name, output_dir=out,
+            arms = check_runs(runs, experiment=spec.experiment.name, output_dir=out,
                              include_unclustered=True)
             corpus = load_train_corpus(runs[0].config.train_data if runs[0].config.train.steps
                                        else runs[1].config.train_data)

@@ -159,8 +159,6 @@ def check_runs(runs: Sequence[CompiledRun], *, experiment: str = "",
         if cfg.train.steps > 0 and _reads_offline(cfg.train_data):
             key = canonical_json(dataclasses.asdict(cfg.train_data))
             if key not in corpora:
-                if log:
-                    log(f"reading the training data of {cfg.arm} …")
                 try:
                     corpora[key] = _load_corpus(cfg.train_data)
                 except SpecError as e:
