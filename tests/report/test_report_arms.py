@@ -364,3 +364,30 @@ def test_documented_arm_sql_matches_report(db_url: str) -> None:
     assert sql["arm"].to_list() == rep.meta["arms"] == sorted(rep.meta["arms"])
     by_arm = dict(rep.frame.select("arm", "mean").iter_rows())
     assert sql["map"].to_list() == pytest.approx([by_arm[a] for a in sql["arm"]], abs=6e-5)
+
+
+def test_regress_says_what_it_left_out(study_url: str) -> None:
+    """Three languages, cross pairs only: 6 pairs cannot hold distance, same_cluster and both
+    languages' fixed effects. What is left out is a note and part of the title, never silent
+    (issue 13: a title still said "+ language fixed effects" after they were dropped)."""
+    res = _invoke(["--regress", "--compare", "arm", "--baseline", "hybrid/size", "--where",
+                   "sampler=hybrid", "--setting", "cross", "--format", "json",
+                   "--db", study_url])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    meta = doc["meta"]
+    assert meta["dropped_terms"] == ["doc_lang[en]", "doc_lang[ru]"]
+    assert "doc_lang[en]" not in meta["terms"] and "query_lang[en]" in meta["terms"]
+    assert meta["n_pairs"] == 6 and meta["df_between_pairs"] == 1
+    assert any(n.startswith("language fixed effect(s) doc_lang[en], doc_lang[ru] left out")
+               for n in meta["notes"])
+    res = _invoke(["--regress", "--compare", "arm", "--baseline", "hybrid/size", "--where",
+                   "sampler=hybrid", "--setting", "cross", "--db", study_url])
+    title = " ".join(res.stdout.split("\n\n")[0].split())
+    assert "+ query-language fixed effects (" in title  # not "language fixed effects"
+    assert "doc-language" not in title
+    assert "left out: doc_lang fixed effects ×2" in title
+    assert "6 language-pair means × 2 arm(s)" in title
+    for r in doc["rows"]:  # every interval and p from one t
+        if r["p"] is not None:
+            assert (r["p"] < 0.05) == (r["ci_low"] > 0 or r["ci_high"] < 0), r

@@ -268,3 +268,30 @@ def test_same_results_on_sqlite_and_postgres(sqlite_url: str, postgres_url: str)
         else:
             assert x == y, c
     _check_sql(postgres_url, 2)
+
+
+def test_bias_intervals_median_and_pool_size(make_db) -> None:  # noqa: ANN001
+    """--bias: each arm's mean rank distance with an interval (seeds and questions random),
+    its median, and divided by the pool size, which comes from the evaluation data the runs'
+    configs name (the generated quickstart corpus: 8 languages × 240 documents)."""
+    url, engine = make_db(Synth(n_queries=20, with_multi=True))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE query_results SET dataset = 'quickstart'")
+        for rid, cfg in conn.exec_driver_sql("SELECT id, config_json FROM runs").all():
+            doc = json.loads(cfg)
+            doc["eval"] = [{"dataset": "quickstart", "split": "test", "settings": ["multi"]},
+                           {"dataset": "xquad-r", "path": "/nonexistent/xquad-r",
+                            "settings": ["multi"]}]
+            conn.exec_driver_sql("UPDATE runs SET config_json = ? WHERE id = ?",
+                                 (json.dumps(doc), rid))
+    res = _invoke(report_command, ["--bias", "--by", "query-language", "--compare",
+                                   "language_sampling", "--format", "json", "--db", url])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    for r in doc["rows"]:
+        assert r["pool_size"] == 8 * 240
+        assert r["rd_norm"] == pytest.approx(r["rank_distance"] / 1920, abs=1e-6)
+        assert r["rd_ci_low"] < r["rank_distance"] < r["rd_ci_high"]
+        assert r["rd_median"] in (2.0, 3.0)  # rank distances 0..4 (+1 for the second arm)
+        assert r["n_runs"] == 3 and r["n_queries"] == 20
+    assert any("pool size of xquad-r/test unknown" in n for n in doc["meta"]["notes"])
