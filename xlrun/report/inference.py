@@ -10,21 +10,23 @@ another seed would give other numbers. The model treats both as random, crossed:
 (``u`` the run's (seed's) offset, ``v`` the question's difficulty, which cancels in a delta,
 ``w`` the arm × question interaction, ``e`` noise). The delta ``mean(arm) − mean(baseline)``
 over the common questions and runs has variance ``σ²_seed/S + σ²_q/Q + σ²_res/(S·Q)``; it is
-estimated from the two-way ANOVA mean squares (method of moments), negative components set
-to zero, with a t reference on Satterthwaite's degrees of freedom. The interval and the p-value
-come from the same t statistic, so an interval excludes 0 exactly when ``p < 1 − level``.
+estimated from the two-way ANOVA mean squares (method of moments), with a t reference on
+Satterthwaite's degrees of freedom. The interval and the p-value come from the same t
+statistic, so an interval excludes 0 exactly when ``p < 1 − level``.
 
 *Paired seeds* (both arms ran the same seeds): ``D = A − B`` (questions × seeds) and::
 
-    var(mean D) = [MS_seed + MS_q − MS_res] / (S·Q)
+    var(mean D) = [MS_seed + max(MS_q − MS_res, 0)] / (S·Q)
 
 *Unpaired runs*: with ``d_q`` the per-question difference of the arms' run means::
 
-    var = Σ_arm (MS_run,arm − MS_res,arm) / (S_arm·Q) + var_q(d_q)/Q
+    var = Σ_arm MS_run,arm / (S_arm·Q) + max(var_q(d_q)/Q − Σ_arm MS_res,arm / (S_arm·Q), 0)
 
-In both, a component whose estimate is negative is set to zero (then the estimate falls back
-to the seed-level test, ``MS_seed/(S·Q)``, or to the question-level one, ``MS_q/(S·Q)``).
-See ``docs/statistics.md`` for the derivation and the calibration.
+The seed term is never dropped (with 3–5 seeds a seed component estimated below zero is
+noise, and dropping it would lend the test the questions' degrees of freedom); without a
+positive question component the test is the paired t-test on per-seed deltas (Welch's test
+on per-run means when unpaired). See ``docs/statistics.md`` for the derivation and the
+calibration.
 
 All functions here are pure numpy (the callers aggregate polars frames into matrices).
 """
@@ -156,68 +158,54 @@ def two_way(M: np.ndarray) -> tuple[MeanSquare, MeanSquare, MeanSquare]:
 
 def crossed_variance(M: np.ndarray) -> Variance:
     """Variance of the grand mean of ``M`` (questions × runs), questions and runs random and
-    crossed: ``[MS_q + MS_run − MS_res] / (Q·S)``, a negative component set to zero.
+    crossed: ``[MS_run + max(MS_q − MS_res, 0)] / (Q·S)``.
 
-    This is the variance of a paired delta (``M`` = per-seed differences) and of one arm's
-    mean. With one run it is the question-level ``MS_q/(Q·S)`` alone (the seed variance is
-    unknown: callers decide whether that is acceptable)."""
+    ``MS_run/(Q·S)`` estimates ``σ²_run/S + σ²_res/(Q·S)`` and is never dropped, so the
+    run-to-run variation always counts with its ``S − 1`` degrees of freedom (with few seeds,
+    setting a seed component estimated below zero to zero would claim the question-level
+    degrees of freedom for it); the question component ``σ²_q/Q`` is added when its estimate
+    is positive. This is the variance of a paired delta (``M`` = per-seed differences) and of
+    one arm's mean. With one run it is the question-level ``MS_q/(Q·S)`` alone (the seed
+    variance is unknown: callers decide whether that is acceptable)."""
     q, s = M.shape
     ms_q, ms_run, ms_res = two_way(M)
     n = q * s
     if s == 1:
         return Variance(((1.0 / n, ms_q),), {"question": ms_q.value / n})
-    res = ms_res.value
-    terms: list[tuple[float, MeanSquare]] = [(1.0 / n, ms_res)]
-    comps = {"seed": 0.0, "question": 0.0, "residual": res / n}
-    if ms_run.value > res:
-        terms += [(1.0 / n, ms_run), (-1.0 / n, ms_res)]
-        comps["seed"] = (ms_run.value - res) / n
-    if ms_q.value > res:
+    terms: list[tuple[float, MeanSquare]] = [(1.0 / n, ms_run)]
+    comps = {"seed": ms_run.value / n, "question": 0.0}
+    if q > 1 and ms_q.value > ms_res.value:
         terms += [(1.0 / n, ms_q), (-1.0 / n, ms_res)]
-        comps["question"] = (ms_q.value - res) / n
-    return Variance(_merge(terms), comps)
+        comps["question"] = (ms_q.value - ms_res.value) / n
+    return Variance(tuple(terms), comps)
 
 
 def unpaired_variance(A: np.ndarray, B: np.ndarray) -> Variance:
     """Variance of ``mean(A) − mean(B)`` for matrices questions × runs (the same questions,
-    different runs, at least 2 each): each arm's run variance, the arm × question interaction
-    and the residual, negative components set to zero::
+    different runs, at least 2 each): each arm's run variance (Welch on the per-run means)
+    plus the arm × question interaction when its estimate is positive::
 
-        Σ_arm (MS_run − MS_res)/(S·Q) + [var_q(d_q) − Σ_arm MS_res/S] / Q + Σ_arm MS_res/(S·Q)
-    """
+        Σ_arm MS_run,arm/(S_arm·Q) + max(var_q(d_q)/Q − Σ_arm MS_res,arm/(S_arm·Q), 0)
+
+    with ``d_q`` the per-question difference of the arms' run means."""
     q = A.shape[0]
     d = A.mean(axis=1) - B.mean(axis=1)
-    ms_d = MeanSquare(float(d.var(ddof=1)), q - 1)
+    ms_d = MeanSquare(float(d.var(ddof=1)) if q > 1 else float("nan"), q - 1)
     terms: list[tuple[float, MeanSquare]] = []
-    comps = {"seed": 0.0, "question": 0.0, "residual": 0.0}
     residuals: list[tuple[float, MeanSquare]] = []
+    comps = {"seed": 0.0, "question": 0.0}
     for X in (A, B):
         c = 1.0 / (X.shape[1] * q)
         _, ms_run, ms_res = two_way(X)
+        terms.append((c, ms_run))
+        comps["seed"] += c * ms_run.value
         residuals.append((c, ms_res))
-        terms.append((c, ms_res))
-        comps["residual"] += c * ms_res.value
-        if ms_run.value > ms_res.value:
-            terms += [(c, ms_run), (-c, ms_res)]
-            comps["seed"] += c * (ms_run.value - ms_res.value)
     res_part = sum(c * ms.value for c, ms in residuals)
-    if ms_d.value / q > res_part:
+    if q > 1 and ms_d.value / q > res_part:
         terms.append((1.0 / q, ms_d))
         terms += [(-c, ms) for c, ms in residuals]
         comps["question"] = ms_d.value / q - res_part
-    return Variance(_merge(terms), comps)
-
-
-def _merge(terms: list[tuple[float, MeanSquare]]) -> tuple[tuple[float, MeanSquare], ...]:
-    """Sum the coefficients of the same mean square (so Satterthwaite sees each once)."""
-    out: dict[int, list] = {}
-    for c, ms in terms:
-        key = id(ms)
-        if key in out:
-            out[key][0] += c
-        else:
-            out[key] = [c, ms]
-    return tuple((c, ms) for c, ms in out.values() if abs(c) > 0)
+    return Variance(tuple(terms), comps)
 
 
 def t_estimate(estimate: float, var: Variance | None, level: float, *, design: str = "",
