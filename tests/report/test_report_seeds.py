@@ -9,6 +9,7 @@ import tracemalloc
 import numpy as np
 import polars as pl
 import pytest
+import sim_study as sim
 from conftest import Synth
 
 from xlrun.report import inference
@@ -263,3 +264,22 @@ def test_sign_flip_memory_is_bounded_and_deterministic() -> None:
     assert peak < 60e6, peak  # the whole sign matrix: 2,000 × 30,000 × 4 B
     assert np.array_equal(p1, inference.sign_flip_batch(d, 2_000, seed=4))
     assert np.array_equal(inference.sign_flip_batch(d[:, :1], 2_000, seed=4), p1[:1])
+
+
+def test_regression_leaves_out_what_some_run_lacks_and_says_so() -> None:
+    """A pair one run never evaluated is left out (not half-filled); a question one run lacks
+    is left out of that pair's means; both are notes, nothing is imputed."""
+    s = sim.Scenario(seed_sd=0.01)
+    df = sim.frame(s, 1, rng_seed=3)
+    first = df["run_id"].min()
+    df = df.filter(~((pl.col("run_id") == first) & (pl.col("query_lang") == "en")
+                     & (pl.col("doc_lang") == "de")))
+    df = df.filter(~((pl.col("run_id") == first + 1) & (pl.col("query_id") == "q0")
+                     & (pl.col("query_lang") == "fi") & (pl.col("doc_lang") == "sw")))
+    res = fit_regression(df, "ap", sim.distances(s), pl.DataFrame(
+        schema={"run_id": pl.Int64, "lang": pl.String, "cluster": pl.Int64}), baseline="a")
+    assert res.n_pairs == 11
+    assert any("1 language pair(s) without results from every analysed run left out: en→de"
+               in n for n in res.notes)
+    assert any(n.startswith("1 (pair, question) result(s) that some run lacks left out")
+               for n in res.notes)

@@ -8,7 +8,7 @@ import click
 
 from xlrun.cli.common import db_option
 from xlrun.cli.common import handle_errors as _handle_errors
-from xlrun.report.choices import BY, FORMATS, METRICS
+from xlrun.report.choices import BY, FORMATS, METRICS, TESTS
 
 
 def _emit(text: str, out: str | None) -> None:
@@ -59,7 +59,7 @@ def _emit(text: str, out: str | None) -> None:
               help="Language bias in the multilingual pool: rank distance (mean with interval, "
                    "median, divided by the pool size) and same-language preference per arm.")
 @click.option("--test", "test", default="seed", show_default=True,
-              type=click.Choice(["seed", "query"]),
+              type=click.Choice(list(TESTS)),
               help="'seed': intervals and p from one model with seeds and questions random "
                    "(an arm with one run gets no test). 'query': the question-only paired "
                    "t-test on seed-averaged values (and a sign-flip p), which ignores seed "

@@ -40,9 +40,6 @@ from typing import Literal
 
 import numpy as np
 
-TESTS: tuple[str, ...] = ("seed", "query")
-"""``--test`` values: the crossed model (``seed``) or the question-only paired test."""
-
 BASELINE_MARK = "baseline"
 """The ``mark`` of the baseline arm's rows in a comparison (they have no test)."""
 
@@ -79,8 +76,8 @@ class Estimate:
     the variance is unknown (one run or one question) or zero. ``design`` says what was
     compared (``paired``, ``unpaired``, ``one run``, ``questions``); ``n_questions`` and
     ``n_runs`` (per arm: ``(arm, baseline)``; one entry for a mean) what it used; ``components``
-    the estimated variance of the estimate from each source (``seed``, ``question``,
-    ``residual``; the pair strata of a regression add ``pairs``)."""
+    the variance of the estimate by source (``seed``: the runs' term, which includes the
+    residual; ``question``: the arm × question term; a regression adds ``pairs``)."""
 
     estimate: float | None
     se: float | None = None

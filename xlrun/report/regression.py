@@ -174,10 +174,10 @@ def pair_data(df: pl.DataFrame, value: str, distances: pl.DataFrame,
               .pivot(on="run_id", index="unit", values=value).sort("unit"))
     Y = pooled.select([str(r) for r in runs]).to_numpy().astype(np.float64)
     dist = (keep_pairs.join(d.select(*pair_key, "distance").unique(subset=pair_key),
-                            on=pair_key, how="left")["distance"].to_numpy())
+                            on=pair_key, how="left").sort(pair_key)["distance"].to_numpy())
     sc = (d.group_by(["run_id", *pair_key]).agg(pl.col("same_cluster").mean())
           .pivot(on="run_id", index=pair_key, values="same_cluster"))
-    sc = keep_pairs.join(sc, on=pair_key, how="left")
+    sc = keep_pairs.join(sc, on=pair_key, how="left").sort(pair_key)
     SC = sc.select([str(r) for r in runs]).to_numpy().T.astype(np.float64)
     return PairData(pairs, runs, run_info["arm"].to_list(), run_info["seed"].to_list(), M, Y,
                     dist.astype(np.float64), SC, Y.shape[0], dropped_pairs, lost)
