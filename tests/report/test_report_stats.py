@@ -272,3 +272,15 @@ def test_bias_table_per_arm_and_language() -> None:
     assert b["same_lang_excess"] == pytest.approx(0.55)
     assert b["n_queries"] == 2
     assert any("single run" in n for n in res.notes)
+
+
+def test_satterthwaite_df_never_below_the_smallest_positive_term() -> None:
+    """MS_seed (1 df) + MS_q − MS_res with MS_q ≈ MS_res: the raw formula gives df < 1 (an
+    interval of ±millions); the df stays at least 1."""
+    ms_s, ms_q, ms_e = inf.MeanSquare(0.001, 1), inf.MeanSquare(1.0, 119), inf.MeanSquare(0.999, 119)
+    terms = ((1.0, ms_s), (1.0, ms_q), (-1.0, ms_e))
+    raw = (0.001 + 1.0 - 0.999) ** 2 / (0.001 ** 2 / 1 + 1.0 / 119 + 0.999 ** 2 / 119)
+    assert raw < 0.01
+    assert inf.satterthwaite_df(terms) == 1.0
+    two = ((1.0, inf.MeanSquare(2.0, 4)), (1.0, inf.MeanSquare(1.0, 30)))
+    assert inf.satterthwaite_df(two) == pytest.approx(9.0 / (4.0 / 4 + 1.0 / 30))

@@ -142,7 +142,8 @@ def _runs_per_arm(frame: pl.DataFrame, arms: list[str]) -> dict[str, int]:
 def _seed_notes(frame: pl.DataFrame, arms: list[str]) -> list[str]:
     """Notes on arms with only 2 runs (1 run: see :mod:`xlrun.report.compare`'s notes)."""
     return [f"arm {arm!r} has only 2 runs: its seed variance rests on 1 degree of freedom, so "
-            "intervals are wide and tests have little power; run 3 or more seeds"
+            "intervals are wide, tests have little power and their level is approximate "
+            "(see docs/statistics.md); run 3 or more seeds"
             for arm, n in _runs_per_arm(frame, arms).items() if n == 2]
 
 

@@ -126,14 +126,21 @@ class Variance:
 
 
 def satterthwaite_df(terms: Sequence[tuple[float, MeanSquare]]) -> float:
-    """Satterthwaite's degrees of freedom of ``Σ c_i MS_i`` for independent mean squares."""
+    """Satterthwaite's degrees of freedom of ``Σ c_i MS_i`` for independent mean squares:
+    ``(Σ c_i MS_i)² / Σ (c_i MS_i)²/df_i``, at least the smallest df of a positive term.
+
+    With a negative term (``− MS_res``) the formula can fall below 1 when the terms nearly
+    cancel, which would give absurd intervals; for positive terms alone it never falls below
+    the smallest df, so that is the floor."""
     total = sum(c * ms.value for c, ms in terms)
     denom = sum((c * ms.value) ** 2 / ms.df for c, ms in terms if ms.df > 0 and c * ms.value)
     if total <= 0:
         return float("nan")
     if denom <= 0:
         return float("inf")
-    return float(total * total / denom)
+    floor = min((ms.df for c, ms in terms if c > 0 and ms.value > 0 and ms.df > 0),
+                default=0.0)
+    return float(max(total * total / denom, floor))
 
 
 def two_way(M: np.ndarray) -> tuple[MeanSquare, MeanSquare, MeanSquare]:
