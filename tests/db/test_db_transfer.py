@@ -19,8 +19,8 @@ from xlrun.db.models import QueryResult, Run
 from xlrun.db.transfer import TABLES, export_database, import_database, table_counts
 from xlrun.errors import UsageError
 from xlrun.report.build import ReportRequest, build_report
+from xlrun.report.inference import InferenceConfig
 from xlrun.report.query import ReportFilter
-from xlrun.report.stats import InferenceConfig
 from xlrun.spec import compile_spec, parse_spec
 
 SPEC = """
@@ -107,7 +107,7 @@ def _report(engine: Engine, experiment: str, compare: str | None = "language_sam
             ) -> pl.DataFrame:
     req = ReportRequest(filter=ReportFilter(experiment=experiment), compare=compare,
                         baseline="size" if compare else None,
-                        tests=InferenceConfig(n_permutations=200, n_bootstrap=200, seed=1))
+                        tests=InferenceConfig(n_permutations=200, seed=1))
     return build_report(engine, req).frame
 
 

@@ -17,8 +17,9 @@ from sqlalchemy import Engine, insert
 from xlrun.cli.report import report_command
 from xlrun.db.models import Experiment, LanguageCluster, LanguageDistance, QueryResult, Run
 from xlrun.errors import UsageError
-from xlrun.report import stats
+from xlrun.report import cells
 from xlrun.report.build import ReportRequest, build_report
+from xlrun.report.inference import InferenceConfig
 from xlrun.report.query import (
     ReportFilter,
     WhereClause,
@@ -27,10 +28,9 @@ from xlrun.report.query import (
     value_matches,
 )
 from xlrun.report.render import format_value
-from xlrun.report.stats import InferenceConfig
 
-FAST = ["--permutations", "300", "--bootstrap", "200"]
-TESTS = InferenceConfig(n_permutations=300, n_bootstrap=200)
+FAST = ["--permutations", "300"]
+TESTS = InferenceConfig(n_permutations=300)
 LANGS = ("en", "de", "ru")
 CLUSTERED = "clustered"
 CLUSTERING = "script/k=2/average/within"
@@ -145,7 +145,7 @@ def test_arm_labels_and_value_matching() -> None:
         WhereClause("a.b", "1"), WhereClause("sampler", "none", negate=True))
     with pytest.raises(UsageError, match="KEY=VALUE"):
         parse_where(["sampler"])
-    assert stats.arm_order(["1e-05", "2e-05"], "2e-5") == ["2e-05", "1e-05"]
+    assert cells.arm_order(["1e-05", "2e-05"], "2e-5") == ["2e-05", "1e-05"]
     assert format_value("p_t", 0.0) == "<1e-300" and format_value("p_t", 2e-7) == "2.0e-07"
 
 
@@ -172,17 +172,24 @@ def test_compare_arm_finds_planted_effect_without_confounding(db_url: str) -> No
     assert rep.meta["runs_per_arm"] == {"hybrid/size": 5, clustered: 5, "monolingual/size": 5,
                                         "none": 1}
     assert len(rep.notes) == 1 and rep.notes[0].startswith(
-        "arm 'none' has 1 run: seed variance unknown; query-level p-values shown")
-    assert "where an arm has 1 run" in rep.title
+        "arm 'none' has 1 run in 6 cell(s)")
+    assert "without interval, test or mark" in rep.notes[0]
+    assert "arms with 1 run: no test" in rep.title
     none = rep.frame.filter(pl.col("arm") == "none")
-    assert none["p_seed"].null_count() == none.height  # undefined with one run ...
-    assert none["p_holm"].null_count() == 0  # ... so Holm falls back to the query-level p
+    # One run: the delta is shown, but no interval or test (seed variance unknown), and no
+    # query-level p stands in for it in Holm's family or the marks (issue 13).
+    assert none["delta"].null_count() == 0 and none["design"].to_list() == ["one run"] * 6
+    for col in ("ci_low", "ci_high", "p", "p_holm"):
+        assert none[col].null_count() == none.height, col
+    assert set(none["mark"]) == {""}
     rows = rep.frame.filter(pl.col("arm") == clustered)
     assert rows.height == 6  # cross pairs only
     for r in rows.iter_rows(named=True):
         planted = (r["query_lang"], r["doc_lang"]) in PLANTED
         assert (r["p_holm"] < 0.05) == planted, r
         assert r["delta"] == pytest.approx(0.08 if planted else 0.0, abs=0.03)
+        assert r["design"] == "paired 5"
+        assert (r["ci_low"] > 0 or r["ci_high"] < 0) == (r["p"] < 0.05)  # one model
     mono = rep.frame.filter(pl.col("arm") == "monolingual/size")
     assert mono["delta"].max() < -0.15 and mono["p_holm"].max() < 0.05
 
@@ -315,11 +322,11 @@ def test_regress_borrows_distances_and_explains(study_url: str, tmp_path: Path) 
     assert "come from run(s) 3, 4 of the same experiment" in res.stderr
     assert "other distance sources stored: script" in res.stderr
     assert "multi setting" in res.stderr  # no --setting: multi rows have no distance
-    terms = {r["term"] for r in doc["rows"] if r["model"] == "ols_cluster"}
+    terms = {r["term"] for r in doc["rows"]}
     assert "arm[monolingual/size]:distance" in terms
-    inter = [r for r in doc["rows"] if r["model"] == "ols_cluster"
-             and r["term"] == "arm[monolingual/size]:distance"][0]
+    inter = [r for r in doc["rows"] if r["term"] == "arm[monolingual/size]:distance"][0]
     assert inter["coef"] < -0.15 and inter["p"] < 0.01  # the planted cross-language loss
+    assert inter["against"] == "arm × pair"
     # script distance is 0 exactly within a cluster: same_cluster is collinear and dropped
     res = _invoke(args[:-2] + ["--distance-source", "script", "--setting", "cross",
                                "--db", study_url])
@@ -357,3 +364,30 @@ def test_documented_arm_sql_matches_report(db_url: str) -> None:
     assert sql["arm"].to_list() == rep.meta["arms"] == sorted(rep.meta["arms"])
     by_arm = dict(rep.frame.select("arm", "mean").iter_rows())
     assert sql["map"].to_list() == pytest.approx([by_arm[a] for a in sql["arm"]], abs=6e-5)
+
+
+def test_regress_says_what_it_left_out(study_url: str) -> None:
+    """Three languages, cross pairs only: 6 pairs cannot hold distance, same_cluster and both
+    languages' fixed effects. What is left out is a note and part of the title, never silent
+    (issue 13: a title still said "+ language fixed effects" after they were dropped)."""
+    res = _invoke(["--regress", "--compare", "arm", "--baseline", "hybrid/size", "--where",
+                   "sampler=hybrid", "--setting", "cross", "--format", "json",
+                   "--db", study_url])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    meta = doc["meta"]
+    assert meta["dropped_terms"] == ["doc_lang[en]", "doc_lang[ru]"]
+    assert "doc_lang[en]" not in meta["terms"] and "query_lang[en]" in meta["terms"]
+    assert meta["n_pairs"] == 6 and meta["df_between_pairs"] == 1
+    assert any(n.startswith("language fixed effect(s) doc_lang[en], doc_lang[ru] left out")
+               for n in meta["notes"])
+    res = _invoke(["--regress", "--compare", "arm", "--baseline", "hybrid/size", "--where",
+                   "sampler=hybrid", "--setting", "cross", "--db", study_url])
+    title = " ".join(res.stdout.split("\n\n")[0].split())
+    assert "+ query-language fixed effects (" in title  # not "language fixed effects"
+    assert "doc-language" not in title
+    assert "left out: doc_lang fixed effects ×2" in title
+    assert "6 language-pair means × 2 arm(s)" in title
+    for r in doc["rows"]:  # every interval and p from one t
+        if r["p"] is not None:
+            assert (r["p"] < 0.05) == (r["ci_low"] > 0 or r["ci_high"] < 0), r

@@ -16,11 +16,11 @@ from xlrun.cli.report import report_command, sql_command
 from xlrun.db.models import Experiment, QueryResult, Run
 from xlrun.report import query as rquery
 from xlrun.report.build import ReportRequest, build_report
+from xlrun.report.inference import InferenceConfig
 from xlrun.report.query import ReportFilter, load_report_frame
-from xlrun.report.stats import InferenceConfig
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-FAST = ["--permutations", "500", "--bootstrap", "300"]
+FAST = ["--permutations", "500"]
 PLANTED = {("en", "de"): 0.05, ("de", "fi"): 0.05, ("fi", "en"): 0.05}
 
 
@@ -66,11 +66,14 @@ def golden_url(sqlite_url: str) -> str:
 
 @pytest.mark.parametrize("fmt,ext", [("table", "txt"), ("csv", "csv"), ("json", "json"),
                                      ("markdown", "md")])
-@pytest.mark.parametrize("kind", ["summary", "compare", "arm"])
+@pytest.mark.parametrize("kind", ["summary", "compare", "arm", "query"])
 def test_outputs_match_golden_files(golden_url: str, kind: str, fmt: str, ext: str) -> None:
     args = ["--by", "language-pair", "--experiment", "golden", "--format", fmt, "--db", golden_url]
     if kind == "compare":
         args += ["--compare", "language_sampling", "--baseline", "random", *FAST]
+    if kind == "query":  # the question-only test, labelled as such, with the sign-flip p
+        args += ["--compare", "language_sampling", "--baseline", "random", "--test", "query",
+                 *FAST]
     if kind == "arm":  # whole arms, one seed, lr given as 1e-5 (stored 1e-05)
         args += ["--compare", "arm", "--baseline", "hybrid/random", "--where", "seed=1",
                  "--where", "train.lr=1e-5", "--where", "train.lr=2e-5", *FAST]
@@ -102,17 +105,22 @@ def test_planted_effect_is_significant_only_where_planted(make_db) -> None:  # n
     # 5 seeds per arm: the seed-level test (df = 4) has power; with 3 it rarely survives Holm.
     _, engine = make_db(Synth(effect=PLANTED, n_queries=60, seeds=(0, 1, 2, 3, 4)))
     rep = build_report(engine, ReportRequest(
-        by="language-pair", compare="language_sampling", baseline="random",
-        tests=InferenceConfig(n_permutations=1000, n_bootstrap=500)))
+        by="language-pair", compare="language_sampling", baseline="random"))
     rows = rep.frame.filter(pl.col("arm") == "clustered")
     assert rows.height == 9
     for r in rows.iter_rows(named=True):
         planted = (r["query_lang"], r["doc_lang"]) in PLANTED
         assert (r["p_holm"] < 0.05) == planted, r
         assert (r["mark"] != "") == planted
+        assert (r["ci_low"] > 0 or r["ci_high"] < 0) == (r["p"] < 0.05)
         if planted:
             assert r["ci_low"] < 0.05 < r["ci_high"]
-            assert r["p_rand"] < 0.01
+    query = build_report(engine, ReportRequest(
+        by="language-pair", compare="language_sampling", baseline="random",
+        tests=InferenceConfig(test="query", n_permutations=1000)))
+    planted_rows = query.frame.filter(pl.col("arm") == "clustered", pl.col("delta") > 0.03)
+    assert planted_rows["p_rand"].max() < 0.01
+    assert "question-only paired t" in query.title
     base = rep.frame.filter(pl.col("arm") == "random")
     assert base["delta"].null_count() == base.height
 
@@ -173,17 +181,18 @@ def test_regress_and_bias_views(make_db) -> None:  # noqa: ANN001
                                    "--baseline", "random", "--setting", "cross",
                                    "--format", "json", "--db", url])
     assert res.exit_code == 0, res.output
-    rows = {(r["model"], r["term"]): r for r in json.loads(res.stdout)["rows"]}
-    inter = rows[("ols_cluster", "arm[clustered]:distance")]
+    rows = {r["term"]: r for r in json.loads(res.stdout)["rows"]}
+    inter = rows["arm[clustered]:distance"]
     assert inter["coef"] == pytest.approx(0.2, abs=0.03) and inter["p"] < 0.001
-    assert ("mixedlm", "arm[clustered]:distance") in rows
-    assert ("ols_cluster", "same_cluster") in rows
+    assert "same_cluster" in rows
     res = _invoke(report_command, ["--bias", "--by", "query-language", "--compare",
                                    "language_sampling", "--format", "csv", "--db", url])
     assert res.exit_code == 0, res.output
     lines = res.stdout.strip().splitlines()
-    assert lines[0].startswith("query_lang,arm,rank_distance,same_lang_at_10")
+    assert lines[0].startswith("query_lang,arm,n_queries,n_runs,rank_distance,rd_ci_low,"
+                               "rd_ci_high,rd_median,pool_size,rd_norm,same_lang_at_10")
     assert len(lines) == 1 + 4 * 2
+    assert "pool size unknown" in res.stderr  # the synthetic runs name no evaluation data
 
 
 def test_fast_fetch_equals_row_fetch(make_db, monkeypatch) -> None:  # noqa: ANN001
@@ -240,7 +249,7 @@ def _pg_report(url: str, s: Synth) -> pl.DataFrame:
     populate(engine, s)
     rep = build_report(engine, ReportRequest(
         by="language-pair", compare="language_sampling",
-        tests=InferenceConfig(n_permutations=300, n_bootstrap=200)))
+        tests=InferenceConfig(n_permutations=300)))
     engine.dispose()
     return rep.frame
 
@@ -259,3 +268,30 @@ def test_same_results_on_sqlite_and_postgres(sqlite_url: str, postgres_url: str)
         else:
             assert x == y, c
     _check_sql(postgres_url, 2)
+
+
+def test_bias_intervals_median_and_pool_size(make_db) -> None:  # noqa: ANN001
+    """--bias: each arm's mean rank distance with an interval (seeds and questions random),
+    its median, and divided by the pool size, which comes from the evaluation data the runs'
+    configs name (the generated quickstart corpus: 8 languages × 240 documents)."""
+    url, engine = make_db(Synth(n_queries=20, with_multi=True))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE query_results SET dataset = 'quickstart'")
+        for rid, cfg in conn.exec_driver_sql("SELECT id, config_json FROM runs").all():
+            doc = json.loads(cfg)
+            doc["eval"] = [{"dataset": "quickstart", "split": "test", "settings": ["multi"]},
+                           {"dataset": "xquad-r", "path": "/nonexistent/xquad-r",
+                            "settings": ["multi"]}]
+            conn.exec_driver_sql("UPDATE runs SET config_json = ? WHERE id = ?",
+                                 (json.dumps(doc), rid))
+    res = _invoke(report_command, ["--bias", "--by", "query-language", "--compare",
+                                   "language_sampling", "--format", "json", "--db", url])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    for r in doc["rows"]:
+        assert r["pool_size"] == 8 * 240
+        assert r["rd_norm"] == pytest.approx(r["rank_distance"] / 1920, abs=1e-6)
+        assert r["rd_ci_low"] < r["rank_distance"] < r["rd_ci_high"]
+        assert r["rd_median"] in (2.0, 3.0)  # rank distances 0..4 (+1 for the second arm)
+        assert r["n_runs"] == 3 and r["n_queries"] == 20
+    assert any("pool size of xquad-r/test unknown" in n for n in doc["meta"]["notes"])

@@ -1,4 +1,5 @@
-"""Statistics of reports: Holm, marks, paired tests, bootstrap, arm comparison, regression."""
+"""The inference core (crossed variance, Satterthwaite, t interval and p, Holm, sign flips),
+the comparison table, the regression and the bias table on small hand-made inputs."""
 
 from __future__ import annotations
 
@@ -7,80 +8,153 @@ import itertools
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats as sps
 
 from xlrun.errors import UsageError
-from xlrun.report import stats
-from xlrun.report.stats import InferenceConfig
+from xlrun.report import inference as inf
+from xlrun.report.bias import bias_table
+from xlrun.report.cells import arm_order, cell_columns
+from xlrun.report.compare import compare_arms
+from xlrun.report.regression import regress
 
 
 def test_holm_matches_hand_example() -> None:
     # sorted: .005*4=.02, .01*3=.03, .03*2=.06, .04*1=.04 -> max(.06, .04)=.06
-    adjusted = stats.holm([0.01, 0.04, 0.03, 0.005, None])
+    adjusted = inf.holm([0.01, 0.04, 0.03, 0.005, None])
     assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert adjusted[4] is None
-    assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-    assert stats.holm([]) == []
+    assert inf.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert inf.holm([]) == []
 
 
 def test_significance_marks() -> None:
-    assert [stats.significance_mark(p) for p in (0.0005, 0.005, 0.03, 0.05, 0.2, None)] == \
+    assert [inf.significance_mark(p) for p in (0.0005, 0.005, 0.03, 0.05, 0.2, None)] == \
         ["***", "**", "*", "", "", ""]
 
 
 def test_sign_flip_matches_exact_distribution() -> None:
     d = np.ones(5)  # exact two-sided p = 2 / 2**5
-    assert stats.sign_flip_pvalue(d, 20_000, seed=1) == pytest.approx(0.0625, abs=0.01)
-    assert stats.sign_flip_pvalue(np.zeros(6), 100) == 1.0
-    assert stats.sign_flip_pvalue(np.ones(1), 100) is None
-
-
-def test_exhaustive_small_case_agrees_with_enumeration() -> None:
+    assert inf.sign_flip_pvalue(d, 20_000, seed=1) == pytest.approx(0.0625, abs=0.01)
+    assert inf.sign_flip_pvalue(np.zeros(6), 100) == 1.0
+    assert inf.sign_flip_pvalue(np.ones(1), 100) is None
     d = np.array([0.3, -0.1, 0.25, 0.4, 0.05, 0.2])
     sums = [abs(np.dot(s, d)) for s in itertools.product((-1, 1), repeat=d.size)]
     exact = np.mean([s >= abs(d.sum()) - 1e-12 for s in sums])
-    assert stats.sign_flip_pvalue(d, 20_000, seed=3) == pytest.approx(exact, abs=0.01)
+    assert inf.sign_flip_pvalue(d, 20_000, seed=3) == pytest.approx(exact, abs=0.01)
 
 
-def test_batched_tests_equal_one_by_one() -> None:
+def test_batched_sign_flips_equal_one_by_one() -> None:
     rng = np.random.default_rng(0)
     diffs = [rng.normal(0.02, 0.1, 40), rng.normal(0, 0.1, 40), rng.normal(0, 0.1, 25),
              np.array([0.1]), np.array([])]
-    cfg = InferenceConfig(n_permutations=500, n_bootstrap=300, seed=5)
-    out = stats.paired_tests(diffs, cfg)
-    for d, r in zip(diffs, out, strict=True):
-        assert r["n_paired"] == d.size
-        if d.size < 2:
-            assert r["p_t"] is None and r["p_rand"] is None and r["ci_low"] is None
-            continue
-        assert r["delta"] == pytest.approx(d.mean())
-        assert r["p_t"] == pytest.approx(stats.paired_t_pvalue(d))
-        assert r["p_rand"] == pytest.approx(stats.sign_flip_pvalue(d, 500, 5))
-        assert (r["ci_low"], r["ci_high"]) == pytest.approx(stats.bootstrap_ci(d, 300, 5))
-    assert out[4]["delta"] is None
+    out = inf.sign_flip_many(diffs, 500, 5)
+    for d, p in zip(diffs, out, strict=True):
+        assert p == (inf.sign_flip_pvalue(d, 500, 5) if d.size >= 2 else None)
 
 
-def test_false_positive_rate_is_near_alpha() -> None:
-    rng = np.random.default_rng(42)
-    diffs = [rng.normal(0.0, 0.1, 30) for _ in range(200)]  # 200 cells, no effect
-    res = stats.paired_tests(diffs, InferenceConfig(n_permutations=400, n_bootstrap=100, seed=7))
-    rate_t = np.mean([r["p_t"] < 0.05 for r in res])
-    rate_rand = np.mean([r["p_rand"] < 0.05 for r in res])
-    assert 0.01 <= rate_t <= 0.10
-    assert 0.01 <= rate_rand <= 0.10
-    # ... and the tests do find a real effect
-    planted = stats.paired_tests([rng.normal(0.05, 0.1, 30) + 0.03 for _ in range(20)],
-                                 InferenceConfig(n_permutations=400, n_bootstrap=100))
-    assert np.mean([r["p_t"] < 0.05 for r in planted]) > 0.8
+def _ms(M: np.ndarray) -> tuple[float, float, float]:
+    """Two-way ANOVA mean squares (rows, columns, residual) written out by hand."""
+    r, c = M.shape
+    g = M.mean()
+    rows = c * ((M.mean(axis=1) - g) ** 2).sum() / (r - 1)
+    cols = r * ((M.mean(axis=0) - g) ** 2).sum() / (c - 1)
+    res = ((M - M.mean(axis=1, keepdims=True) - M.mean(axis=0, keepdims=True) + g) ** 2
+           ).sum() / ((r - 1) * (c - 1))
+    return rows, cols, res
 
 
-def test_bootstrap_interval_covers_true_delta() -> None:
+def test_crossed_variance_is_the_documented_formula() -> None:
+    rng = np.random.default_rng(1)
+    q, s = 40, 4
+    D = (rng.normal(0, 0.05, (1, s)) + rng.normal(0, 0.05, (q, 1))
+         + rng.normal(0, 0.02, (q, s)))  # seed, question and residual variance all there
+    ms_q, ms_s, ms_e = _ms(D)
+    assert ms_s > ms_e and ms_q > ms_e
+    var = inf.crossed_variance(D)
+    assert var.value == pytest.approx((ms_s + ms_q - ms_e) / (q * s))
+    expected_df = (ms_s + ms_q - ms_e) ** 2 / (
+        ms_s ** 2 / (s - 1) + ms_q ** 2 / (q - 1) + ms_e ** 2 / ((q - 1) * (s - 1)))
+    assert var.df == pytest.approx(expected_df)
+    assert sum(var.components.values()) == pytest.approx(var.value)
+
+
+def test_paired_delta_reduces_to_the_seed_level_t_test() -> None:
+    """No question × arm interaction and no residual: the per-seed deltas carry all the
+    variance and the crossed model is the paired t-test on per-seed means."""
+    rng = np.random.default_rng(2)
+    q, s = 30, 5
+    B = rng.normal(0.5, 0.1, (q, 1)) + rng.normal(0, 0.01, (1, s))
+    A = B + 0.01 + rng.normal(0, 0.01, (1, s))
+    est = inf.delta_estimate(A, B, paired=True)
+    seed_deltas = (A - B).mean(axis=0)
+    ref = sps.ttest_1samp(seed_deltas, 0.0)
+    assert est.design == "paired" and est.df == pytest.approx(s - 1)
+    assert est.p == pytest.approx(ref.pvalue)
+    lo, hi = ref.confidence_interval(0.95)
+    assert (est.ci_low, est.ci_high) == pytest.approx((lo, hi))
+
+
+def test_paired_delta_reduces_to_the_question_level_t_test() -> None:
+    """No seed variance and no residual: the arm × question interaction carries it all."""
     rng = np.random.default_rng(3)
-    true = 0.05
-    diffs = [rng.normal(true, 0.1, 50) for _ in range(200)]
-    res = stats.paired_tests(diffs, InferenceConfig(n_permutations=100, n_bootstrap=1000, seed=1))
-    coverage = np.mean([r["ci_low"] <= true <= r["ci_high"] for r in res])
-    assert 0.88 <= coverage <= 0.99
-    assert all(r["ci_low"] < r["delta"] < r["ci_high"] for r in res)
+    q, s = 25, 3
+    d = rng.normal(0.01, 0.05, (q, 1))
+    B = rng.normal(0.5, 0.1, (q, 1)) + np.zeros((1, s))
+    A = B + d
+    est = inf.delta_estimate(A, B, paired=True)
+    ref = sps.ttest_1samp(d[:, 0], 0.0)
+    assert est.df == pytest.approx(q - 1) and est.p == pytest.approx(ref.pvalue)
+
+
+def test_unpaired_delta_reduces_to_welch_on_run_means() -> None:
+    rng = np.random.default_rng(4)
+    v = rng.normal(0.5, 0.1, (20, 1))  # the same questions, no interaction, no residual
+    A = v + 0.02 + rng.normal(0, 0.01, (1, 3))
+    B = v + rng.normal(0, 0.02, (1, 4))
+    est = inf.delta_estimate(A, B, paired=False)
+    ref = sps.ttest_ind(A.mean(axis=0), B.mean(axis=0), equal_var=False)
+    assert est.design == "unpaired" and est.p == pytest.approx(ref.pvalue)
+    assert est.df == pytest.approx(ref.df)
+
+
+def test_unpaired_variance_is_the_documented_formula() -> None:
+    rng = np.random.default_rng(5)
+    q = 50
+    A = (rng.normal(0.5, 0.1, (q, 1)) + rng.normal(0, 0.05, (q, 1))
+         + rng.normal(0, 0.03, (1, 4)) + rng.normal(0, 0.02, (q, 4)))
+    B = rng.normal(0.5, 0.1, (q, 1)) + rng.normal(0, 0.03, (1, 3)) + rng.normal(0, 0.02, (q, 3))
+    _, run_a, res_a = _ms(A)
+    _, run_b, res_b = _ms(B)
+    ms_d = (A.mean(axis=1) - B.mean(axis=1)).var(ddof=1)
+    assert run_a > res_a and run_b > res_b and ms_d / q > res_a / (4 * q) + res_b / (3 * q)
+    expected = ((run_a - res_a) / (4 * q) + (run_b - res_b) / (3 * q) + ms_d / q)
+    assert inf.unpaired_variance(A, B).value == pytest.approx(expected)
+
+
+def test_interval_and_p_come_from_one_t() -> None:
+    rng = np.random.default_rng(6)
+    for _ in range(300):
+        q, s = int(rng.integers(2, 30)), int(rng.integers(2, 6))
+        A = rng.normal(0, 1, (q, s)) + rng.normal(0, rng.uniform(0, 1), (1, s))
+        B = rng.normal(0, 1, (q, s)) + rng.normal(0, rng.uniform(0, 1), (1, s))
+        for paired in (True, False):
+            e = inf.delta_estimate(A + rng.normal(0, 0.5), B, paired)
+            assert (e.ci_low > 0 or e.ci_high < 0) == (e.p < 0.05)
+            t = e.estimate / e.se
+            assert e.p == pytest.approx(2 * sps.t.sf(abs(t), e.df))
+            assert e.ci_high - e.estimate == pytest.approx(sps.t.ppf(0.975, e.df) * e.se)
+
+
+def test_no_test_without_seed_or_question_variance_information() -> None:
+    A, B = np.ones((10, 1)), np.zeros((10, 3))
+    e = inf.delta_estimate(A, B, paired=False)
+    assert e.design == "one run" and e.estimate == 1.0 and e.p is None and e.ci_low is None
+    e = inf.delta_estimate(np.ones((1, 3)), np.zeros((1, 3)), paired=True)
+    assert e.design == "one question" and e.p is None
+    e = inf.delta_estimate(np.ones((5, 3)), np.zeros((5, 3)), paired=True)  # no variance
+    assert e.estimate == 1.0 and e.p is None
+    m = inf.mean_estimate(np.arange(12.0).reshape(6, 2))
+    assert m.estimate == pytest.approx(5.5) and m.ci_low < 5.5 < m.ci_high
 
 
 def _frame(rows: list[tuple[str, str, str, int, str, float]]) -> pl.DataFrame:
@@ -98,12 +172,11 @@ def test_missing_arm_gives_nulls_not_zeros() -> None:
                 rows.append((arm, "en", "de", run0 + seed, f"q{i}", 0.5 + 0.01 * i))
                 if arm == "random":  # clustered has no en->fi results
                     rows.append((arm, "en", "fi", run0 + seed, f"q{i}", 0.4))
-    out = stats.compare_arms(_frame(rows), ["query_lang", "doc_lang"], "ap", "random",
-                             InferenceConfig(n_permutations=100, n_bootstrap=100))
+    out = compare_arms(_frame(rows), ["query_lang", "doc_lang"], "ap", "random").frame
     assert out.height == 4
     missing = out.filter(pl.col("doc_lang") == "fi", pl.col("arm") == "clustered").row(
         0, named=True)
-    for col in ("mean", "n_queries", "n_runs", "delta", "ci_low", "p_t", "p_rand", "p_holm"):
+    for col in ("mean", "n_queries", "n_runs", "delta", "ci_low", "p", "p_holm"):
         assert missing[col] is None, col
     assert missing["mark"] in (None, "")
     present = out.filter(pl.col("doc_lang") == "de", pl.col("arm") == "clustered").row(
@@ -112,30 +185,35 @@ def test_missing_arm_gives_nulls_not_zeros() -> None:
     assert present["n_queries"] == 5 and present["n_runs"] == 2
 
 
-def test_seeds_are_averaged_before_pairing() -> None:
+def test_seeds_are_averaged_and_questions_count_once() -> None:
     rows = []
     for seed in range(4):
         for i in range(6):
             rows.append(("a", "en", "de", seed, f"q{i}", 0.5 + 0.02 * i))
             rows.append(("b", "en", "de", 10 + seed, f"q{i}", 0.5 + 0.02 * i + 0.1 * seed))
-    out = stats.compare_arms(_frame(rows), ["query_lang"], "ap", "a",
-                             InferenceConfig(n_permutations=100, n_bootstrap=100))
-    b = out.filter(pl.col("arm") == "b").row(0, named=True)
-    assert b["n_paired"] == 6  # one pair per query, not per query × seed
+    res = compare_arms(_frame(rows), ["query_lang"], "ap", "a")
+    b = res.frame.filter(pl.col("arm") == "b").row(0, named=True)
+    assert b["n_paired"] == 6  # one pair per question, not per question × seed
     assert b["delta"] == pytest.approx(0.15)
-    assert b["p_t"] is None  # every paired difference is the same: no variance
+    # no seed column: runs cannot pair, which the notes say; the spread of b's runs is the
+    # only variance, so the test is Welch's on the run means
+    assert b["design"] == "unpaired 4/4"
+    assert any("seeds unknown" in n for n in res.notes)
+    se = np.std([0.1 * s for s in range(4)], ddof=1) / 2.0  # arm a's runs are all equal
+    assert b["df"] == pytest.approx(3.0) and b["se"] == pytest.approx(se)
+    assert b["p"] == pytest.approx(2 * sps.t.sf(0.15 / se, 3))
 
 
 def test_compare_needs_two_arms_and_known_baseline() -> None:
     rows = [("a", "en", "de", 0, f"q{i}", 0.5) for i in range(3)]
     with pytest.raises(UsageError, match="two arms"):
-        stats.compare_arms(_frame(rows), ["query_lang"], "ap")
+        compare_arms(_frame(rows), ["query_lang"], "ap")
     with pytest.raises(UsageError, match="baseline"):
-        stats.arm_order(["a", "b"], "c")
-    assert stats.arm_order(["b", "a", "c"]) == ["a", "b", "c"]
-    assert stats.arm_order(["b", "a", "c"], "c") == ["c", "a", "b"]
+        arm_order(["a", "b"], "c")
+    assert arm_order(["b", "a", "c"]) == ["a", "b", "c"]
+    assert arm_order(["b", "a", "c"], "c") == ["c", "a", "b"]
     with pytest.raises(UsageError, match="--by"):
-        stats.cell_columns("language")
+        cell_columns("language")
 
 
 def test_regression_recovers_planted_distance_slope() -> None:
@@ -147,7 +225,7 @@ def test_regression_recovers_planted_distance_slope() -> None:
     rows = []
     difficulty = {(q, i): rng.normal(0.5, 0.1) for q in langs for i in range(40)}
     for arm, run0 in (("random", 0), ("clustered", 10)):
-        for seed in range(2):
+        for seed in range(3):
             for q in langs:
                 for d in langs:
                     slope = -0.1 + (0.2 if arm == "clustered" else 0.0)  # planted: +0.2
@@ -157,22 +235,21 @@ def test_regression_recovers_planted_distance_slope() -> None:
     df = _frame(rows)
     distances = pl.DataFrame([(a, b, v) for (a, b), v in dist.items()],
                              schema=["query_lang", "doc_lang", "distance"], orient="row")
-    cl = pl.DataFrame([(10 + s, lang, c) for s in range(2) for lang, c in clusters.items()],
+    cl = pl.DataFrame([(10 + s, lang, c) for s in range(3) for lang, c in clusters.items()],
                       schema={"run_id": pl.Int64, "lang": pl.String, "cluster": pl.Int64},
                       orient="row")
-    table = stats.regress(df, "ap", distances, cl, baseline="random")
-    assert set(table["model"]) == {"ols_cluster", "mixedlm"}
-    for model in ("ols_cluster", "mixedlm"):
-        t = {r["term"]: r for r in table.filter(pl.col("model") == model).iter_rows(named=True)}
-        inter = t["arm[clustered]:distance"]
-        assert inter["coef"] == pytest.approx(0.2, abs=0.02)
-        assert inter["ci_low"] < 0.2 < inter["ci_high"]
-        assert inter["p"] < 0.001
-        assert t["distance"]["coef"] == pytest.approx(-0.1, abs=0.02)
-        assert "same_cluster" in t
-        assert not any(k.startswith("query_lang[") for k in t)  # fixed effects hidden
-    full = stats.regress(df, "ap", distances, cl, baseline="random", mixed=False,
-                         fixed_effects=True)
+    table = regress(df, "ap", distances, cl, baseline="random")
+    t = {r["term"]: r for r in table.iter_rows(named=True)}
+    inter = t["arm[clustered]:distance"]
+    assert inter["coef"] == pytest.approx(0.2, abs=0.02)
+    assert inter["ci_low"] < 0.2 < inter["ci_high"]
+    assert inter["p"] < 0.001 and inter["against"] == "arm × pair"
+    assert t["distance"]["coef"] == pytest.approx(-0.1, abs=0.02)
+    assert t["distance"]["df"] < 16  # judged against the pairs, not the 40 questions
+    assert "same_cluster" in t and t["same_cluster"]["against"] == "pairs"
+    assert "seeds & questions" in t["arm[clustered]"]["against"]
+    assert not any(k.startswith("query_lang[") for k in t)  # fixed effects hidden
+    full = regress(df, "ap", distances, cl, baseline="random", fixed_effects=True)
     assert any(k.startswith("doc_lang[") for k in full["term"])
 
 
@@ -183,10 +260,27 @@ def test_bias_table_per_arm_and_language() -> None:
         "rank_distance": [1.0, 3.0, 0.5, 0.5], "same_lang_at_10": [0.6, 0.4, 0.9, 0.7],
         "same_lang_expected": [0.25] * 4, "dataset": ["d"] * 4, "split": ["t"] * 4,
         "setting": ["multi"] * 4})
-    out = stats.bias_table(df, ["query_lang"])
-    a = out.filter(pl.col("arm") == "a").row(0, named=True)
-    assert a["rank_distance"] == pytest.approx(2.0)
+    pools = pl.DataFrame({"run_id": [1, 2], "dataset": ["d", "d"], "split": ["t", "t"],
+                          "pool_size": [10, 10]})
+    res = bias_table(df, ["query_lang"], pools)
+    a = res.frame.filter(pl.col("arm") == "a").row(0, named=True)
+    assert a["rank_distance"] == pytest.approx(2.0) and a["rd_median"] == pytest.approx(2.0)
+    assert a["rd_norm"] == pytest.approx(0.2) and a["pool_size"] == 10
     assert a["same_lang_excess"] == pytest.approx(0.25)
-    b = out.filter(pl.col("arm") == "b").row(0, named=True)
+    assert a["rd_ci_low"] is None  # one run: no seed variance, no interval
+    b = res.frame.filter(pl.col("arm") == "b").row(0, named=True)
     assert b["same_lang_excess"] == pytest.approx(0.55)
     assert b["n_queries"] == 2
+    assert any("single run" in n for n in res.notes)
+
+
+def test_satterthwaite_df_never_below_the_smallest_positive_term() -> None:
+    """MS_seed (1 df) + MS_q − MS_res with MS_q ≈ MS_res: the raw formula gives df < 1 (an
+    interval of ±millions); the df stays at least 1."""
+    ms_s, ms_q, ms_e = inf.MeanSquare(0.001, 1), inf.MeanSquare(1.0, 119), inf.MeanSquare(0.999, 119)
+    terms = ((1.0, ms_s), (1.0, ms_q), (-1.0, ms_e))
+    raw = (0.001 + 1.0 - 0.999) ** 2 / (0.001 ** 2 / 1 + 1.0 / 119 + 0.999 ** 2 / 119)
+    assert raw < 0.01
+    assert inf.satterthwaite_df(terms) == 1.0
+    two = ((1.0, inf.MeanSquare(2.0, 4)), (1.0, inf.MeanSquare(1.0, 30)))
+    assert inf.satterthwaite_df(two) == pytest.approx(9.0 / (4.0 / 4 + 1.0 / 30))

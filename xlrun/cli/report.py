@@ -8,7 +8,7 @@ import click
 
 from xlrun.cli.common import db_option
 from xlrun.cli.common import handle_errors as _handle_errors
-from xlrun.report.choices import BY, FORMATS, METRICS
+from xlrun.report.choices import BY, FORMATS, METRICS, TESTS
 
 
 def _emit(text: str, out: str | None) -> None:
@@ -47,15 +47,17 @@ def _emit(text: str, out: str | None) -> None:
 @click.option("--plot", default=None, type=click.Path(dir_okay=False),
               help="Also write a PNG plot (heatmap for language pairs, bars otherwise).")
 @click.option("--regress", is_flag=True,
-              help="Regression: metric ~ arm × language distance + same_cluster + fixed "
-                   "effects (OLS clustered by query, and MixedLM).")
+              help="Regression: metric ~ arm × language distance + same_cluster + language "
+                   "fixed effects, fitted on language-pair means with a random pair effect "
+                   "(pair terms judged against how much pairs differ, arm terms against seed "
+                   "and question variance).")
 @click.option("--distance-source", default=None,
               help="language_distances.source for --regress (default: the first stored, in "
                    "sorted order; distances stored by other runs of the experiment are used "
                    "when the analysed runs have none).")
 @click.option("--bias", is_flag=True,
-              help="Language bias in the multilingual pool: rank distance and same-language "
-                   "preference per arm.")
+              help="Language bias in the multilingual pool: rank distance (mean with interval, "
+                   "median, divided by the pool size) and same-language preference per arm.")
 @click.option("--exposure", type=click.Choice(["languages", "pairs"]), is_flag=False,
               flag_value="languages", default=None,
               help="What each arm trained on (from batch_languages): 'languages' (the default "
@@ -64,19 +66,16 @@ def _emit(text: str, out: str | None) -> None:
                    "many times the average parallel id was seen).")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(0),
               help="--exposure pairs: pairs shown per arm and batch kind (0 = all).")
-@click.option("--permutations", default=10_000, show_default=True, type=click.IntRange(100),
-              help="Sign flips of the randomization test.")
-@click.option("--bootstrap", default=2_000, show_default=True, type=click.IntRange(100),
-              help="Bootstrap resamples of the delta's interval.")
 @click.option("--test", "test", default="seed", show_default=True,
-              type=click.Choice(["seed", "query"]),
-              help="Which p-values Holm's correction and the marks use: 'seed' tests the "
-                   "per-run (per-seed) means, so training-seed variance counts (falls back to "
-                   "the query-level p, with a note, where an arm has one run); 'query' uses the "
-                   "query-level paired test, which ignores seed variance and overstates "
-                   "certainty when seeds differ.")
+              type=click.Choice(list(TESTS)),
+              help="'seed': intervals and p from one model with seeds and questions random "
+                   "(an arm with one run gets no test). 'query': the question-only paired "
+                   "t-test on seed-averaged values (and a sign-flip p), which ignores seed "
+                   "variance and overstates certainty when seeds differ.")
+@click.option("--permutations", default=10_000, show_default=True, type=click.IntRange(100),
+              help="Sign flips of the question-only randomization test (--test query).")
 @click.option("--seed", default=0, show_default=True, type=int,
-              help="Seed of the randomization test and the bootstrap.")
+              help="Seed of the sign flips (--test query).")
 @db_option
 @_handle_errors
 def report_command(by: str, experiment: str | None, dataset: str | None, setting: str | None,
@@ -84,13 +83,13 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
                    baseline: str | None,
                    fmt: str, out: str | None, plot: str | None, regress: bool,
                    distance_source: str | None, bias: bool, exposure: str | None, top: int,
-                   permutations: int, bootstrap: int, test: str, seed: int,
-                   db_url: str | None) -> None:
+                   test: str, permutations: int, seed: int, db_url: str | None) -> None:
     """Per-cell metrics, or arm comparisons with seed-aware tests, from the results database.
 
-    With --compare, deltas get a bootstrap interval over seeds and questions and a
-    seed-level p (p_seed: per-run means, paired by seed when both arms ran the same seeds);
-    query-level p-values (p_t, p_rand) are shown too. Translations of a question count once.
+    With --compare, each delta gets an interval and a p-value from one model that treats
+    seeds (paired across arms) and questions as random (t on Satterthwaite degrees of
+    freedom), so an interval excludes 0 exactly when p < 0.05. Translations of a question
+    count once. See docs/statistics.md.
 
     \b
     Examples:
@@ -100,17 +99,17 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
       xlrun report --exposure --experiment quickstart --baseline hybrid/size
     """
     from xlrun.report.build import ReportRequest, build_report, plot_report
+    from xlrun.report.inference import InferenceConfig
     from xlrun.report.query import ReportFilter, engine_for, parse_where
     from xlrun.report.render import render
-    from xlrun.report.stats import InferenceConfig
 
     req = ReportRequest(
         by=by, filter=ReportFilter(experiment=experiment, dataset=dataset, setting=setting,
                                    split=split, where=parse_where(where)),
         metric=metric, compare=compare, baseline=baseline, regress=regress, bias=bias,
         distance_source=distance_source,
-        tests=InferenceConfig(n_permutations=permutations, n_bootstrap=bootstrap, seed=seed,
-                              test=test))  # type: ignore[arg-type]
+        tests=InferenceConfig(test=test, n_permutations=permutations,  # type: ignore[arg-type]
+                              seed=seed))
     engine = engine_for(db_url)
     try:
         if exposure is not None:

@@ -14,7 +14,8 @@ import polars as pl
 from sqlalchemy import Connection, Engine
 
 from xlrun.errors import UsageError
-from xlrun.report import stats
+from xlrun.report import bias, cells, compare, regression
+from xlrun.report.inference import InferenceConfig
 from xlrun.report.query import (
     BIAS_COLUMNS,
     ReportFilter,
@@ -22,6 +23,7 @@ from xlrun.report.query import (
     load_clusters,
     load_distances,
     load_report_frame,
+    load_run_configs,
     metric_column,
 )
 
@@ -39,7 +41,7 @@ class ReportRequest:
     bias: bool = False
     distance_source: str | None = None
     """``language_distances.source`` for ``--regress`` (default: first sorted)."""
-    tests: stats.InferenceConfig = field(default_factory=stats.InferenceConfig)
+    tests: InferenceConfig = field(default_factory=InferenceConfig)
 
 
 @dataclass(frozen=True)
@@ -108,12 +110,13 @@ def pooling_notes(df: pl.DataFrame, compare: str) -> list[str]:
     return notes
 
 
-def _absent_baseline_notes(frame: pl.DataFrame, cells: list[str], base: str) -> list[str]:
+def _absent_baseline_notes(frame: pl.DataFrame, cell_cols: list[str], base: str) -> list[str]:
     have = frame.filter(pl.col("arm") == base, pl.col("n_queries").is_not_null())
-    missing = frame.select(cells).unique().join(have.select(cells), on=cells, how="anti")
+    missing = frame.select(cell_cols).unique().join(have.select(cell_cols), on=cell_cols,
+                                                    how="anti")
     if missing.height == 0:
         return []
-    labels = ["/".join(str(v) for v in row) for row in missing.sort(cells).iter_rows()]
+    labels = [cells.cell_label(row) for row in missing.sort(cell_cols).iter_rows()]
     return [f"baseline {base!r} has no results in {len(labels)} cell(s) ({_ids(labels, 6)}): "
             "no deltas or tests there"]
 
@@ -136,23 +139,12 @@ def _runs_per_arm(frame: pl.DataFrame, arms: list[str]) -> dict[str, int]:
     return out
 
 
-def _seed_notes(frame: pl.DataFrame, arms: list[str],
-                tests: stats.InferenceConfig) -> tuple[list[str], bool]:
-    """Notes on arms with too few runs for the seed-level test, and whether any mark falls
-    back to a query-level p (an arm with 1 run)."""
-    notes = []
-    fallback = False
-    query_p = "paired t" if tests.holm_on == "t" else "sign-flip"
-    for arm, n in _runs_per_arm(frame, arms).items():
-        if n == 1:
-            fallback = tests.test == "seed"
-            notes.append(f"arm {arm!r} has 1 run: seed variance unknown; query-level p-values "
-                         f"shown, which overstate certainty ({query_p} p used for Holm and "
-                         "marks)")
-        elif n == 2:
-            notes.append(f"arm {arm!r} has only 2 runs: the seed-level test has very little "
-                         "power and the seed SD is a rough guess; run 3 or more seeds")
-    return notes, fallback
+def _seed_notes(frame: pl.DataFrame, arms: list[str]) -> list[str]:
+    """Notes on arms with only 2 runs (1 run: see :mod:`xlrun.report.compare`'s notes)."""
+    return [f"arm {arm!r} has only 2 runs: its seed variance rests on 1 degree of freedom, so "
+            "intervals are wide, tests have little power and their level is approximate "
+            "(see docs/statistics.md); run 3 or more seeds"
+            for arm, n in _runs_per_arm(frame, arms).items() if n == 2]
 
 
 def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
@@ -177,9 +169,9 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
     scope = _scope(req.filter)
     notes: list[str] = pooling_notes(df, req.compare) if req.compare else []
     extra = dataset_cells(df)
-    cells = [*extra, *stats.cell_columns(req.by)]
+    cell_cols = [*extra, *cells.cell_columns(req.by)]
     if extra and req.regress:
-        cells = list(stats.cell_columns(req.by))
+        cell_cols = list(cells.cell_columns(req.by))
         notes.append(f"{df.select('dataset', 'split').unique().height} datasets/splits in one "
                      "regression (each question is its own cluster); choose one with "
                      "--dataset / --split")
@@ -189,7 +181,7 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
         notes.append(f"{len(sources)} datasets/splits ({listed}): reported separately "
                       f"(cells include {' and '.join(extra)}); choose one with --dataset / "
                       "--split")
-        meta["cells"] = cells
+        meta["cells"] = cell_cols
         scope += f" (per {' and '.join(extra)})"
 
     def done(kind: str, frame: pl.DataFrame, title: str) -> Report:
@@ -198,15 +190,7 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
         return Report(kind, frame, title, meta, req, tuple(notes))
 
     if req.bias:
-        frame = stats.bias_table(df, cells)
-        if req.compare is not None:  # baseline first, then the other arms sorted
-            arms = stats.arm_order(df["arm"].unique().to_list(), req.baseline)
-            meta.update({"baseline": arms[0], "arms": arms})
-            rank = {a: i for i, a in enumerate(arms)}
-            frame = (frame.with_columns(pl.col("arm").replace_strict(rank, return_dtype=pl.Int64)
-                                        .alias("__rank"))
-                     .sort([*cells, "__rank"], nulls_last=True).drop("__rank"))
-        return done("bias", frame, f"language bias (multi setting) by {req.by}{scope}")
+        return _bias(conn, df, req, cell_cols, meta, notes, scope, done)
     if df[value].drop_nulls().len() == 0:
         raise UsageError(f"no values of {req.metric} in the selected results"
                          + (" (rank_distance exists only for the 'multi' setting)"
@@ -214,36 +198,60 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
     if req.regress:
         return _regress(conn, df, req, value, meta, notes, scope, done)
     if req.compare is None:
-        frame = stats.summarize(df, cells, value)
+        frame = cells.summarize(df, cell_cols, value)
         return done("summary", frame, f"{req.metric} by {req.by}{scope}")
-    arms = stats.arm_order(df["arm"].unique().to_list(), req.baseline)
+    arms = cells.arm_order(df["arm"].unique().to_list(), req.baseline)
     meta.update({"baseline": arms[0], "arms": arms})
-    if stats.cell_columns(req.by) == ("run_id",):
+    if cells.cell_columns(req.by) == ("run_id",):
         notes.append("--by run: every run belongs to one arm, so a cell has nothing to pair; "
                      "showing each run's mean and arm (use another --by for paired tests)")
-        frame = stats.summarize(df, cells, value)
+        frame = cells.summarize(df, cell_cols, value)
         return done("summary", frame, f"{req.metric} by run, with its {req.compare}{scope}")
-    frame = stats.compare_arms(df, cells, value, arms[0], req.tests,
-                               drop_absent=stats.cell_columns(req.by)[0] in RUN_CELLS)
-    notes.extend(_absent_baseline_notes(frame, cells, arms[0]))
-    seed_notes, fallback = _seed_notes(frame, arms, req.tests)
-    notes.extend(seed_notes)
-    meta.update({"test": req.tests.test, "holm_on": req.tests.holm_on,
-                 "n_permutations": req.tests.n_permutations,
-                 "n_bootstrap": req.tests.n_bootstrap, "seed": req.tests.seed,
+    result = compare.compare_arms(df, cell_cols, value, arms[0], req.tests,
+                                  drop_absent=cells.cell_columns(req.by)[0] in RUN_CELLS)
+    frame = result.frame
+    notes.extend(_absent_baseline_notes(frame, cell_cols, arms[0]))
+    notes.extend(result.notes)
+    notes.extend(_seed_notes(frame, arms))
+    meta.update({"test": req.tests.test, "level": req.tests.level,
                  "runs_per_arm": _runs_per_arm(frame, arms)})
+    if req.tests.test == "query":
+        meta.update({"n_permutations": req.tests.n_permutations, "seed": req.tests.seed})
     over = "cells" if len(arms) == 2 else "cells × arms"
-    query_p = "paired t" if req.tests.holm_on == "t" else "sign-flip"
-    if req.tests.test == "seed":
-        holm_of = "seed-level p" + (f" (query-level {query_p} p where an arm has 1 run, which "
-                                    "overstates certainty)" if fallback else "")
-    else:
-        holm_of = f"query-level {query_p} p (ignores seed variance)"
     level = round(100 * req.tests.level)
+    if req.tests.test == "seed":
+        model = (f"{level}% interval and p from one model (seeds and questions random, seeds "
+                 "paired across arms, t on Satterthwaite df)")
+        if result.fallback_cells:
+            model += (f"; {result.fallback_cells} cell(s) on fewer seeds/questions or unpaired "
+                      "(see notes)")
+        holm_of = "recipe-level p" + (" (arms with 1 run: no test)" if "one run" in
+                                      frame["design"].to_list() else "")
+    else:
+        model = (f"{level}% interval and p of the question-only paired t on seed-averaged "
+                 "values (ignores seed variance), sign-flip p_rand")
+        holm_of = "question-level p"
     title = (f"{req.metric} by {req.by}, {req.compare} vs baseline {arms[0]}: mean, seed SD, "
-             f"delta [{level}% bootstrap CI over seeds and questions], seed-level p, "
-             f"query-level paired t / sign-flip p, Holm over {over} of the {holm_of}{scope}")
+             f"delta with {model}, Holm over {over} of the {holm_of}{scope}")
     return done("compare", frame, title)
+
+
+def _bias(conn: Connection, df: pl.DataFrame, req: ReportRequest, cell_cols: list[str],
+          meta: dict[str, Any], notes: list[str], scope: str, done: Any) -> Report:
+    """The ``--bias`` view (see :func:`build_report`)."""
+    pools, pool_notes = bias.pool_sizes(load_run_configs(conn, df["run_id"].unique().to_list()))
+    table = bias.bias_table(df, cell_cols, pools, req.tests)
+    notes.extend(pool_notes)
+    notes.extend(table.notes)
+    frame = table.frame
+    if req.compare is not None:  # baseline first, then the other arms sorted
+        arms = cells.arm_order(df["arm"].unique().to_list(), req.baseline)
+        meta.update({"baseline": arms[0], "arms": arms})
+        frame = cells.sort_by_arm(frame, cell_cols, arms)
+    level = round(100 * req.tests.level)
+    return done("bias", frame, f"language bias (multi setting) by {req.by}: mean rank distance "
+                f"and same-language excess with {level}% intervals (seeds and questions "
+                f"random), median rank distance, rank distance / pool size{scope}")
 
 
 def _regress(conn: Connection, df: pl.DataFrame, req: ReportRequest, value: str,
@@ -293,31 +301,45 @@ def _regress(conn: Connection, df: pl.DataFrame, req: ReportRequest, value: str,
         notes.append(f"no {dist.source} distance for {len(labels)} language pair(s) "
                      f"({_ids(labels, 6)}): left out")
     baseline = req.baseline if "arm" in df.columns else None
-    result = stats.fit_regression(df, value, dist.frame, clusters, baseline=baseline)
-    if "same_cluster" not in result.dropped:
+    result = regression.fit_regression(df, value, dist.frame, clusters, baseline=baseline,
+                                       level=req.tests.level)
+    dropped = [name for name, _ in result.dropped]
+    if "same_cluster" in result.terms:
         notes.extend(cluster_notes)
-    main = [t for t in result.dropped if not t.startswith(("query_lang[", "doc_lang["))]
-    if main:
-        notes.append(f"left out of the model as constant or collinear with earlier terms: "
-                     f"{', '.join(main)}" + (" (it adds nothing to distance and the language "
-                                             "effects)" if main == ["same_cluster"] else ""))
+    fixed = [name for name, _ in result.dropped if name.startswith(("query_lang[", "doc_lang["))]
+    for name, why in result.dropped:
+        if name not in fixed:
+            notes.append(f"term {name} left out of the model: {why}"
+                         + (" (it adds nothing to distance and the language fixed effects)"
+                            if name == "same_cluster" else ""))
+    if fixed:
+        notes.append(f"language fixed effect(s) {', '.join(fixed)} left out of the model: "
+                     f"the {result.n_pairs} language pairs leave no room for them beside the "
+                     "terms kept before them (constant or collinear)")
+    notes.extend(result.notes)
     arms = result.arms
     meta.update({"distance_source": dist.source, "baseline": arms[0],
                  "distances_from_runs": list(dist.from_runs),
-                 "distances_borrowed": dist.borrowed, "dropped_terms": result.dropped,
-                 "n_rows": result.n_rows, "n_queries": result.n_queries})
-    what = "arm × distance" if len(arms) > 1 else "distance"
-    if "same_cluster" not in result.dropped and clusters.height:
-        what += " + same_cluster"
-    title = (f"{req.metric} ~ {what} ({dist.source} distance) + language fixed effects "
-             f"({result.n_rows} seed-averaged rows, {result.n_queries} queries)"
+                 "distances_borrowed": dist.borrowed, "terms": result.terms,
+                 "dropped_terms": dropped, "n_pairs": result.n_pairs,
+                 "n_queries": result.n_questions, "n_runs": result.n_runs,
+                 "df_between_pairs": result.df_between, "df_within_pairs": result.df_within,
+                 "level": req.tests.level})
+    level = round(100 * req.tests.level)
+    title = (f"{req.metric} ~ {regression.describe_terms(result)} ({dist.source} distance); "
+             f"two-stage: {result.n_pairs} language-pair means × {len(arms)} arm(s) over "
+             f"{result.n_questions} questions and {result.n_runs} runs, random pair effect "
+             f"({result.df_between} df between pairs, {result.df_within} within), arm terms "
+             f"with seed and question variance; {level}% intervals and p from one t "
+             "(Satterthwaite df)"
+             + (f"; left out: {regression.dropped_summary(result.dropped)}" if dropped else "")
              + (f"; baseline arm {arms[0]}" if len(arms) > 1 else "") + scope)
     return done("regress", result.table, title)
 
 
 def plot_report(report: Report, path: str | Path) -> Path:
     """Plot ``report``: for language pairs a heatmap (when comparing arms, one panel per arm
-    with its delta to the baseline and Holm significance marks), for ``--regress`` the OLS
+    with its delta to the baseline and Holm significance marks), for ``--regress`` the
     coefficients with their intervals, otherwise bars per cell (grouped by arm)."""
     from xlrun.report import plots
 
@@ -327,10 +349,13 @@ def plot_report(report: Report, path: str | Path) -> Path:
                          f"({', '.join(report.meta['cells'][:-1])} are cells); plot one with "
                          "--dataset (and --split)")
     if report.kind == "regress":
-        ols = frame.filter(pl.col("model") == "ols_cluster", pl.col("term") != "intercept")
-        return plots.coefficient_plot(ols, path, title=report.title)
+        terms = frame.filter(pl.col("term") != "intercept")
+        level = round(100 * report.meta.get("level", 0.95))
+        return plots.coefficient_plot(terms, path, title=report.title,
+                                      xlabel=f"coefficient ({level}% interval: language pairs "
+                                             "random, arm terms with seed variance)")
     if report.kind == "bias":
-        cat = stats.cell_columns(req.by)[0]
+        cat = cells.cell_columns(req.by)[0]
         return plots.bar_chart(frame, path, cat, "rank_distance",
                                group="arm" if "arm" in frame.columns else None,
                                title=report.title,
@@ -349,7 +374,7 @@ def plot_report(report: Report, path: str | Path) -> Path:
             panels = [(arm, frame.filter(pl.col("arm") == arm)) for arm in arms]
             return plots.heatmaps(panels, path, "mean", title=report.title, label=req.metric)
         return plots.heatmap(frame, path, "mean", title=report.title, label=req.metric)
-    category = stats.cell_columns(req.by)[0]
+    category = cells.cell_columns(req.by)[0]
     group = "arm" if "arm" in frame.columns else None
     if report.kind != "compare":
         return plots.bar_chart(frame, path, category, "mean", group=group, title=report.title,

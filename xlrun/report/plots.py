@@ -173,10 +173,12 @@ def bar_chart(df: pl.DataFrame, path: str | Path, category: str, value: str = "m
     return out
 
 
-def coefficient_plot(df: pl.DataFrame, path: str | Path, title: str | None = None) -> Path:
+def coefficient_plot(df: pl.DataFrame, path: str | Path, title: str | None = None,
+                     xlabel: str = "coefficient (95% interval)") -> Path:
     """Write a coefficient plot (``term, coef, ci_low, ci_high``, one row per term): points
-    with their confidence intervals and a line at zero."""
+    with their intervals and a line at zero (terms without an interval are left out)."""
     plt = _pyplot()
+    df = df.filter(pl.col("ci_low").is_not_null() & pl.col("ci_high").is_not_null())
     terms = df["term"].to_list()
     coef = df["coef"].to_numpy()
     lo, hi = df["ci_low"].to_numpy(), df["ci_high"].to_numpy()
@@ -190,7 +192,7 @@ def coefficient_plot(df: pl.DataFrame, path: str | Path, title: str | None = Non
     ax.grid(axis="x", alpha=0.3)
     ax.set_yticks(ys, terms)
     ax.set_ylim(-0.6, len(terms) - 0.2)
-    ax.set_xlabel("coefficient (95% CI, errors clustered by query)")
+    ax.set_xlabel(xlabel)
     if title:
         ax.set_title(_wrap(title, 7.0), fontsize=9)  # the axes are ~7 of the 10 inches
     fig.tight_layout()

@@ -493,6 +493,13 @@ def load_clusters(conn: Connection, run_ids: Sequence[int],
     return out
 
 
+def load_run_configs(conn: Connection, run_ids: Sequence[int]) -> dict[int, str]:
+    """``runs.config_json`` of the given runs (``--bias`` reads the evaluation sections to
+    size the multilingual pool)."""
+    rows = conn.execute(select(Run.id, Run.config_json).where(Run.id.in_(list(run_ids)))).all()
+    return {int(r[0]): r[1] for r in rows}
+
+
 def engine_for(url: str | None = None) -> Engine:
     """The results database engine (``--db`` / ``XLRUN_DB`` / ``sqlite:///xlrun.db``); a
     missing SQLite file is an error (reports never create one)."""

@@ -23,6 +23,9 @@ FORMATS = choices.FORMATS
 DECIMALS = 4
 """Decimals of metric values, deltas and intervals."""
 
+DF_DECIMALS = 1
+"""Decimals of degrees of freedom (column ``df``)."""
+
 NA = "NA"
 
 
@@ -31,8 +34,8 @@ def _is_p(column: str) -> bool:
 
 
 def format_value(column: str, value: Any, null: str = NA) -> str:
-    """A cell as text: floats with :data:`DECIMALS` decimals, p-values below 0.0001 in
-    scientific notation (an underflowed p of 0 as ``<1e-300``), nulls/NaN as ``null``."""
+    """A cell as text: floats with :data:`DECIMALS` decimals (degrees of freedom with
+    :data:`DF_DECIMALS`), p-values below 0.0001 in scientific notation (an underflowed p of 0 as ``<1e-300``), nulls/NaN as ``null``."""
     if value is None:
         return null
     if isinstance(value, float):
@@ -40,6 +43,8 @@ def format_value(column: str, value: Any, null: str = NA) -> str:
             return null
         if _is_p(column) and value < 1e-4:
             return "<1e-300" if value == 0.0 else f"{value:.1e}"  # underflow, not zero
+        if column == "df":
+            return f"{value:.{DF_DECIMALS}f}"
         out = f"{value:.{DECIMALS}f}"
         return "0.0000" if out == "-0.0000" else out
     if isinstance(value, bool):

@@ -1,0 +1,296 @@
+"""``--compare``: per cell and arm, the delta to the baseline arm with one model's interval
+and p-value (see :mod:`xlrun.report.inference`), Holm's correction and marks.
+
+What a cell compares, in the open:
+
+* **Runs.** When both arms ran the same seeds, once each, runs pair by seed. Where one arm
+  lacks some of the other's seeds, the cell pairs on the seeds both have (a note says where).
+  Where the arms share fewer than 2 seeds (different seeds, unknown seeds, or an arm that
+  pools several runs per seed) the runs are compared unpaired (a note says where and why).
+  An arm with a single run has no seed variance: its delta is shown without interval, test
+  or mark (a note says so).
+* **Questions.** Only the questions every compared run has in the cell (no imputation: a
+  value that is not there is not made up); a note lists cells that lost questions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from xlrun.errors import UsageError
+from xlrun.report.cells import arm_order, cell_label, sort_by_arm, valid, with_units
+from xlrun.report.inference import (
+    BASELINE_MARK,
+    Estimate,
+    InferenceConfig,
+    delta_estimate,
+    holm,
+    question_estimate,
+    sign_flip_many,
+    significance_mark,
+)
+
+COLUMNS: tuple[str, ...] = (
+    "arm", "mean", "n_queries", "n_runs", "sd_seeds", "design", "n_paired", "delta", "se",
+    "df", "ci_low", "ci_high", "p", "p_holm", "mark")
+"""Columns of :func:`compare_arms` after the cell columns (``test="seed"``)."""
+
+QUERY_COLUMNS: tuple[str, ...] = (*COLUMNS[:-2], "p_rand", *COLUMNS[-2:])
+"""Columns with ``test="query"``: ``p_rand`` (the sign-flip p) after ``p``."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The table of :func:`compare_arms` and the notes on what its cells compared."""
+
+    frame: pl.DataFrame
+    notes: tuple[str, ...] = ()
+    fallback_cells: int = 0
+    """Cells × arms compared unpaired or on fewer seeds or questions than they have."""
+
+
+@dataclass
+class _Issues:
+    """What the cells did that a reader must know, collected by kind and arm."""
+
+    one_run: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    fewer_seeds: dict[str, list[str]] = field(default_factory=dict)
+    unpaired: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    questions: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+
+    def notes(self, base: str, test: str) -> list[str]:
+        out = []
+        for (arm, who), cells in sorted(self.one_run.items()):
+            if test == "seed":
+                out.append(f"{who} has 1 run in {_cells(cells)}: the delta of arm {arm!r} "
+                           "there is shown without interval, test or mark (seed variance "
+                           "unknown; run 3 or more seeds, or see --test query)")
+            else:
+                out.append(f"{who} has 1 run in {_cells(cells)}: the question-only test "
+                           f"of arm {arm!r} there cannot see seed variance")
+        for arm, cells in sorted(self.fewer_seeds.items()):
+            out.append(f"arm {arm!r} and baseline {base!r} ran different seed sets in "
+                       f"{_cells(cells)}: compared on the seeds both ran (the others are left "
+                       "out of the delta and the test)")
+        for (arm, why), cells in sorted(self.unpaired.items()):
+            out.append(f"arm {arm!r} vs baseline {base!r}: {why} in {_cells(cells)}: runs "
+                       "compared unpaired (each arm's seed variance estimated on its own)")
+        for arm, items in sorted(self.questions.items()):
+            lost = sum(u - c for _, c, u in items)
+            shown = [f"{label} ({c} of {u})" for label, c, u in items]
+            out.append(f"arm {arm!r} vs baseline {base!r}: {lost} question(s) are missing "
+                       f"from some compared run in {len(items)} cell(s): compared on the "
+                       f"questions every run has, no imputation: {_ids(shown)}")
+        return out
+
+
+def _ids(labels: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(labels[:limit])
+    return shown + (f", … ({len(labels)} in all)" if len(labels) > limit else "")
+
+
+def _cells(labels: Sequence[str]) -> str:
+    return f"{len(labels)} cell(s) ({_ids(labels)})"
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """The matrices a cell compares (questions × runs, complete) and how they were chosen."""
+
+    A: np.ndarray
+    B: np.ndarray
+    paired: bool
+    why_unpaired: str = ""
+    fewer_seeds: bool = False
+    n_union: int = 0
+
+
+def select_runs(A: np.ndarray, B: np.ndarray, seeds_a: Sequence[object] | None,
+                seeds_b: Sequence[object] | None) -> _Selection:
+    """Choose the runs and questions two arms are compared on (see the module docstring).
+
+    ``A``/``B`` are questions × runs with NaN where a run lacks a question; the result keeps
+    the questions every chosen run has. Paired runs come in the same seed order."""
+    why = ""
+    paired = False
+    fewer = False
+    sa = list(seeds_a) if seeds_a is not None else None
+    sb = list(seeds_b) if seeds_b is not None else None
+    if sa is None or sb is None or None in sa or None in sb:
+        why = "seeds unknown"
+    elif len(set(sa)) < len(sa) or len(set(sb)) < len(sb):
+        why = "an arm has several runs per seed"
+    else:
+        common = sorted(set(sa) & set(sb), key=str)
+        if len(common) >= 2:
+            paired = True
+            fewer = len(common) < max(len(sa), len(sb))
+            A = A[:, [sa.index(s) for s in common]]
+            B = B[:, [sb.index(s) for s in common]]
+        elif not common:
+            why = "no seed in common"
+        else:
+            why = f"only seed {common[0]} in common"
+    both = np.concatenate([A, B], axis=1)
+    have = ~np.isnan(both)
+    n_union = int(have.any(axis=1).sum())
+    keep = have.all(axis=1)
+    return _Selection(A[keep], B[keep], paired, why, fewer, n_union)
+
+
+def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
+                 baseline: str | None = None, config: InferenceConfig | None = None,
+                 drop_absent: bool = False) -> Comparison:
+    """Per cell and arm: mean, seed spread, delta to the baseline arm, its interval and test.
+
+    ``df`` needs an ``arm`` and a ``run_id`` column (and ``seed`` to pair seeds across arms).
+    One row per cell × arm (every arm in every cell; an arm without data in a cell has null
+    statistics, or no row at all with ``drop_absent``, which suits cells that are a run
+    property such as the sampler). The baseline's rows have null deltas.
+
+    Columns: cells, then :data:`COLUMNS`: ``mean`` (over the arm's questions of its
+    seed-averaged values), ``n_queries`` (distinct questions), ``n_runs``, ``sd_seeds`` (SD of
+    the per-run means; null for one run), ``design`` (``paired N`` seeds, ``unpaired A/B``
+    runs, ``one run``; ``questions`` with ``test="query"``), ``n_paired`` (questions compared),
+    ``delta`` (over the compared runs and questions), ``se``, ``df``, ``ci_low``/``ci_high``
+    and ``p`` (one t statistic of the crossed model, or of the question-only paired t with
+    ``test="query"``, then also ``p_rand``), ``p_holm`` (Holm over all cell × arm p-values that
+    exist) and ``mark`` (from ``p_holm``; :data:`~xlrun.report.inference.BASELINE_MARK` on the
+    baseline's rows).
+
+    Raises:
+        UsageError: fewer than two arms, or an unknown baseline.
+    """
+    cfg = config or InferenceConfig()
+    cells = list(cells)
+    d = with_units(valid(df, value))
+    arms = arm_order(d["arm"].unique().to_list(), baseline)
+    if len(arms) < 2:
+        raise UsageError(f"--compare needs at least two arms; found only {arms!r}")
+    base = arms[0]
+    # One value per run and question in a cell (translations, doc languages averaged).
+    per_run = d.group_by([*cells, "arm", "run_id", "unit"]).agg(pl.col(value).mean())
+    run_means = (per_run.group_by([*cells, "arm", "run_id"]).agg(pl.col(value).mean())
+                 .group_by([*cells, "arm"])
+                 .agg(pl.col(value).std(ddof=1).alias("sd_seeds"),
+                      pl.len().cast(pl.Int64).alias("n_runs")))
+    desc = (per_run.group_by([*cells, "arm", "unit"]).agg(pl.col(value).mean())
+            .group_by([*cells, "arm"])
+            .agg(pl.col(value).mean().alias("mean"),
+                 pl.len().cast(pl.Int64).alias("n_queries"))
+            .join(run_means, on=[*cells, "arm"], how="left", nulls_equal=True))
+    run_arm = dict(d.select("run_id", "arm").unique().iter_rows())
+    run_seed = (dict(d.select("run_id", "seed").unique(subset="run_id").iter_rows())
+                if "seed" in d.columns else None)
+    issues = _Issues()
+    records: list[dict[str, object]] = []
+    question_diffs: list[np.ndarray] = []
+    fallback = 0
+    for key, runs_here, M in cell_matrices(per_run, cells, value):
+        label = cell_label(key)
+        by_arm = {arm: [j for j, r in enumerate(runs_here) if run_arm[r] == arm]
+                  for arm in arms}
+        if not by_arm[base]:
+            continue
+        seeds = {arm: ([run_seed[runs_here[j]] for j in cols] if run_seed else None)
+                 for arm, cols in by_arm.items()}
+        for arm in arms[1:]:
+            if not by_arm[arm]:
+                continue
+            sel = select_runs(M[:, by_arm[arm]], M[:, by_arm[base]], seeds[arm], seeds[base])
+            est, diffs = _estimate(sel, cfg)
+            question_diffs.append(diffs)
+            if min(sel.A.shape[1], sel.B.shape[1]) < 2:
+                who = (f"baseline {base!r}" if sel.B.shape[1] < 2 else f"arm {arm!r}")
+                issues.one_run.setdefault((arm, who), []).append(label)
+            changed = False
+            if sel.fewer_seeds:
+                issues.fewer_seeds.setdefault(arm, []).append(label)
+                changed = True
+            if sel.why_unpaired and min(sel.A.shape[1], sel.B.shape[1]) >= 2:
+                issues.unpaired.setdefault((arm, sel.why_unpaired), []).append(label)
+                changed = True
+            if sel.A.shape[0] < sel.n_union:
+                issues.questions.setdefault(arm, []).append((label, sel.A.shape[0],
+                                                             sel.n_union))
+                changed = True
+            fallback += changed
+            records.append({**dict(zip(cells, key, strict=True)), "arm": arm,
+                            "design": _design_label(est), "n_paired": est.n_questions,
+                            "delta": est.estimate, "se": est.se, "df": est.df,
+                            "ci_low": est.ci_low, "ci_high": est.ci_high, "p": est.p})
+    cell_schema = {c: d.schema[c] for c in cells}
+    tests = pl.DataFrame(records, schema={
+        **cell_schema, "arm": pl.String, "design": pl.String, "n_paired": pl.Int64,
+        "delta": pl.Float64, "se": pl.Float64, "df": pl.Float64, "ci_low": pl.Float64,
+        "ci_high": pl.Float64, "p": pl.Float64})
+    columns = COLUMNS
+    if cfg.test == "query":
+        p_rand = sign_flip_many(question_diffs, cfg.n_permutations, cfg.seed)
+        tests = tests.with_columns(pl.Series("p_rand", p_rand, dtype=pl.Float64))
+        columns = QUERY_COLUMNS
+    adjusted = holm(tests["p"].to_list())
+    tests = tests.with_columns(
+        pl.Series("p_holm", adjusted, dtype=pl.Float64),
+        pl.Series("mark", [significance_mark(p) for p in adjusted], dtype=pl.String))
+    grid = d.select(cells).unique().join(pl.DataFrame({"arm": arms}), how="cross")
+    out = (grid.join(desc, on=[*cells, "arm"], how="left", nulls_equal=True)
+           .join(tests, on=[*cells, "arm"], how="left", nulls_equal=True))
+    out = sort_by_arm(out, cells, arms)
+    out = out.with_columns(pl.when(pl.col("arm") == base).then(pl.lit(BASELINE_MARK))
+                           .otherwise(pl.col("mark")).alias("mark"))
+    if drop_absent:
+        out = out.filter(pl.col("n_queries").is_not_null())
+    return Comparison(out.select(*cells, *columns), tuple(issues.notes(base, cfg.test)),
+                      fallback)
+
+
+def cell_matrices(per_run: pl.DataFrame, cells: Sequence[str], value: str
+                  ) -> Iterator[tuple[tuple[object, ...], list[int], np.ndarray]]:
+    """Per cell (in sorted order): its key, its runs (sorted ids) and the matrix questions ×
+    runs of ``value`` (NaN where a run lacks a question), from one row per cell, run and
+    ``unit``. Linear in the rows, however many cells and runs there are."""
+    keyed = per_run.with_columns(pl.struct(list(cells)).rank("dense").alias("__cell"))
+    keys = dict(keyed.select("__cell", *cells).unique(subset="__cell").select(
+        "__cell", pl.struct(list(cells)).alias("__key")).iter_rows())
+    keyed = keyed.sort("__cell", "run_id", "unit")
+    cid = keyed["__cell"].to_numpy()
+    run = keyed["run_id"].to_numpy()
+    unit = keyed["unit"].to_numpy()
+    val = keyed[value].to_numpy().astype(np.float64)
+    bounds = [0, *(np.flatnonzero(np.diff(cid)) + 1).tolist(), len(cid)]
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        if start == stop:
+            continue
+        runs, ri = np.unique(run[start:stop], return_inverse=True)
+        units, ui = np.unique(unit[start:stop], return_inverse=True)
+        M = np.full((len(units), len(runs)), np.nan)
+        M[ui, ri] = val[start:stop]
+        key = keys[cid[start]]
+        yield tuple(key[c] for c in cells), [int(r) for r in runs], M
+
+
+def _design_label(est: Estimate) -> str:
+    """``paired 5`` (seeds), ``unpaired 3/4`` (runs), or the estimate's own design."""
+    if est.design == "paired":
+        return f"paired {est.n_runs[0]}"
+    if est.design == "unpaired":
+        return f"unpaired {est.n_runs[0]}/{est.n_runs[1]}"
+    return est.design
+
+
+def _estimate(sel: _Selection, cfg: InferenceConfig) -> tuple[Estimate, np.ndarray]:
+    """The cell's estimate under ``cfg.test`` and its per-question differences."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # empty selections: no value
+        diffs = sel.A.mean(axis=1) - sel.B.mean(axis=1)
+    if sel.A.shape[0] == 0:
+        return Estimate(None, design="no common questions"), diffs
+    if cfg.test == "query":
+        return question_estimate(diffs, cfg.level), diffs
+    return delta_estimate(sel.A, sel.B, sel.paired, cfg.level), diffs
