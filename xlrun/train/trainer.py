@@ -237,12 +237,16 @@ class ContrastiveStep:
     """
 
     def __init__(self, encoder: Encoder, corpus: TrainCorpus, train: TrainSection,
-                 forward_model: torch.nn.Module | None = None) -> None:
+                 forward_model: torch.nn.Module | None = None, joint: bool | None = None) -> None:
         self.encoder = encoder
         self.model = forward_model if forward_model is not None else encoder.model
         self.train_cfg = train
         self.tokens = _Tokens(encoder, corpus)
         self.corpus = corpus
+        # queries, passages and negatives in ONE forward pass (padded to the longest): half
+        # the kernel launches, which is what bounds a small model's step on a GPU; on CPU the
+        # padding costs real compute, so there they keep separate passes
+        self.joint = encoder.device.type == "cuda" if joint is None else joint
 
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled (normalised) embeddings of a collated batch."""
@@ -274,7 +278,12 @@ class ContrastiveStep:
         groups = self.sequences(items, negatives)
         chunk = self.train_cfg.grad_cache_chunk
         if chunk <= 0 or chunk >= max(len(g) for g in groups):
-            embs = [self.embed(self.tokens.collate(g)) for g in groups]
+            with self.encoder.autocast():
+                if self.joint:
+                    flat = self.embed(self.tokens.collate([s for g in groups for s in g]))
+                    embs = list(flat.split([len(g) for g in groups]))
+                else:
+                    embs = [self.embed(self.tokens.collate(g)) for g in groups]
             loss = self._loss(embs, len(items))
             (loss * scale).backward()
             return loss.detach()
