@@ -5,8 +5,11 @@
 Each measurement: a fresh SQLite database and output folder (the tiny model is built once
 beforehand and copied in, so no measurement pays for it), ``xlrun submit
 experiments/quickstart.toml --no-run``, then N ``xlrun worker --device cpu`` processes
-started together; the wall time until the last one exits is printed, one line per
-measurement, in the order run (1, N, 1, N, … back to back, since the machine may be shared).
+started together; the wall time until the last one exits and the CPU seconds the workers
+used (user + system, from ``getrusage``: threads spinning on an oversubscribed machine
+show up here even when other programs slow the wall clock) are printed, one line per
+measurement, in the order run (1, N, 1, N, … back to back, since the machine may be shared),
+with the load average at the start.
 ``--threads`` is passed to every worker (0: each takes its share of the cores).
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -25,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "experiments" / "quickstart.toml"
 
 
-def measure(workers: int, threads: int, models: Path) -> float:
+def measure(workers: int, threads: int, models: Path) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="xlrun-share-") as tmp:
         out = Path(tmp) / "out"
         shutil.copytree(models, out / ".models")
@@ -34,12 +38,15 @@ def measure(workers: int, threads: int, models: Path) -> float:
         xl = [sys.executable, "-m", "xlrun"]
         subprocess.run([*xl, "submit", str(SPEC), "--no-run"], env=env, check=True,
                        capture_output=True)
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         procs = [subprocess.Popen([*xl, "worker", "--device", "cpu", "--threads", str(threads)],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                  for _ in range(workers)]
         errs = [p.communicate()[1] for p in procs]
         seconds = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         bad = [e.decode()[-2000:] for p, e in zip(procs, errs, strict=True) if p.returncode]
         if bad:
             raise SystemExit("a worker failed:\n" + "\n".join(bad))
@@ -47,7 +54,7 @@ def measure(workers: int, threads: int, models: Path) -> float:
                                "SELECT COUNT(*) FROM runs WHERE status = 'done'"],
                               env=env, capture_output=True, text=True, check=True)
         assert done.stdout.strip().splitlines()[-1] == "7", done.stdout
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -64,9 +71,10 @@ def main() -> None:
         resolve_model_name("quickstart:tiny", models)
         for r in range(args.repeat):
             for n in args.workers:
-                s = measure(n, args.threads, models)
-                print(f"round {r + 1}: {n} worker(s), --threads {args.threads}: {s:.1f} s",
-                      flush=True)
+                load = os.getloadavg()[0]
+                s, cpu = measure(n, args.threads, models)
+                print(f"round {r + 1}: {n} worker(s), --threads {args.threads}: {s:.1f} s wall, "
+                      f"{cpu:.1f} CPU s (load average {load:.1f} at the start)", flush=True)
 
 
 if __name__ == "__main__":
