@@ -213,12 +213,12 @@ def summarise(engine, out: Path) -> dict[str, object]:  # noqa: ANN001
     with open(out / "timings.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["run_id", "experiment", "status", "sampler", "language_sampling", "seed",
-                    *cols])
+                    *cols, "cpu_total"])
         for r in rows:
             if r.timings_json:
                 t = json.loads(r.timings_json)
                 w.writerow([r.id, r.name, r.status, r.sampler, r.language_sampling, r.seed,
-                            *[t.get(c, "") for c in cols]])
+                            *[t.get(c, "") for c in cols], t.get("cpu", {}).get("total", "")])
     counts: dict[str, int] = defaultdict(int)
     for r in rows:
         counts[r.status] += 1

@@ -169,7 +169,8 @@ def show(run_id: int, db_url: str | None) -> None:
         click.echo("language clusters: " + "; ".join(" ".join(c) for c in d.clusters))
     if r.get("timings_json"):
         t = json.loads(r["timings_json"])
-        parts = [f"{k} {v:.1f}s" for k, v in t.items() if k != "total" and v >= 0.05]
+        parts = [f"{k} {v:.1f}s" for k, v in t.items()
+                 if isinstance(v, int | float) and k != "total" and v >= 0.05]
         click.echo(f"time: {t.get('total', 0):.1f}s — " + ", ".join(parts))
     if d.metrics:
         print_table("metrics (mean over queries)", d.metric_columns, d.metrics)
