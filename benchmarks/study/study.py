@@ -89,15 +89,14 @@ def smoke(device: str, limit_s: float) -> int:
         print(f"SMOKE FAILED: no CUDA device (torch {torch.__version__}, "
               f"cuda build {torch.version.cuda}); nothing was run", flush=True)
         return 3
-    from xlrun.db import store
-    from xlrun.db.engine import get_engine
-    from xlrun.execute.local import LocalExecutor
-    from xlrun.spec import compile_spec, parse_spec
-
     import transformers  # noqa: F401 - imported before the clock starts, like the CUDA context
     from transformers import BertModel  # noqa: F401
 
     import xlrun.train.trainer  # noqa: F401
+    from xlrun.db import store
+    from xlrun.db.engine import get_engine
+    from xlrun.execute.local import LocalExecutor
+    from xlrun.spec import compile_spec, parse_spec
     if device.startswith("cuda"):
         torch.zeros(1, device=device).sum().item()  # create the CUDA context
     t0 = time.perf_counter()
