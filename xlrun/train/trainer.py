@@ -10,6 +10,9 @@ equals the optimizer step. ``train.steps`` counts optimizer steps.
 * bf16 autocast on CUDA (through :meth:`Encoder.autocast`), fp32 on CPU.
 * Texts are tokenized once per (side, language, parallel id) and cached; each forward pass
   pads to its own longest sequence; host tensors are pinned and copied ``non_blocking``.
+  On CUDA the queries, passages and hard negatives of a batch go through ONE forward pass
+  (and one backward) under one autocast context: half the kernel launches, which bound a
+  small encoder's step; on CPU, where padding costs compute, they keep separate passes.
 * GradCache (``grad_cache_chunk > 0``): embeddings of the whole batch are computed chunk by
   chunk without gradients, the loss is back-propagated to those embeddings only, then every
   chunk is re-encoded with gradients (same dropout masks: the RNG state of each chunk is
