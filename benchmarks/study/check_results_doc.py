@@ -9,6 +9,12 @@ a temporary folder (the import into study.db first, as the document says) and fa
 exits non-zero or prints nothing. Nothing is written in the repository.
 
     python benchmarks/study/check_results_doc.py [--queries 4] [--keep DIR] [-v]
+    python benchmarks/study/check_results_doc.py --export study-export.tar [--in-process]
+
+With ``--export`` (a folder or ``.tar`` made by `xlrun db export`, e.g. the one
+``gpu_study.sh`` writes) the commands run on that export instead of the synthetic one (the
+CPU rehearsal of the study does this). ``--in-process`` runs each `xlrun` command through
+click in this process instead of a new one (same commands, seconds instead of minutes).
 
 Only the `xlrun` commands whose subcommand is report, sql, status or `db import` (and
 `mkdir -p docs/figures`) are run; submit, export and the device scripts need a GPU and are not.
@@ -137,37 +143,84 @@ def build_db(url: str, n_queries: int) -> int:
     return n
 
 
+def _subprocess(cmd: str, work: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    p = subprocess.run(["bash", "-c", cmd], cwd=work, env=env, capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def _in_process(cmd: str, work: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """One documented command through click (``mkdir -p`` by hand), in ``work``."""
+    args = shlex.split(cmd, comments=True)
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        if args[:2] == ["mkdir", "-p"]:
+            for d in args[2:]:
+                Path(d).mkdir(parents=True, exist_ok=True)
+            return 0, "", ""
+        from click.testing import CliRunner
+
+        from xlrun.cli import main as cli
+
+        r = CliRunner().invoke(cli, args[1:], env={"XLRUN_DB": env["XLRUN_DB"]})
+        err = r.stderr if r.stderr_bytes is not None else ""
+        if r.exception is not None and not isinstance(r.exception, SystemExit):
+            import traceback
+
+            err += "".join(traceback.format_exception(r.exception))
+        return r.exit_code, r.stdout, err
+    finally:
+        os.chdir(old)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--queries", type=int, default=4, help="synthetic queries per language")
     ap.add_argument("--keep", type=Path, help="work in DIR (kept) instead of a temporary folder")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each command's output")
+    ap.add_argument("--export", type=Path, help="an export (folder or .tar) to use instead of "
+                                                 "the synthetic database")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run the xlrun commands in this process")
     args = ap.parse_args()
     commands = doc_commands(DOC.read_text())
     work = args.keep or Path(tempfile.mkdtemp(prefix="xlrun-results-doc-"))
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, XLRUN_DB=f"sqlite:///{work / 'study.db'}")
     try:
-        gpu = work / "gpu.db"
-        n = build_db(f"sqlite:///{gpu}", args.queries)
-        subprocess.run([sys.executable, "-m", "xlrun", "db", "export", str(work / "study-export"),
-                        "--done-only", "--db", f"sqlite:///{gpu}"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
-        print(f"synthetic database: {n} runs, exported; {len(commands)} commands from {DOC.name}")
+        if args.export:
+            target = work / "study-export"
+            if args.export.is_dir():
+                shutil.copytree(args.export, target)
+            else:
+                import tarfile
+
+                target.mkdir()
+                with tarfile.open(args.export) as tar:
+                    tar.extractall(target, filter="data")
+            print(f"export {args.export}; {len(commands)} commands from {DOC.name}")
+        else:
+            gpu = work / "gpu.db"
+            n = build_db(f"sqlite:///{gpu}", args.queries)
+            subprocess.run([sys.executable, "-m", "xlrun", "db", "export",
+                            str(work / "study-export"), "--done-only", "--db",
+                            f"sqlite:///{gpu}"], check=True, env=env, stdout=subprocess.DEVNULL)
+            print(f"synthetic database: {n} runs, exported; {len(commands)} commands from "
+                  f"{DOC.name}")
         failed = 0
         for cmd in commands:
             t0 = time.monotonic()
-            p = subprocess.run(["bash", "-c", cmd], cwd=work, env=env, capture_output=True,
-                               text=True)
-            out = p.stdout.strip()
+            rc, out, err = (_in_process(cmd, work, env) if args.in_process else
+                            _subprocess(cmd, work, env))
+            out = out.strip()
             wrote = re.search(r"--out (\S+)", cmd)
-            ok = p.returncode == 0 and (bool(out) or cmd.startswith("mkdir")
-                                       or bool(wrote and (work / wrote.group(1)).is_file()))
+            ok = rc == 0 and (bool(out) or cmd.startswith("mkdir")
+                              or bool(wrote and (work / wrote.group(1)).is_file()))
             failed += not ok
             head = " ".join(cmd.split())[:150]
-            print(f"{'ok  ' if ok else 'FAIL'} rc={p.returncode} {time.monotonic() - t0:5.1f}s  {head}")
+            print(f"{'ok  ' if ok else 'FAIL'} rc={rc} {time.monotonic() - t0:5.1f}s  {head}")
             if not ok or args.verbose:
-                print(out[-3000:], p.stderr[-3000:], sep="\n")
+                print(out[-3000:], err[-3000:], sep="\n")
         print(f"{len(commands) - failed}/{len(commands)} commands ok")
         return 1 if failed else 0
     finally:

@@ -106,6 +106,16 @@ def test_training_is_recorded(done_db: tuple[str, Path]) -> None:
     assert rows["de"] == rows["en"] != rows["ru"]
     show = invoke("show", "3", "--db", db)  # grid order: size×30, size×0 (reference), clustered×30
     assert "training: 30 logged steps" in show and "language clusters" in show
+    assert "time: " in show and "train " in show and "encode " in show
+    stored = invoke("sql", "--db", db, "--format", "csv",
+                    "SELECT timings_json FROM runs WHERE id = 3")
+    timings = json.loads(stored.strip().splitlines()[1].strip('"').replace('""', '"'))
+    assert set(timings) == {"load", "data", "clustering", "train", "encode", "search",
+                            "metrics", "write", "other", "total", "cpu"}
+    assert timings["train"] > 0 and timings["clustering"] > 0
+    assert sum(v for k, v in timings.items() if k not in ("total", "cpu")) == pytest.approx(
+        timings["total"], abs=0.01)
+    assert timings["cpu"]["train"] > 0 and timings["cpu"]["total"] > 0
 
 
 def test_trained_runs_beat_the_reference(done_db: tuple[str, Path]) -> None:

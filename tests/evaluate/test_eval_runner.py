@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from xlrun.evaluate.encode import EmbeddingCache, chunk_texts
-from xlrun.evaluate.runner import evaluate_dataset
+from xlrun.evaluate.runner import EvalOutput
+from xlrun.evaluate.runner import evaluate_dataset as _evaluate_arrow
 from xlrun.evaluate.tasks import load_dataset
 from xlrun.evaluate.types import EvalData
 from xlrun.spec.schema import EvalSection
@@ -33,6 +34,22 @@ class FakeEncoder:
         if progress is not None:
             progress(len(texts))
         return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+class _PolarsOutput:
+    """The runner's Arrow tables seen as polars frames (the runner itself needs no polars)."""
+
+    def __init__(self, out: EvalOutput) -> None:
+        self.arrow = out
+        self.query_results = pl.from_arrow(out.query_results)
+        self.retrieved = pl.from_arrow(out.retrieved)
+        self.run_metrics = pl.from_arrow(out.run_metrics)
+        self.metric = out.metric
+        self.info = out.info
+
+
+def evaluate_dataset(*args, **kwargs) -> _PolarsOutput:  # noqa: ANN002, ANN003
+    return _PolarsOutput(_evaluate_arrow(*args, **kwargs))
 
 
 def _vec(enc: FakeEncoder, text: str) -> np.ndarray:
@@ -163,3 +180,36 @@ def test_disk_cache_and_chunking(tmp_path: Path) -> None:
     assert chunks == ["a b c d", "e f g h", "i", "short"] and group.tolist() == [0, 0, 0, 1]
     passage_sizes = [n for side, n in enc.calls if side == "passage"]
     assert sum(passage_sizes) > sum(len(d) for d in data.corpus.values())
+
+
+def _polars_aggregate(qr: pl.DataFrame) -> pl.DataFrame:
+    """``run_metrics`` as the runner computed it with polars before it went polars-free."""
+    keys = ["dataset", "split", "setting", "query_lang", "doc_lang"]
+    cols = {"map": "ap", "ndcg@10": "ndcg_at_10", "mrr@10": "mrr_at_10",
+            "recall@100": "recall_at_100", "rank_distance": "rank_distance",
+            "same_lang_at_10": "same_lang_at_10"}
+    exprs = [pl.col(c).mean().alias(m) for m, c in cols.items()]
+    per_pair = qr.group_by(keys).agg(exprs)
+    overall = (qr.group_by(["dataset", "split", "setting"]).agg(exprs)
+               .with_columns(pl.lit("all").alias("query_lang"), pl.lit("all").alias("doc_lang")))
+    long = pl.concat([per_pair, overall.select(per_pair.columns)]).unpivot(
+        index=keys, variable_name="metric", value_name="value")
+    is_bias = pl.col("metric").is_in(["rank_distance", "same_lang_at_10"])
+    long = long.filter(~is_bias | (pl.col("setting") == "multi")).drop_nulls("value")
+    order = {"mono": 0, "cross": 1, "multi": 2}
+    return (long.with_columns(pl.col("setting").replace_strict(order, default=99).alias("_o"))
+            .sort(["_o", "query_lang", "doc_lang", "metric"]).drop("_o")
+            .select(["dataset", "split", "setting", "query_lang", "doc_lang", "metric", "value"]))
+
+
+@pytest.mark.parametrize("fixture,dataset", [("lareqa", "xquad-r"), ("local_eval", "local")])
+def test_run_metrics_equal_the_former_polars_aggregation(fixture: str, dataset: str) -> None:
+    from xlrun.evaluate.runner import aggregate
+
+    cfg = EvalSection(dataset, path=str(FIX / fixture), top_k=0)
+    out = evaluate_dataset(FakeEncoder(), load_dataset(cfg), cfg, device="cpu")
+    expected = _polars_aggregate(out.query_results)
+    for got in (out.run_metrics, pl.from_arrow(aggregate(out.arrow.query_results))):
+        assert got.drop("value").equals(expected.drop("value"))
+        assert np.allclose(got["value"].to_numpy(), expected["value"].to_numpy(),
+                           rtol=1e-12, atol=0)

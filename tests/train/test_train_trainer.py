@@ -205,3 +205,21 @@ def test_checkpoint_rng_states_stay_on_the_cpu_whatever_the_map_location(tmp_pat
     # a state that did end up on a non-CPU device is named, not a cryptic TypeError
     with pytest.raises(ValueError, match="meta"):
         set_rng_state(dict(state["rng"], torch=state["rng"]["torch"].to("meta")))
+
+
+@pytest.mark.parametrize("negs", [None, NEGS])
+def test_joint_forward_equals_separate_passes(toy_corpus, make_encoder, negs):
+    """Queries, passages and negatives in one padded forward pass: same loss and gradients."""
+    cfg = TrainSection(hard_negatives=1 if negs else 0)
+    enc = make_encoder(seed=3, dropout=0.0)
+    sep_loss = ContrastiveStep(enc, toy_corpus, cfg, joint=False)(ITEMS, negs)
+    sep = grads(enc.model)
+    enc2 = make_encoder(seed=3, dropout=0.0)
+    joint_loss = ContrastiveStep(enc2, toy_corpus, cfg, joint=True)(ITEMS, negs)
+    joint = grads(enc2.model)
+    assert joint_loss.item() == pytest.approx(sep_loss.item(), rel=1e-5)
+    assert sep.keys() == joint.keys() and len(sep) > 10
+    for name in sep:
+        scale = float(sep[name].abs().max())
+        torch.testing.assert_close(joint[name], sep[name], rtol=1e-4, atol=1e-3 * scale + 1e-9)
+    assert ContrastiveStep(make_encoder(seed=3), toy_corpus, cfg).joint is False  # CPU default

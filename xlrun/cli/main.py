@@ -189,6 +189,11 @@ def show(run_id: int, db_url: str | None) -> None:
                    f"{t['last_loss']:.4f}, {t['examples_per_s'] or 0:.1f} examples/s")
     if d.clusters:
         click.echo("language clusters: " + "; ".join(" ".join(c) for c in d.clusters))
+    if r.get("timings_json"):
+        t = json.loads(r["timings_json"])
+        parts = [f"{k} {v:.1f}s" for k, v in t.items()
+                 if isinstance(v, int | float) and k != "total" and v >= 0.05]
+        click.echo(f"time: {t.get('total', 0):.1f}s — " + ", ".join(parts))
     if d.metrics:
         print_table("metrics (mean over queries)", d.metric_columns, d.metrics)
 

@@ -27,28 +27,70 @@ from xlrun.cli.common import db_option, handle_errors
 @click.option("--claim-for", "claim_for_s", default=0.0, show_default=True,
               help="Claim no new run after this many seconds; the run in progress finishes "
                    "(0: no limit). For time-limited jobs: set it to the job's time minus one run.")
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Compute threads (PyTorch, BLAS, tokenizers) of this worker and of each "
+                   "lane; 0: an equal share of the cores among the workers running on this "
+                   "machine.")
+@click.option("--lanes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Runs in flight at once: N worker processes on the same device, each "
+                   "keeping its model and data warm.")
+@click.option("--tag", default="worker", hidden=True, help="Worker name suffix (lanes).")
 @handle_errors
 def worker(db_url: str | None, max_runs: int, device: str, run_ids: tuple[int, ...],
            heartbeat_s: float, stale_after_s: float, max_attempts: int, wait: bool,
-           poll_s: float, claim_for_s: float) -> None:
-    """Claim queued runs atomically and execute them (many workers may share one database)."""
+           poll_s: float, claim_for_s: float, threads: int, lanes: int, tag: str) -> None:
+    """Claim queued runs atomically and execute them (many workers may share one database).
+
+    A worker keeps the model, tokenizer and data of its runs loaded between runs, and uses
+    only its share of the machine's cores.
+    """
+    import os
+
+    from xlrun.execute.threads import (
+        ThreadBudget,
+        WorkerRegistry,
+        limit_threads,
+        share_of_cores,
+        thread_env,
+    )
+
+    options_kw = dict(device=device, max_runs=max_runs, run_ids=run_ids or None,
+                      heartbeat_s=heartbeat_s, stale_after_s=stale_after_s,
+                      max_attempts=max_attempts, wait=wait, poll_s=poll_s,
+                      claim_for_s=claim_for_s, threads=threads, tag=tag)
+    registry = WorkerRegistry()
+    if lanes > 1:
+        from xlrun.db.engine import get_engine, resolve_url
+        from xlrun.execute.worker import WorkerOptions, run_lanes
+
+        url = resolve_url(db_url)
+        get_engine(url).dispose()  # migrate once here, not in every lane at the same time
+        code = run_lanes(url, WorkerOptions(**options_kw), lanes,
+                         log=lambda m: click.echo(m, err=True))
+        if code:
+            sys.exit(code)
+        return
+    registry.register()
+    # before PyTorch and the BLAS libraries are imported: their pools read these variables
+    os.environ.update(thread_env(threads or share_of_cores(registry.count())))
     from xlrun.cli.common import sigterm_as_interrupt
     from xlrun.db.engine import get_engine
     from xlrun.execute.progress import RichProgress
     from xlrun.execute.worker import WorkerOptions, run_worker
 
+    limit_threads(threads or share_of_cores(registry.count()))
     sigterm_as_interrupt()
     engine = get_engine(db_url)
-    options = WorkerOptions(device=device, max_runs=max_runs, run_ids=run_ids or None,
-                            heartbeat_s=heartbeat_s, stale_after_s=stale_after_s,
-                            max_attempts=max_attempts, wait=wait,
-                            poll_s=poll_s, claim_for_s=claim_for_s)
+    options = WorkerOptions(**options_kw)
+    budget = ThreadBudget(threads, registry)
     with RichProgress() as progress:
         try:
-            outcomes = run_worker(engine, options, progress)
+            outcomes = run_worker(engine, options, progress, budget=budget)
         except KeyboardInterrupt:
             click.echo("interrupted: the current run is back in the queue", err=True)
             sys.exit(130)
+        finally:
+            registry.unregister()
     failed = sum(o.status == "failed" for o in outcomes)
     click.echo(f"worker finished: {len(outcomes)} runs, {failed} failed")
     if failed:

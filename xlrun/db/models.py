@@ -81,6 +81,9 @@ class Run(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # seconds per stage of the last execution (load, data, clustering, train, encode, search,
+    # metrics, write, other, total) as a JSON object; see xlrun.execute.pipeline.STAGES
+    timings_json: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  nullable=False)
 

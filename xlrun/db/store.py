@@ -257,14 +257,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def finish_run(engine: Engine, run_id: int, status: str, error: str | None = None,
-               worker: str | None = None) -> bool:
+               worker: str | None = None, timings: dict[str, float] | None = None) -> bool:
     """Mark a run ``done``, ``failed`` or back to ``queued``. With ``worker``, only if it
-    still holds the run. Returns whether the row changed."""
+    still holds the run; with ``timings`` (seconds per stage), store them with the run.
+    Returns whether the row changed."""
     if status not in ("done", "failed", "queued"):
         raise ValueError(status)
     run_t = Run.__table__
     values: dict[str, Any] = {"status": status, "error": error,
                               "finished_at": utcnow() if status != "queued" else None}
+    if timings is not None:
+        values["timings_json"] = json.dumps(timings)
     if status == "queued":
         values["worker"] = None
     stmt = update(run_t).where(run_t.c.id == run_id)
@@ -322,42 +325,81 @@ def write_languages(engine: Engine, run_id: int, clusters: Sequence[Sequence[str
                     [dict(d, run_id=run_id) for d in distances])
 
 
-def bulk_insert_frame(conn: Connection, table: Table, frame: Any) -> None:
-    """Insert a polars DataFrame fast: ``COPY`` on Postgres, a raw ``executemany`` on SQLite.
+def _arrow_columns(frame: Any, cols: Sequence[str]) -> list[list[Any]]:
+    return [frame.column(c).to_pylist() for c in cols]
 
-    Columns not in the frame get their defaults (NULL). Runs inside ``conn``'s transaction.
+
+def bulk_insert_frame(conn: Connection, table: Table, frame: Any, run_id: int | None = None
+                      ) -> None:
+    """Insert a frame fast: ``COPY`` on Postgres, a raw ``executemany`` on SQLite.
+
+    ``frame`` is a pyarrow Table (what the evaluation produces; no polars needed) or a polars
+    DataFrame. ``run_id``, when given, fills the ``run_id`` column. Columns not in the frame
+    get their defaults (NULL). Runs inside ``conn``'s transaction.
     """
-    if frame.height == 0:
+    is_arrow = hasattr(frame, "column_names")
+    names_in = list(frame.column_names if is_arrow else frame.columns)
+    n_rows = frame.num_rows if is_arrow else frame.height
+    if n_rows == 0:
         return
-    cols = [c for c in frame.columns if c in table.c]
-    frame = frame.select(cols)
-    names = ", ".join(f'"{c}"' for c in cols)
+    cols = [c for c in names_in if c in table.c and (run_id is None or c != "run_id")]
+    all_cols = (["run_id"] if run_id is not None else []) + cols
+    names = ", ".join(f'"{c}"' for c in all_cols)
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
         buf = io.StringIO()
-        frame.write_csv(buf, include_header=False, null_value="\\N")
-        buf.seek(0)
+        if is_arrow:
+            import pyarrow as pa
+            import pyarrow.csv as pacsv
+
+            t = frame.select(cols)
+            if run_id is not None:
+                t = t.add_column(0, "run_id", pa.array([run_id] * n_rows, type=pa.int64()))
+            raw = io.BytesIO()
+            # every valid value quoted, NULL unquoted: COPY … CSV reads an unquoted empty
+            # field as NULL and a quoted one as an empty string
+            pacsv.write_csv(t, raw, pacsv.WriteOptions(include_header=False,
+                                                       quoting_style="all_valid"))
+            buf = io.StringIO(raw.getvalue().decode("utf-8"))
+            null = ""
+        else:
+            import polars as pl
+
+            f = frame.select(cols)
+            if run_id is not None:
+                f = f.select(pl.lit(run_id).alias("run_id"), *cols)
+            f.write_csv(buf, include_header=False, null_value="\\N")
+            buf.seek(0)
+            null = "\\N"
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             cursor.copy_expert(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv, "
-                               "NULL '\\N')", buf)
+                               f"NULL '{null}')", buf)
         finally:
             cursor.close()
-    elif conn.dialect.name == "sqlite":
-        marks = ", ".join("?" for _ in cols)
+        return
+    if is_arrow:
+        columns = _arrow_columns(frame, cols)
+        if run_id is not None:
+            columns.insert(0, [run_id] * n_rows)
+        rows: list[tuple[Any, ...]] = list(zip(*columns, strict=True))
+    else:
+        f = frame.select(cols)
+        rows = ([(run_id, *r) for r in f.iter_rows()] if run_id is not None else f.rows())
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in all_cols)
         sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
-        rows = frame.rows()
         for start in range(0, len(rows), 50_000):
             conn.exec_driver_sql(sql, rows[start:start + 50_000])
     else:
-        insert_rows(conn, table, frame.to_dicts())
+        insert_rows(conn, table, [dict(zip(all_cols, r, strict=True)) for r in rows])
 
 
 def write_results(engine: Engine, run_id: int, dataset: str, split: str,
                   frames: dict[str, Any]) -> None:
     """Replace the (run, dataset, split) result set in ONE transaction.
 
-    ``frames`` maps ``query_results``, ``retrieved`` and ``run_metrics`` to polars
-    DataFrames (or lists of dicts) whose columns match the tables, without ``run_id``.
+    ``frames`` maps ``query_results``, ``retrieved`` and ``run_metrics`` to pyarrow Tables,
+    polars DataFrames or lists of dicts whose columns match the tables, without ``run_id``.
     """
     tables = {"query_results": QueryResult.__table__, "retrieved": Retrieved.__table__,
               "run_metrics": RunMetric.__table__}
@@ -369,10 +411,8 @@ def write_results(engine: Engine, run_id: int, dataset: str, split: str,
             frame = frames.get(name)
             if frame is None:
                 continue
-            if hasattr(frame, "with_columns"):  # a polars DataFrame: the fast path
-                import polars as pl
-
-                bulk_insert_frame(conn, table, frame.with_columns(run_id=pl.lit(run_id)))
+            if hasattr(frame, "column_names") or hasattr(frame, "with_columns"):
+                bulk_insert_frame(conn, table, frame, run_id=run_id)
             else:
                 insert_rows(conn, table, [dict(r, run_id=run_id) for r in frame])
 

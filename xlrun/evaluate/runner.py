@@ -18,12 +18,13 @@ The output frames have exactly the columns of the ``query_results``, ``retrieved
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import polars as pl
+import pyarrow as pa
 
 from xlrun.evaluate import bias
 from xlrun.evaluate import metrics as M
@@ -42,45 +43,54 @@ from xlrun.evaluate.search import Backend, exact_search, pad_relevant
 from xlrun.evaluate.types import POOL, SETTINGS, EvalData
 from xlrun.spec.schema import EvalSection
 
-QUERY_RESULTS_SCHEMA: dict[str, Any] = {
-    "dataset": pl.String, "split": pl.String, "setting": pl.String, "query_id": pl.String,
-    "query_lang": pl.String, "doc_lang": pl.String, "n_relevant": pl.Int64, "ap": pl.Float64,
-    "ndcg_at_10": pl.Float64, "mrr_at_10": pl.Float64, "recall_at_100": pl.Float64,
-    "first_relevant_rank": pl.Int64, "rank_distance": pl.Float64,
-    "same_lang_at_10": pl.Float64, "same_lang_expected": pl.Float64,
-}
-RETRIEVED_SCHEMA: dict[str, Any] = {
-    "dataset": pl.String, "split": pl.String, "setting": pl.String, "query_lang": pl.String,
-    "doc_lang": pl.String, "query_id": pl.String, "rank": pl.Int64, "doc_id": pl.String,
-    "score": pl.Float64, "is_relevant": pl.Boolean,
-}
-RUN_METRICS_SCHEMA: dict[str, Any] = {
-    "dataset": pl.String, "split": pl.String, "setting": pl.String, "query_lang": pl.String,
-    "doc_lang": pl.String, "metric": pl.String, "value": pl.Float64,
-}
+QUERY_RESULTS_SCHEMA = pa.schema([
+    ("dataset", pa.string()), ("split", pa.string()), ("setting", pa.string()),
+    ("query_id", pa.string()), ("query_lang", pa.string()), ("doc_lang", pa.string()),
+    ("n_relevant", pa.int64()), ("ap", pa.float64()), ("ndcg_at_10", pa.float64()),
+    ("mrr_at_10", pa.float64()), ("recall_at_100", pa.float64()),
+    ("first_relevant_rank", pa.int64()), ("rank_distance", pa.float64()),
+    ("same_lang_at_10", pa.float64()), ("same_lang_expected", pa.float64()),
+])
+RETRIEVED_SCHEMA = pa.schema([
+    ("dataset", pa.string()), ("split", pa.string()), ("setting", pa.string()),
+    ("query_lang", pa.string()), ("doc_lang", pa.string()), ("query_id", pa.string()),
+    ("rank", pa.int64()), ("doc_id", pa.string()), ("score", pa.float64()),
+    ("is_relevant", pa.bool_()),
+])
+RUN_METRICS_SCHEMA = pa.schema([
+    ("dataset", pa.string()), ("split", pa.string()), ("setting", pa.string()),
+    ("query_lang", pa.string()), ("doc_lang", pa.string()), ("metric", pa.string()),
+    ("value", pa.float64()),
+])
 _METRIC_COLUMNS = {"map": "ap", "ndcg@10": "ndcg_at_10", "mrr@10": "mrr_at_10",
                    "recall@100": "recall_at_100"}
 _BIAS_COLUMNS = {"rank_distance": "rank_distance", "same_lang_at_10": "same_lang_at_10"}
+_BIAS_NAMES = ("rank_distance", "same_lang_at_10", "same_lang_expected")
 
 
 @dataclass(frozen=True)
 class EvalOutput:
-    """The three result frames of one dataset evaluation (DB columns minus ``run_id``)."""
+    """The three result tables of one dataset evaluation (DB columns minus ``run_id``), as
+    pyarrow Tables (``polars.from_arrow`` turns one into a polars frame at no cost).
 
-    query_results: pl.DataFrame
-    retrieved: pl.DataFrame
-    run_metrics: pl.DataFrame
+    ``info`` holds counts and the seconds spent per stage (``encode_s``, ``search_s``,
+    ``metrics_s``; CPU seconds of this process: ``encode_cpu_s``, …).
+    """
+
+    query_results: pa.Table
+    retrieved: pa.Table
+    run_metrics: pa.Table
     info: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def metric(self, setting: str, metric: str = "map", query_lang: str = POOL,
                doc_lang: str = POOL) -> float:
         """One aggregate value from ``run_metrics`` (KeyError when absent)."""
-        rows = self.run_metrics.filter(
-            (pl.col("setting") == setting) & (pl.col("metric") == metric)
-            & (pl.col("query_lang") == query_lang) & (pl.col("doc_lang") == doc_lang))
-        if rows.height == 0:
-            raise KeyError((setting, metric, query_lang, doc_lang))
-        return float(rows["value"][0])
+        cols = self.run_metrics.to_pydict()
+        for s, m, q, d, v in zip(cols["setting"], cols["metric"], cols["query_lang"],
+                                 cols["doc_lang"], cols["value"], strict=True):
+            if (s, m, q, d) == (setting, metric, query_lang, doc_lang):
+                return float(v)
+        raise KeyError((setting, metric, query_lang, doc_lang))
 
 
 @dataclass
@@ -91,17 +101,17 @@ class _Collection:
     group: np.ndarray | None  # chunk row → document index (chunked documents)
     ids: np.ndarray  # object array of document ids
     langs: np.ndarray  # object array of document languages
-    _series: pl.Series | None = None
+    _ids_arrow: pa.Array | None = None
 
-    def id_series(self) -> pl.Series:
-        """The document ids as a polars Series (built once)."""
-        if self._series is None:
-            self._series = pl.Series("doc_id", self.ids.tolist(), dtype=pl.String)
-        return self._series
+    def id_array(self) -> pa.Array:
+        """The document ids as an Arrow array (built once)."""
+        if self._ids_arrow is None:
+            self._ids_arrow = pa.array(self.ids.tolist(), type=pa.string())
+        return self._ids_arrow
 
 
-def _empty(schema: dict[str, Any]) -> pl.DataFrame:
-    return pl.DataFrame(schema=schema)
+def _empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
 
 
 def _encode_all(encoder: Any, data: EvalData, cfg: EvalSection, cache: EmbeddingCache,
@@ -171,33 +181,33 @@ def _pool(collections: dict[str, _Collection]) -> _Collection:
 
 
 class _Frames:
-    """Accumulates column chunks for the three frames."""
+    """Accumulates column chunks for the ``query_results`` and ``retrieved`` tables."""
 
     def __init__(self, data: EvalData) -> None:
         self.data = data
-        self.qr: list[pl.DataFrame] = []
-        self.rt: list[pl.DataFrame] = []
+        self.qr: dict[str, list[Any]] = {name: [] for name in QUERY_RESULTS_SCHEMA.names}
+        self.rt: list[pa.Table] = []
+        self.groups: list[tuple[str, str, str, dict[str, np.ndarray]]] = []
 
     def add(self, setting: str, qlang: str, dlang: str, qids: np.ndarray, ranks: np.ndarray,
             top_idx: np.ndarray, top_scores: np.ndarray, col: _Collection,
             rel_idx: np.ndarray, top_k: int, bias_cols: dict[str, np.ndarray] | None) -> None:
         n = len(qids)
         first = M.first_relevant_rank(ranks)
-        cols: dict[str, Any] = {
-            "dataset": pl.repeat(self.data.dataset, n, eager=True),
-            "split": pl.repeat(self.data.split, n, eager=True),
-            "setting": pl.repeat(setting, n, eager=True), "query_id": qids.tolist(),
-            "query_lang": pl.repeat(qlang, n, eager=True),
-            "doc_lang": pl.repeat(dlang, n, eager=True),
-            "n_relevant": M.n_relevant(ranks), **M.query_metrics(ranks),
-            "first_relevant_rank": first.astype(np.int64),
-        }
-        for name in ("rank_distance", "same_lang_at_10", "same_lang_expected"):
-            cols[name] = (bias_cols[name] if bias_cols is not None
-                          else pl.repeat(None, n, dtype=pl.Float64, eager=True))
-        bias_names = ["rank_distance", "same_lang_at_10", "same_lang_expected"]
-        self.qr.append(pl.DataFrame(cols, schema=QUERY_RESULTS_SCHEMA)
-                       .with_columns(pl.col(bias_names).fill_nan(None)))
+        values: dict[str, np.ndarray] = {"n_relevant": np.asarray(M.n_relevant(ranks)),
+                                         **M.query_metrics(ranks)}
+        for name in _BIAS_NAMES:
+            values[name] = (np.asarray(bias_cols[name], dtype=np.float64) if bias_cols
+                            is not None else np.full(n, np.nan))
+        self.groups.append((setting, qlang, dlang, values))
+        qr = self.qr
+        for name, value in (("dataset", self.data.dataset), ("split", self.data.split),
+                            ("setting", setting), ("query_lang", qlang), ("doc_lang", dlang)):
+            qr[name].append([value] * n)
+        qr["query_id"].append([str(q) for q in qids.tolist()])
+        for name, v in values.items():
+            qr[name].append(v)
+        qr["first_relevant_rank"].append(first)
         k = min(top_k, top_idx.shape[1])
         if k <= 0:
             return
@@ -205,40 +215,101 @@ class _Frames:
         relevant = (idx[:, :, None] == rel_idx[:, None, :]).any(-1)
         consts = {"dataset": self.data.dataset, "split": self.data.split, "setting": setting,
                   "query_lang": qlang, "doc_lang": dlang}
-        frame = pl.DataFrame({
-            "query_id": pl.Series(qids.tolist(), dtype=pl.String).gather(
-                np.repeat(np.arange(n), k)),
-            "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n),
-            "doc_id": col.id_series().gather(idx.ravel()),
-            "score": top_scores[:, :k].ravel().astype(np.float64),
-            "is_relevant": relevant.ravel(),
-        }).with_columns(*[pl.lit(v, dtype=pl.String).alias(c) for c, v in consts.items()])
-        self.rt.append(frame.select(list(RETRIEVED_SCHEMA)).cast(RETRIEVED_SCHEMA))
+        qid_arr = pa.array([str(q) for q in qids.tolist()], type=pa.string())
+        cols = {c: pa.array([v] * (n * k), type=pa.string()) for c, v in consts.items()}
+        cols.update({
+            "query_id": qid_arr.take(pa.array(np.repeat(np.arange(n), k))),
+            "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.int64), n)),
+            "doc_id": col.id_array().take(pa.array(idx.ravel())),
+            "score": pa.array(top_scores[:, :k].ravel().astype(np.float64)),
+            "is_relevant": pa.array(relevant.ravel()),
+        })
+        self.rt.append(pa.table([cols[c] for c in RETRIEVED_SCHEMA.names],
+                                schema=RETRIEVED_SCHEMA))
 
-    def query_results(self) -> pl.DataFrame:
-        return pl.concat(self.qr) if self.qr else _empty(QUERY_RESULTS_SCHEMA)
+    def query_results(self) -> pa.Table:
+        if not self.qr["query_id"]:
+            return _empty(QUERY_RESULTS_SCHEMA)
+        arrays = []
+        for f in QUERY_RESULTS_SCHEMA:
+            parts = self.qr[f.name]
+            if pa.types.is_string(f.type):
+                arrays.append(pa.array([v for p in parts for v in p], type=f.type))
+            elif pa.types.is_integer(f.type):
+                arrays.append(pa.array(np.concatenate(parts).astype(np.int64)))
+            else:  # float: NaN (a bias measure that does not apply) is stored as NULL
+                arrays.append(pa.array(np.concatenate(parts).astype(np.float64),
+                                       from_pandas=True))
+        return pa.table(arrays, schema=QUERY_RESULTS_SCHEMA)
 
-    def retrieved(self) -> pl.DataFrame:
-        return pl.concat(self.rt) if self.rt else _empty(RETRIEVED_SCHEMA)
+    def retrieved(self) -> pa.Table:
+        return pa.concat_tables(self.rt) if self.rt else _empty(RETRIEVED_SCHEMA)
+
+    def run_metrics(self) -> pa.Table:
+        """Means per (setting, query_lang, doc_lang) and per setting (``all``/``all``);
+        bias measures in the ``multi`` setting only; undefined means are left out."""
+        rows = _aggregate_groups(self.data.dataset, self.data.split, self.groups)
+        return _metrics_table(rows)
 
 
-def aggregate(query_results: pl.DataFrame) -> pl.DataFrame:
-    """``run_metrics`` rows: means per (setting, query_lang, doc_lang) and per setting ("all")."""
-    if query_results.height == 0:
-        return _empty(RUN_METRICS_SCHEMA)
-    keys = ["dataset", "split", "setting", "query_lang", "doc_lang"]
-    exprs = [pl.col(c).mean().alias(m) for m, c in {**_METRIC_COLUMNS, **_BIAS_COLUMNS}.items()]
-    per_pair = query_results.group_by(keys).agg(exprs)
-    overall = (query_results.group_by(["dataset", "split", "setting"]).agg(exprs)
-               .with_columns(pl.lit(POOL).alias("query_lang"), pl.lit(POOL).alias("doc_lang")))
-    wide = pl.concat([per_pair, overall.select(per_pair.columns)])
-    long = wide.unpivot(index=keys, variable_name="metric", value_name="value")
-    is_bias = pl.col("metric").is_in(list(_BIAS_COLUMNS))
-    long = long.filter(~is_bias | (pl.col("setting") == "multi")).drop_nulls("value")
+def _mean(values: list[np.ndarray]) -> float | None:
+    v = np.concatenate(values) if len(values) > 1 else values[0]
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if v.size else None
+
+
+def _aggregate_groups(dataset: str, split: str,
+                      groups: Sequence[tuple[str, str, str, dict[str, np.ndarray]]]
+                      ) -> list[tuple[str, str, str, str, str, str, float]]:
+    per_pair: dict[tuple[str, str, str], dict[str, list[np.ndarray]]] = {}
+    per_setting: dict[str, dict[str, list[np.ndarray]]] = {}
+    for setting, qlang, dlang, values in groups:
+        for target in (per_pair.setdefault((setting, qlang, dlang), {}),
+                       per_setting.setdefault(setting, {})):
+            for column in {**_METRIC_COLUMNS, **_BIAS_COLUMNS}.values():
+                target.setdefault(column, []).append(np.asarray(values[column], np.float64))
+    cells = [*per_pair.items(), *(((s, POOL, POOL), v) for s, v in per_setting.items())]
+    rows = []
+    for (setting, qlang, dlang), cols in cells:
+        for metric, column in {**_METRIC_COLUMNS, **_BIAS_COLUMNS}.items():
+            if metric in _BIAS_COLUMNS and setting != "multi":
+                continue
+            value = _mean(cols[column])
+            if value is not None:
+                rows.append((dataset, split, setting, qlang, dlang, metric, value))
     order = {s: i for i, s in enumerate(SETTINGS)}
-    return (long.with_columns(pl.col("setting").replace_strict(order, default=99).alias("_o"))
-            .sort(["_o", "query_lang", "doc_lang", "metric"]).drop("_o")
-            .select(list(RUN_METRICS_SCHEMA)).cast(RUN_METRICS_SCHEMA))
+    rows.sort(key=lambda r: (order.get(r[2], 99), r[3], r[4], r[5]))
+    return rows
+
+
+def _metrics_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in RUN_METRICS_SCHEMA]
+    return pa.table([pa.array(list(c), type=f.type)
+                     for c, f in zip(columns, RUN_METRICS_SCHEMA, strict=True)],
+                    schema=RUN_METRICS_SCHEMA)
+
+
+def aggregate(query_results: pa.Table) -> pa.Table:
+    """``run_metrics`` rows of a ``query_results`` table: means per (setting, query_lang,
+    doc_lang) and per setting ("all"); bias measures in the ``multi`` setting only."""
+    if query_results.num_rows == 0:
+        return _empty(RUN_METRICS_SCHEMA)
+    d = query_results.to_pydict()
+    groups: dict[tuple[str, str, str, str, str], list[int]] = {}
+    for i, key in enumerate(zip(d["dataset"], d["split"], d["setting"], d["query_lang"],
+                                d["doc_lang"], strict=True)):
+        groups.setdefault(key, []).append(i)
+    rows: list[tuple[Any, ...]] = []
+    by_dataset: dict[tuple[str, str], list[tuple[str, str, str, dict[str, np.ndarray]]]] = {}
+    columns = {c: np.array([np.nan if v is None else v for v in d[c]], dtype=np.float64)
+               for c in {**_METRIC_COLUMNS, **_BIAS_COLUMNS}.values()}
+    for (ds, sp, st, q, dl), idx in groups.items():
+        ix = np.asarray(idx)
+        by_dataset.setdefault((ds, sp), []).append(
+            (st, q, dl, {c: v[ix] for c, v in columns.items()}))
+    for (ds, sp), gs in sorted(by_dataset.items()):
+        rows.extend(_aggregate_groups(ds, sp, gs))
+    return _metrics_table(rows)
 
 
 def _pairs(settings: Sequence[str], qlangs: list[str], dlangs: list[str], parallel: bool
@@ -276,7 +347,10 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
         backend: ``torch`` or ``faiss`` top-k (see :mod:`xlrun.evaluate.search`).
     """
     cache = cache if cache is not None else EmbeddingCache()
+    t0, c0 = time.perf_counter(), time.process_time()
     queries, collections = _encode_all(encoder, data, cfg, cache, model_key, progress)
+    encode_s, encode_cpu = time.perf_counter() - t0, time.process_time() - c0
+    search_s = search_cpu = 0.0
     qlangs = sorted(queries)
     dlangs = sorted(collections)
     pool = _pool(collections) if collections and "multi" in cfg.settings else None
@@ -296,8 +370,11 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
         if keep.any():
             rel_arr = pad_relevant([r for r in rel if r])
             k = max(cfg.top_k, 10 if setting == "multi" else 0)
+            ts, cs = time.perf_counter(), time.process_time()
             res = exact_search(queries[x][keep], col.vectors, k, rel_arr, doc_group=col.group,
                                n_docs=len(col.ids), device=device, backend=backend)
+            search_s += time.perf_counter() - ts
+            search_cpu += time.process_time() - cs
             qids = np.array([q.id for q in qs], dtype=object)[keep]
             bias_cols = None
             if setting == "multi":
@@ -316,6 +393,11 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
         if progress is not None:
             progress("search", step, len(pairs))
     qr = frames.query_results()
-    return EvalOutput(qr, frames.retrieved(), aggregate(qr),
-                      info={"n_pairs": len(pairs), "cache_hits": cache.hits,
-                            "cache_misses": cache.misses})
+    out = EvalOutput(qr, frames.retrieved(), frames.run_metrics(),
+                     info={"n_pairs": len(pairs), "cache_hits": cache.hits,
+                           "cache_misses": cache.misses, "encode_s": encode_s,
+                           "search_s": search_s, "encode_cpu_s": encode_cpu,
+                           "search_cpu_s": search_cpu})
+    out.info["metrics_s"] = time.perf_counter() - t0 - encode_s - search_s
+    out.info["metrics_cpu_s"] = time.process_time() - c0 - encode_cpu - search_cpu
+    return out

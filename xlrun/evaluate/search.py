@@ -10,9 +10,12 @@ and from that one matrix come both
   index < d}`` — the same order as the top-k, never truncated, so AP covers all relevant
   documents.
 
-Both use one int64 key per score (:func:`order_keys`: order-preserving float bits, then the
-reversed index), so there are no ties left to break and a single comparison pass counts
-the documents ranked above a relevant one.
+The ranks are counted on the float scores, a few queries at a time so that the comparisons
+stay in cache: ``#{score > s}`` for every relevant document, and only where a score is tied
+with a relevant one, ``#{score == s and index < d}``. The top-k comes from ``torch.topk`` on
+the scores, re-ordered by (score desc, index asc); rows where the k-th score is tied with
+documents outside the top-k take it from unique int64 keys instead (:func:`order_keys`:
+order-preserving float bits, then the reversed index), so ties resolve the same way always.
 
 ``backend="faiss"`` takes the top-k from a faiss ``IndexFlatIP`` (GPU faiss when present)
 instead; ranks still come from the matmul, and faiss may order exact ties differently.
@@ -94,6 +97,60 @@ def _ranks(keys: torch.Tensor, rel: torch.Tensor) -> np.ndarray:
     return np.where(valid, 1.0 + higher, np.inf)
 
 
+_RANK_CHUNK_ELEMENTS = 1 << 18  # CPU: scores compared per step (~1 MB, stays in cache)
+
+
+def score_ranks(scores: torch.Tensor, rel: torch.Tensor) -> np.ndarray:
+    """Exact 1-based ranks of ``rel`` (b, R; -1 = padding) in ``scores`` (b, m) under the
+    order (score desc, index asc); inf for padding. The same ranks as :func:`_ranks` on
+    :func:`order_keys`, counted on the floats (on CPU a few rows at a time, in cache)."""
+    b, m = scores.shape
+    valid = (rel >= 0).cpu().numpy()
+    idx = rel.clamp(min=0)
+    target = scores.gather(1, idx)
+    if scores.device.type == "cpu":
+        sn, tn = scores.numpy(), target.numpy()
+        higher = np.empty(tn.shape, dtype=np.int64)
+        ties = np.empty(tn.shape, dtype=np.int64)
+        step = max(1, _RANK_CHUNK_ELEMENTS // max(1, m))
+        for a in range(0, b, step):
+            sc = sn[a:a + step]
+            for j in range(tn.shape[1]):
+                t = tn[a:a + step, j:j + 1]
+                higher[a:a + step, j] = np.count_nonzero(sc > t, axis=1)
+                ties[a:a + step, j] = np.count_nonzero(sc == t, axis=1)
+    else:
+        s3, t3 = scores[:, None, :], target[:, :, None]
+        higher = (s3 > t3).sum(-1).cpu().numpy()
+        ties = (s3 == t3).sum(-1).cpu().numpy()
+    extra = (ties > 1) & valid
+    if extra.any():  # a document with the same score and a lower index ranks above
+        cols = torch.arange(m, device=scores.device)
+        idx_n = idx.cpu().numpy()
+        for i, j in zip(*np.nonzero(extra), strict=True):
+            same = (scores[i] == target[i, j]) & (cols < int(idx_n[i, j]))
+            higher[i, j] += int(same.sum())
+    return np.where(valid, 1.0 + higher, np.inf)
+
+
+def _topk_scores(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k by (score desc, index asc) from the float scores; rows whose k-th score is
+    tied beyond the top-k fall back to :func:`order_keys`."""
+    vals, idx = torch.topk(scores, k, dim=1, sorted=True)
+    kth = vals[:, -1:]
+    ambiguous = (scores >= kth).sum(1) > k
+    # within the top-k, equal scores by ascending index: sort by index, then stably by score
+    order = torch.argsort(idx, dim=1)
+    idx, vals = idx.gather(1, order), vals.gather(1, order)
+    order = torch.argsort(-vals, dim=1, stable=True)
+    idx, vals = idx.gather(1, order), vals.gather(1, order)
+    if bool(ambiguous.any()):
+        rows = ambiguous.nonzero().flatten()
+        ki, kv = _topk_ordered(order_keys(scores[rows]), scores[rows], k)
+        idx[rows], vals[rows] = ki, kv
+    return idx, vals
+
+
 def _faiss_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
@@ -154,12 +211,11 @@ def exact_search(queries: np.ndarray, docs: np.ndarray, k: int,
         s = q @ d.T
         if group is not None:
             s = _group_max(s, group, n)
-        keys = order_keys(s)
         if use_torch_topk and kk > 0:
-            ti, ts = _topk_ordered(keys, s, kk)
+            ti, ts = _topk_scores(s, kk)
             top_idx[start:stop] = ti.cpu().numpy()
             top_scores[start:stop] = ts.cpu().numpy()
         r = torch.from_numpy(rel[start:stop]).to(dev)
         if (r >= 0).any():
-            ranks[start:stop] = _ranks(keys, r)
+            ranks[start:stop] = score_ranks(s, r)
     return SearchResult(top_idx, top_scores, ranks)

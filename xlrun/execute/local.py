@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from xlrun.db import store
+from xlrun.execute.cache import WarmCache
 from xlrun.execute.pipeline import RunOutcome, execute_run
 from xlrun.execute.progress import NullProgress, Progress
 
@@ -30,6 +31,7 @@ class LocalExecutor:
     def __init__(self, device: str = "auto", heartbeat_s: float = 30.0) -> None:
         self.device = device
         self.heartbeat_s = heartbeat_s
+        self.cache = WarmCache()  # runs of a submission share model and data
 
     def run(self, engine: Engine, run_ids: Sequence[int],
             progress: Progress | None = None) -> list[RunOutcome]:
@@ -45,7 +47,8 @@ class LocalExecutor:
                 if run_id is None:
                     break
                 outcome = execute_run(engine, run_id, worker=worker, device=self.device,
-                                      progress=progress, heartbeat_s=self.heartbeat_s)
+                                      progress=progress, heartbeat_s=self.heartbeat_s,
+                                      cache=self.cache)
                 outcomes.append(outcome)
                 progress.log(f"run {run_id}: {outcome.status} in {outcome.seconds:.1f}s"
                              + (f" — {outcome.error.strip().splitlines()[-1]}" if outcome.error else ""))

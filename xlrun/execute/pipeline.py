@@ -4,6 +4,12 @@
 and for ``xlrun evaluate``. It never prints; it reports through a
 :class:`~xlrun.execute.progress.Progress` and writes through :mod:`xlrun.db.store`.
 Each (run, dataset, split) result set is written in one transaction after it is complete.
+
+The seconds spent in each of :data:`STAGES` are stored with the run (``runs.timings_json``,
+shown by ``xlrun show``). With a :class:`~xlrun.execute.cache.WarmCache` (workers and the
+local executor keep one per process), runs that share a model and data reuse the loaded
+tokenizer and weights (restored to the loaded state), tokenisations, corpora and evaluation
+data.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 
 from xlrun.db import store
 from xlrun.errors import DatabaseUnavailable, XlrunError
+from xlrun.execute.cache import WarmCache
 from xlrun.execute.progress import NullProgress, Progress
 from xlrun.spec.schema import (
     EvalSection,
@@ -35,6 +42,14 @@ from xlrun.spec.schema import (
     TrainSection,
 )
 
+STAGES: tuple[str, ...] = ("load", "data", "clustering", "train", "encode", "search",
+                           "metrics", "write")
+"""The stages a run's time is split into (plus ``other`` — claims, heartbeats, setup — and
+``total``): ``load`` the encoder (or restore its weights), ``data`` read training and
+evaluation data, ``clustering`` language distances and clusters, ``train`` the training loop
+(with its log writes), ``encode`` queries and candidates, ``search`` the exact searches,
+``metrics`` per-query metrics and aggregates, ``write`` the result sets and the final update."""
+
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -44,6 +59,45 @@ class RunOutcome:
     status: str  # done | failed | queued (interrupted)
     seconds: float
     error: str | None = None
+    timings: dict[str, Any] | None = None
+
+
+class StageTimer:
+    """Seconds per stage of one run: wall clock, and this process's CPU time (which, unlike
+    the wall clock, does not grow when other programs share the cores)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._c0 = time.process_time()
+
+    def add(self, stage: str, seconds: float, cpu: float | None = None) -> None:
+        """Count ``seconds`` (and ``cpu`` seconds) towards ``stage``."""
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + float(seconds)
+        if cpu is not None:
+            self.cpu[stage] = self.cpu.get(stage, 0.0) + float(cpu)
+
+    @contextlib.contextmanager
+    def stage(self, name: str):  # noqa: ANN201 - a context manager
+        """Time the enclosed block as ``name``."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0, time.process_time() - c0)
+
+    def summary(self) -> dict[str, Any]:
+        """Every stage of :data:`STAGES` (0 when not reached), ``other`` and ``total`` in
+        wall-clock seconds, rounded to milliseconds, and under ``cpu`` the CPU seconds of the
+        stages timed as a block (and ``total``)."""
+        total = time.perf_counter() - self._t0
+        out: dict[str, Any] = {k: round(self.seconds.get(k, 0.0), 3) for k in STAGES}
+        out["other"] = round(max(0.0, total - sum(self.seconds.get(k, 0.0) for k in STAGES)), 3)
+        out["total"] = round(total, 3)
+        out["cpu"] = {**{k: round(v, 3) for k, v in self.cpu.items()},
+                      "total": round(time.process_time() - self._c0, 3)}
+        return out
 
 
 def config_from_json(text: str) -> RunConfig:
@@ -168,13 +222,17 @@ class ClaimLost(XlrunError):
 
 
 def _train(engine: Engine, run_id: int, config: RunConfig, encoder, workdir: Path,  # noqa: ANN001
-           progress: Progress, heartbeat: _Heartbeat, db_url: str):  # noqa: ANN202
+           progress: Progress, heartbeat: _Heartbeat, db_url: str,
+           timer: StageTimer, cache: WarmCache | None):  # noqa: ANN202
     from xlrun.data.sources import load_train_corpus
 
-    corpus = load_train_corpus(config.train_data)
+    with timer.stage("data"):
+        corpus = (cache.train_corpus(config.train_data, load_train_corpus) if cache is not None
+                  else load_train_corpus(config.train_data))
     clusters = None
     if config.sampling.language_sampling == "clustered":
-        clusters = _clusters(engine, run_id, config, corpus, encoder, workdir)
+        with timer.stage("clustering"):
+            clusters = _clusters(engine, run_id, config, corpus, encoder, workdir)
     if config.train.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from xlrun.execute.distributed import launch
 
@@ -184,7 +242,7 @@ def _train(engine: Engine, run_id: int, config: RunConfig, encoder, workdir: Pat
     from xlrun.train.trainer import train
 
     recorder = TrainRecorder(engine, run_id, workdir, stop=lambda: heartbeat.lost)
-    with progress.task(f"run {run_id}: training", config.train.steps) as bar:
+    with timer.stage("train"), progress.task(f"run {run_id}: training", config.train.steps) as bar:
         def on_progress(step: int, total: int) -> None:
             bar.update(step, total)
 
@@ -216,27 +274,36 @@ def _clusters(engine: Engine, run_id: int, config: RunConfig, corpus, encoder,  
 
 
 def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder,  # noqa: ANN001
-              progress: Progress) -> None:
+              progress: Progress, timer: StageTimer, cache: WarmCache | None) -> None:
     from xlrun.evaluate.runner import evaluate_dataset
     from xlrun.evaluate.tasks import DATASETS
 
     for i, cfg in enumerate(config.eval):
         loader = DATASETS.get(cfg.dataset, f"eval[{i}].dataset")
-        data = loader(cfg)
+        with timer.stage("data"):
+            data = cache.eval_data(cfg, loader) if cache is not None else loader(cfg)
         label = f"run {run_id}: {cfg.dataset}"
         with progress.task(label, None) as bar:
             def on_progress(stage: str, done: int, total: int, bar=bar, label=label) -> None:
                 bar.update(done, total, f"{label}: {stage}")
 
             out = evaluate_dataset(encoder, data, cfg, progress=on_progress)
-        store.write_results(engine, run_id, cfg.dataset, cfg.split,
-                            {"query_results": out.query_results, "retrieved": out.retrieved,
-                             "run_metrics": out.run_metrics})
+        for stage in ("encode", "search", "metrics"):
+            timer.add(stage, out.info.get(f"{stage}_s", 0.0), out.info.get(f"{stage}_cpu_s"))
+        with timer.stage("write"):
+            store.write_results(engine, run_id, cfg.dataset, cfg.split,
+                                {"query_results": out.query_results, "retrieved": out.retrieved,
+                                 "run_metrics": out.run_metrics})
 
 
 def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto",
-                progress: Progress | None = None, heartbeat_s: float = 30.0) -> RunOutcome:
-    """Train and evaluate a claimed run, store its results, and mark it done or failed.
+                progress: Progress | None = None, heartbeat_s: float = 30.0,
+                cache: WarmCache | None = None) -> RunOutcome:
+    """Train and evaluate a claimed run, store its results and stage timings, and mark it
+    done or failed.
+
+    ``cache``: a :class:`~xlrun.execute.cache.WarmCache` shared with the runs before and
+    after this one in the same process (None: load everything afresh).
 
     A KeyboardInterrupt puts the run back to ``queued`` and is re-raised. A lost database
     raises :class:`DatabaseUnavailable` after trying to requeue the run.
@@ -245,6 +312,7 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
 
     progress = progress or NullProgress()
     t0 = time.perf_counter()
+    timer = StageTimer()
     row = store.get_run(engine, run_id)
     config = config_from_json(row["config_json"])
     stored = json.loads(row["config_json"]).get("output_dir")
@@ -254,16 +322,22 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
         with _Heartbeat(engine, run_id, worker, heartbeat_s) as beat:
             dev = str(resolve_device(device))
             store.set_run_device(engine, run_id, dev)
-            encoder = load_encoder(config.model, dev, Path(spec_out) / ".models")
+            with timer.stage("load"):
+                models = Path(spec_out) / ".models"
+                encoder = (cache.encoder(config.model, dev, models, load_encoder)
+                           if cache is not None else load_encoder(config.model, dev, models))
             store.set_run_model_info(engine, run_id, encoder.describe())
             if config.train.steps > 0:
                 encoder = _train(engine, run_id, config, encoder, workdir, progress, beat,
-                                 engine.url.render_as_string(hide_password=False))
-            _evaluate(engine, run_id, config, encoder, progress)
-        if not store.finish_run(engine, run_id, "done", worker=worker):
+                                 engine.url.render_as_string(hide_password=False), timer, cache)
+            _evaluate(engine, run_id, config, encoder, progress, timer, cache)
+        with timer.stage("write"):
+            timings = timer.summary()
+            finished = store.finish_run(engine, run_id, "done", worker=worker, timings=timings)
+        if not finished:
             # reclaimed while we evaluated: the other worker's (identical) result set stands
             raise ClaimLost(f"run {run_id} was reclaimed by another worker before it finished")
-        return RunOutcome(run_id, "done", time.perf_counter() - t0)
+        return RunOutcome(run_id, "done", time.perf_counter() - t0, timings=timings)
     except KeyboardInterrupt:
         store.finish_run(engine, run_id, "queued", error="interrupted", worker=worker)
         raise
@@ -280,5 +354,6 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
             msg = f"{type(e).__name__}: {e}"
         else:
             msg = "".join(traceback.format_exception(e)[-6:])
-        store.finish_run(engine, run_id, "failed", error=msg, worker=worker)
-        return RunOutcome(run_id, "failed", time.perf_counter() - t0, msg)
+        timings = timer.summary()
+        store.finish_run(engine, run_id, "failed", error=msg, worker=worker, timings=timings)
+        return RunOutcome(run_id, "failed", time.perf_counter() - t0, msg, timings=timings)

@@ -106,7 +106,12 @@ def lang2vec_package_dir() -> str:
 
 
 def lang2vec_data_dir() -> str:
-    """The ``data`` folder of the installed ``lang2vec`` package (without importing it)."""
+    """The folder of the URIEL ``.npz`` files: ``$XLRUN_URIEL_DIR`` when set (a copy of the
+    files a study needs, e.g. on a machine without lang2vec), else the ``data`` folder of the
+    installed ``lang2vec`` package (found without importing it)."""
+    override = os.environ.get("XLRUN_URIEL_DIR")
+    if override:
+        return override
     return os.path.join(lang2vec_package_dir(), "data")
 
 

@@ -11,6 +11,10 @@ equals the optimizer step. ``train.steps`` counts optimizer steps.
 * Texts are tokenized once per (side, language, parallel id) and cached; each forward pass
   pads to its own longest sequence (on the tokenizer's padding side); host tensors are
   pinned and copied ``non_blocking``.
+  On CUDA the queries, passages and hard negatives of a batch go through ONE forward pass
+  (and one backward) under one autocast context, each group pooled with its own side's
+  prompt: half the kernel launches, which bound a small encoder's step; on CPU, where padding
+  costs compute, they keep separate passes.
 * The model's Dense layers (sentence-transformers models such as LaBSE) train along with
   the transformer and are checkpointed with it.
 * GradCache (``grad_cache_chunk > 0``): embeddings of the whole batch are computed chunk by
@@ -254,12 +258,16 @@ class ContrastiveStep:
     """
 
     def __init__(self, encoder: Encoder, corpus: TrainCorpus, train: TrainSection,
-                 forward_model: torch.nn.Module | None = None) -> None:
+                 forward_model: torch.nn.Module | None = None, joint: bool | None = None) -> None:
         self.encoder = encoder
         self.model = forward_model if forward_model is not None else encoder.model
         self.train_cfg = train
         self.tokens = _Tokens(encoder, corpus)
         self.corpus = corpus
+        # queries, passages and negatives in ONE forward pass (padded to the longest): half
+        # the kernel launches, which is what bounds a small model's step on a GPU; on CPU the
+        # padding costs real compute, so there they keep separate passes
+        self.joint = encoder.device.type == "cuda" if joint is None else joint
 
     def embed(self, batch: dict[str, torch.Tensor], side: Side = "passage") -> torch.Tensor:
         """Sentence embeddings of a collated batch of ``side`` texts (pooling, Dense layers,
@@ -292,7 +300,17 @@ class ContrastiveStep:
         groups = self.sequences(items, negatives)
         chunk = self.train_cfg.grad_cache_chunk
         if chunk <= 0 or chunk >= max(len(g) for g in groups):
-            embs = [self.embed(self.tokens.collate(g), SIDES[i]) for i, g in enumerate(groups)]
+            if self.joint:
+                flat = self.tokens.collate([s for g in groups for s in g])
+                sizes = [len(g) for g in groups]
+                with self.encoder.autocast():
+                    hidden = self.model(input_ids=flat["input_ids"],
+                                        attention_mask=flat["attention_mask"]).last_hidden_state
+                embs = [self.encoder.pool(h, m, SIDES[i]) for i, (h, m) in enumerate(
+                    zip(hidden.split(sizes), flat["attention_mask"].split(sizes), strict=True))]
+            else:
+                embs = [self.embed(self.tokens.collate(g), SIDES[i])
+                        for i, g in enumerate(groups)]
             loss = self._loss(embs, len(items))
             (loss * scale).backward()
             return loss.detach()
