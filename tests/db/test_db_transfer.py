@@ -69,6 +69,9 @@ def populate(engine: Engine, name: str, seed: int = 0, steps: int = 5,
         store.write_batch_languages(engine, rid, [
             {"step": s, "batch_kind": "cross", "query_lang": "de", "doc_lang": "en", "pairs": 4}
             for s in (1, 2, 3)])
+        store.write_sampling_plan(engine, rid, [
+            {"batch_kind": "cross", "query_lang": "de", "doc_lang": "en", "probability": 1.0,
+             "pool": 12}])
         dist = [{"source": "script", "lang_a": a, "lang_b": b, "distance": float(rng.random())}
                 for a in LANGS for b in LANGS if a < b]
         store.write_languages(engine, rid, [["de", "en"], ["ru"]] if i % 2 else [], dist)
@@ -133,6 +136,7 @@ def test_round_trip_equal_after_rounding(db_url: str, tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["rows"] == table_counts(src) == s.rows
     assert manifest["schema_revision"] and manifest["omitted_tables"] == ["retrieved"]
+    assert s.rows["sampling_plan"] == 4  # the sampler's plan travels (report --exposure)
     assert s.rows["query_results"] == 4 * len(LANGS) * (len(LANGS) + 1) * N_QUERIES
 
     dst = get_engine(f"sqlite:///{tmp_path / 'dst.db'}")
@@ -189,6 +193,25 @@ def test_import_into_either_backend_keeps_report_numbers(db_url: str, tmp_path: 
     import_database(again, tmp_path / "x")
     assert_same(_report(again, "exp"), after)
     assert_same(_report(again, "exp", compare=None), _report(dst, "exp", compare=None))
+
+
+def test_an_export_from_before_sampling_plan_still_imports(tmp_path: Path) -> None:
+    """Exports written before ``sampling_plan`` was exported do not list it: read as empty."""
+    src = get_engine(f"sqlite:///{tmp_path / 'src.db'}")
+    populate(src, "exp")
+    export_database(src, tmp_path / "a")
+    path = tmp_path / "a" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    (tmp_path / "a" / manifest["files"].pop("sampling_plan")).unlink()
+    manifest["rows"].pop("sampling_plan")
+    manifest["sha256"].pop("sampling_plan")
+    for counts in manifest["run_rows"].values():
+        counts.pop("sampling_plan")
+    path.write_text(json.dumps(manifest))
+    dst = get_engine(f"sqlite:///{tmp_path / 'dst.db'}")
+    assert import_database(dst, tmp_path / "a").runs_new == 4
+    assert table_counts(dst)["sampling_plan"] == 0
+    assert table_counts(dst)["query_results"] == table_counts(src)["query_results"]
 
 
 def test_import_twice_adds_nothing(db_url: str, tmp_path: Path) -> None:

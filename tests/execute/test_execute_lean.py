@@ -9,8 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 BLOCKED = ("polars", "faiss", "lang2vec", "datasets")
 PRELUDE = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in BLOCKED)
@@ -78,8 +76,6 @@ def test_blocking_works() -> None:  # the test above could not fail if the block
     assert p.returncode != 0 and "polars" in p.stderr
 
 
-@pytest.mark.xfail(reason="xlrun/db/transfer.py still imports polars; issue 17 makes the "
-                          "export polars-free (then this passes)", strict=False)
 def test_export_without_polars(tmp_path: Path) -> None:
     p = _python("""
         from pathlib import Path
