@@ -275,6 +275,10 @@ def _rehearsal_spec(real: Path, dst: Path, data_dir: str, *, train: str, evaluat
     text = re.sub(r"(?m)^n_clusters = \d+", f"n_clusters = {k}", text)
     text = re.sub(r"(?m)^query_max_length = \d+", "query_max_length = 32", text)
     text = re.sub(r"(?m)^passage_max_length = \d+", "passage_max_length = 64", text)
+    # a 12-paragraph slice of unbalanced MLQA-R cannot be exposure-matched within the study's
+    # 0.5 points; the rehearsal tests the machinery, so it accepts more
+    text = re.sub(r'(?m)^exposure = "matched"[^\n]*$',
+                  'exposure = "matched"\nexposure_tolerance = 0.05', text)
     text += ('[grid]\n"train.steps" = [0, 20, 20]\n'
              '"sampling.language_sampling" = ["size", "size", "clustered"]\n'
              'zip = [["train.steps", "sampling.language_sampling"]]\nseeds = [1, 2]\n')

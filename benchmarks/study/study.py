@@ -141,10 +141,19 @@ def seed_major(specs: list[str]) -> list[tuple[object, list]]:
                                                              key=lambda kv: kv[0])]
 
 
-def enqueue(engine, specs: list[str]) -> dict[str, int]:  # noqa: ANN001
-    """Submit every run in seed-major order (done runs stay done); counts by status."""
+def enqueue(engine, specs: list[str], device: str = "cpu") -> dict[str, int]:  # noqa: ANN001
+    """Check every spec as ``xlrun submit`` does (data, each arm's sampler and exposure plan,
+    embedding distances computed once and cached for the lanes), then submit every run in
+    seed-major order (done runs stay done); counts by status."""
     from xlrun.db import store
+    from xlrun.execute.preflight import check_runs
+    from xlrun.spec import compile_spec, load_spec
 
+    for path in specs:
+        spec = load_spec(path)
+        check_runs(compile_spec(spec), experiment=spec.experiment.name,
+                   output_dir=Path(spec.experiment.output_dir).resolve(), device=device,
+                   log=log)
     total: dict[str, int] = defaultdict(int)
     for spec, runs in seed_major(specs):
         res = store.submit_runs(engine, spec.experiment.name, spec.source_toml, runs,
@@ -255,7 +264,7 @@ def run_study(out: Path, deadline: float, device: str, lanes: int, threads: int,
         s = import_database(engine, resume)
         log(f"resumed from {resume}: {s.runs_new} finished runs imported")
         report["resumed_runs"] = s.runs_new
-    counts = enqueue(engine, specs)
+    counts = enqueue(engine, specs, device)
     report["enqueue"] = counts
     log(f"{counts['runs']} runs in the specs: {counts['done']} already done, "
         f"{counts['runs'] - counts['done']} to run (seed-major order)")

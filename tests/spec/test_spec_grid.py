@@ -171,6 +171,10 @@ def test_min_cluster_size_is_part_of_the_clustering(spec_dir: Path) -> None:
         runs_for("", spec_dir, clustered('exposure = "equal"'))
     with pytest.raises(SpecError, match=r"sampling\.schedule.*random.*exact"):
         runs_for("", spec_dir, clustered('schedule = "fixed"'))
+    with pytest.raises(SpecError, match=r"sampling\.exposure_tolerance.*\[0, 0\.1\]"):
+        runs_for("", spec_dir, clustered("exposure_tolerance = 0.5"))
+    loose = runs_for("", spec_dir, clustered("exposure_tolerance = 0.01"))
+    assert loose[0].run_key != runs_for("", spec_dir, CLUSTERED)[0].run_key
 def test_model_settings_left_out_keep_their_old_keys(spec_dir: Path) -> None:
     """[model] pooling, prefixes and lengths are unset unless a spec sets them (the model's
     own values apply); unset is hashed as the old defaults, so specs that wrote those

@@ -155,6 +155,13 @@ def test_imbalance_above_the_tolerance_is_rejected():
     assert plan.deviation() == pytest.approx(1 / 60, abs=1e-6)  # (q - d) of [en de] / 4
     with pytest.raises(SpecError, match=r"de en \(±1\.67 pp\)"):
         matched_plan(s.plan, [["en", "de"], ["fr", "es"]], "within", s.partners)
+    # the spec's tolerance is what the sampler applies; the error says how to loosen it
+    clustered = sampling(language_sampling="clustered")
+    with pytest.raises(SpecError, match=r"exposure_tolerance \(now 0\.50 pp\)"):
+        make_sampler(clustered, corpus(sizes), 16, seed=0, clusters=[["en", "de"], ["fr", "es"]])
+    loose = dataclasses.replace(clustered, exposure_tolerance=0.02)
+    s2 = make_sampler(loose, corpus(sizes), 16, seed=0, clusters=[["en", "de"], ["fr", "es"]])
+    assert s2.plan.deviation() == pytest.approx(1 / 60, abs=1e-6)
 
 
 # ----------------------------------------------------------------------------- exact schedule

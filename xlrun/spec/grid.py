@@ -57,6 +57,7 @@ KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("eval", "revision"): "",
     ("sampling", "min_cluster_size"): 0,
     ("sampling", "schedule"): "random",
+    ("sampling", "exposure_tolerance"): 0.005,
     ("model", "include_prompt"): None,
     ("model", "query_prompt_name"): None,
     ("model", "passage_prompt_name"): None,

@@ -500,6 +500,9 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
                     "sampling.distance_threshold": 0, "sampling.min_cluster_size": 0})
     if not 0.0 <= s.mono_ratio <= 1.0:
         raise SpecError("sampling.mono_ratio", "must be within [0, 1]", value=s.mono_ratio)
+    if not 0.0 <= s.exposure_tolerance <= 0.1:
+        raise SpecError("sampling.exposure_tolerance", "must be within [0, 0.1] (a share: "
+                        "0.005 = 0.5 percentage points)", value=s.exposure_tolerance)
     if s.temperature <= 0:
         raise SpecError("sampling.temperature", "must be positive", value=s.temperature)
     check_sampler(s.strategy, "sampling.strategy")
@@ -589,7 +592,7 @@ def _without_unused(s: SamplingSection) -> SamplingSection:
                                 clusters=d.clusters, similarity=d.similarity,
                                 n_clusters=d.n_clusters, distance_threshold=d.distance_threshold,
                                 linkage=d.linkage, min_cluster_size=d.min_cluster_size,
-                                exposure=d.exposure)
+                                exposure=d.exposure, exposure_tolerance=d.exposure_tolerance)
     elif s.similarity == "manual":
         s = dataclasses.replace(s, n_clusters=d.n_clusters,
                                 distance_threshold=d.distance_threshold, linkage=d.linkage,
@@ -601,6 +604,8 @@ def _without_unused(s: SamplingSection) -> SamplingSection:
     if s.language_sampling == "clustered" and s.exposure == "matched":
         # cluster_choice is how the free arm picks clusters; matched plans set the probabilities
         s = dataclasses.replace(s, cluster_choice=d.cluster_choice)
+    elif s.language_sampling == "clustered":
+        s = dataclasses.replace(s, exposure_tolerance=d.exposure_tolerance)
     if s.strategy in ("monolingual", "cross_lingual"):
         s = dataclasses.replace(s, mono_ratio=d.mono_ratio)
     if s.language_sampling == "uniform":

@@ -104,6 +104,9 @@ class SamplingSection:
     """Similarity clustering: a cluster with fewer languages joins its nearest cluster (average
     distance) until none is smaller; 0 or 1 = no minimum."""
     exposure: Literal["matched", "free"] = "matched"
+    exposure_tolerance: float = 0.005
+    """``matched``: the largest deviation (a share: 0.005 = 0.5 percentage points) of a
+    language's query or passage share from the random arm's that a clustering may need."""
     """Clustered sampling: ``matched`` keeps each language's query and passage shares equal to
     the random arm's (clustering only decides which languages meet); ``free`` is xlrun 0.1's
     cluster-first choice, which also changes how often each language is trained."""

@@ -42,8 +42,9 @@ import numpy as np
 from xlrun.errors import SpecError
 
 EXPOSURE_TOLERANCE = 0.005
-"""Largest deviation (as a share, 0.005 = 0.5 percentage points) of a language's query or
-passage share from the random arm's that a matched plan may have."""
+"""Default largest deviation (as a share, 0.005 = 0.5 percentage points) of a language's query
+or passage share from the random arm's that a matched plan may have
+(``sampling.exposure_tolerance``)."""
 
 _IPF_TOL = 1e-12
 _IPF_MAX_ITER = 20_000
@@ -215,6 +216,7 @@ def matched_plan(random_plan: ExposurePlan, clusters: Sequence[Sequence[str]], p
     other = "'within'" if pairing == "across" else "'across'"
     advice = (f"another n_clusters, sampling.min_cluster_size = 2, pairing = {other}, or "
               "sampling.exposure = 'free' (which changes how often each language is trained)")
+    looser = f"; or accept more with sampling.exposure_tolerance (now {_fmt_pp(tolerance)})"
     stranded = [langs[i] for i in range(len(langs))
                 if (q[i] > 0 or d[i] > 0) and not allowed[i].any() and not allowed[:, i].any()]
     if stranded:
@@ -244,7 +246,7 @@ def matched_plan(random_plan: ExposurePlan, clusters: Sequence[Sequence[str]], p
             f"query and passage shares within {_fmt_pp(tolerance)} of the random arm's: the "
             f"random arm trains these languages more often as queries than as passages (or the "
             f"reverse), which pairs inside one cluster cannot carry: {', '.join(bad)}; "
-            f"try {advice}", value="matched", has_value=False)
+            f"try {advice}{looser}", value="matched", has_value=False)
 
     # 2. can the targets be met at all on the allowed cells? (a linear program)
     diag = np.eye(len(langs), dtype=bool)

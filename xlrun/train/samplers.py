@@ -34,7 +34,7 @@ Language choice (``sampling.language_sampling``):
   pairs occur, how often each parallel id of a pair is repeated, and a language's split between
   monolingual and cross-lingual batches (a singleton cluster under ``within`` is trained only
   in monolingual batches). Where the random arm's shares cannot be reached within
-  :data:`~xlrun.train.exposure.EXPOSURE_TOLERANCE` the sampler (and ``xlrun submit``) raises a
+  ``sampling.exposure_tolerance`` (default 0.5 points) the sampler (and ``xlrun submit``) raises a
   :class:`~xlrun.errors.SpecError`.
 
   With ``exposure = "free"`` (xlrun 0.1 behaviour) a cluster is chosen first
@@ -419,7 +419,8 @@ class BatchSampler:
         if s.exposure == "free":
             return free_clustered_plan(self.languages, self.weights, self.partners,
                                        self.clusters, s.pairing, s.cluster_choice, m)
-        return matched_plan(base, self.clusters, s.pairing, self.partners)
+        return matched_plan(base, self.clusters, s.pairing, self.partners,
+                            tolerance=s.exposure_tolerance)
 
     # ----------------------------------------------------------------- planned draws
     def _prepare_planned_draws(self) -> None:
