@@ -85,3 +85,30 @@ def test_resolve_url_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path) -> No
     assert resolve_url(None) == "sqlite:///from-env.db"
     assert resolve_url("sqlite:///flag.db") == "sqlite:///flag.db"
     assert resolve_url(str(tmp_path / "plain.db")) == f"sqlite:///{tmp_path / 'plain.db'}"
+
+
+def test_migrations_are_package_data_and_alembic_cli_works(tmp_path, monkeypatch) -> None:
+    """The migrations live inside the package (installed copies have them, no symlink) and the
+    plain Alembic command line still drives them: ``alembic -c xlrun/migrations/alembic.ini``."""
+    import tomllib
+    from pathlib import Path
+
+    from alembic.config import main as alembic_main
+
+    import xlrun
+    from xlrun.db.engine import migrations_dir
+
+    package = Path(xlrun.__file__).resolve().parent
+    here = migrations_dir()
+    assert here == package / "migrations" and not here.is_symlink()
+    assert not (package / "_migrations").exists()
+    assert not (package.parent / "migrations").exists()
+    pyproject = tomllib.loads((package.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = pyproject["tool"]["setuptools"]["package-data"]["xlrun"]
+    shipped = {p for g in globs for p in package.glob(g)}
+    assert {here / "env.py", here / "alembic.ini", here / "script.py.mako"} <= shipped
+    assert set(here.joinpath("versions").glob("*.py")) <= shipped
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("XLRUN_DB", url)
+    alembic_main(argv=["-c", str(here / "alembic.ini"), "upgrade", "head"])
+    assert current_revision(get_engine(url, migrate=False)) == head_revision()

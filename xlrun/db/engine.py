@@ -3,8 +3,8 @@
 The URL comes from ``--db``, else ``XLRUN_DB``, else ``sqlite:///xlrun.db`` in the working
 directory; a bare file path means SQLite. :func:`resolve_url` checks it before anything is
 created (a supported dialect and an installed driver; a plain path that does not look like a
-mistyped URL). :func:`get_engine` applies the Alembic migrations in ``migrations/`` on first
-use (under a lock, so workers racing on a new database migrate it once), refuses a database
+mistyped URL). :func:`get_engine` applies the Alembic migrations in ``xlrun/migrations/`` on
+first use (under a lock, so workers racing on a new database migrate it once), refuses a database
 written by a newer xlrun, and with ``create=False`` (commands that only read) never creates
 a SQLite file. Faults a user can fix (read-only, corrupt, unopenable) become one-line
 :class:`~xlrun.errors.UsageError` s (:func:`explain_db_error`). On SQLite, foreign keys are
@@ -105,14 +105,9 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def migrations_dir() -> Path:
-    """The Alembic environment: ``migrations/`` beside the package (source checkout)."""
-    here = Path(__file__).resolve().parents[2] / "migrations"
-    if (here / "env.py").is_file():
-        return here
-    packaged = Path(__file__).resolve().parents[1] / "_migrations"
-    if (packaged / "env.py").is_file():
-        return packaged
-    raise FileNotFoundError("xlrun's migrations folder is missing; reinstall xlrun")
+    """The Alembic environment: ``xlrun/migrations/`` (package data, so installed copies have
+    it too)."""
+    return Path(__file__).resolve().parents[1] / "migrations"
 
 
 SQLITE_BUSY_TIMEOUT_S = 120

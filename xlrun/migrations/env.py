@@ -1,7 +1,7 @@
 """Alembic environment for xlrun.
 
 Run through ``xlrun db upgrade`` (or automatically on first use). Plain ``alembic`` works
-too: ``alembic -c migrations/alembic.ini upgrade head`` with ``XLRUN_DB`` set.
+too: ``alembic -c xlrun/migrations/alembic.ini upgrade head`` with ``XLRUN_DB`` set.
 """
 
 from __future__ import annotations
