@@ -7,7 +7,7 @@
 #   python benchmarks/study/prepare.py
 # Device call (one; see benchmarks/README.md):
 #   run(command="bash benchmarks/study/gpu_study.sh $OUT", carry=[".device"], timeout_s=600)
-# Then here: mkdir -p docs/study/export && tar -xf <files_at>/study-export.tar -C docs/study/export
+# Then here: n=$(ls docs/study/export 2>/dev/null | wc -l); d=docs/study/export/part-$((n+1)); mkdir -p $d && tar -xf <files_at>/study-export.tar -C $d
 # and commit it: the next allocation resumes from it (its finished runs are not run again).
 #
 # Steps, each failing fast with one clear line:

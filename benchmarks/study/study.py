@@ -11,8 +11,9 @@ longer than ``--limit`` seconds.
 
 ``run``: one SQLite database under ``$XLRUN_STUDY_WORK`` (default ``/tmp/xlrun-study``):
 
-1. imports the last committed export of the study (``--resume``, if it has a
-   ``manifest.json``): its finished runs are not run again;
+1. imports the committed exports of the study (``--resume``: a folder with a
+   ``manifest.json``, or a folder of such folders, one per earlier allocation): their finished
+   runs are not run again;
 2. enqueues every run of the specs in seed-major order — the untrained references first,
    then seed 1 of every arm of every spec, then seed 2, … (workers claim by id, so whenever
    the time runs out every arm has the same seeds);
@@ -20,7 +21,9 @@ longer than ``--limit`` seconds.
    data loaded once per lane, threads = cores / lanes); no lane claims a run later than
    ``--min-run`` seconds before the hard stop, and at the hard stop (``--deadline`` minus
    ``--export-reserve``) a run still going is interrupted and goes back to the queue;
-4. exports the finished runs (``xlrun db export --done-only``) and writes at most 6 files to
+4. exports the runs finished in THIS call (``xlrun db export --done-only`` of a copy without
+   the resumed runs: each allocation's export stays small — the returned file may be at most
+   16 MiB — and is committed beside the earlier ones) and writes at most 6 files to
    OUT_DIR: ``study-export.tar``, ``status.txt`` (runs per arm and seed), ``timings.csv``
    (stage seconds per run), ``lanes.log`` (the end of each lane's log), ``run.json``
    (what happened, in numbers); ``gpu_study.sh`` adds ``study.log``.
@@ -244,6 +247,40 @@ def summarise(engine, out: Path) -> dict[str, object]:  # noqa: ANN001
     return dict(counts)
 
 
+def resume_parts(resume: Path | None) -> list[Path]:
+    """The export folders to resume from: ``resume`` itself when it holds a ``manifest.json``,
+    else its subfolders that do (sorted: one per earlier allocation)."""
+    if resume is None or not resume.is_dir():
+        return []
+    if (resume / "manifest.json").is_file():
+        return [resume]
+    return sorted(p for p in resume.iterdir() if (p / "manifest.json").is_file())
+
+
+def new_runs_only(db: Path, resumed: set[tuple[str, str]]):  # noqa: ANN201 - an Engine
+    """An engine on a copy of the study database without the ``(experiment, run_key)`` runs
+    imported at the start, so the export holds only what this call finished (their rows go
+    with them: ON DELETE CASCADE, enforced by xlrun's SQLite engines)."""
+    from sqlalchemy import text
+
+    from xlrun.db.engine import get_engine
+
+    copy = db.with_name("export-copy.db")
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(str(copy) + suffix).unlink(missing_ok=True)
+    src = get_engine(f"sqlite:///{db}")
+    with src.connect() as conn:  # a consistent copy, WAL included
+        conn.exec_driver_sql(f"VACUUM INTO '{copy}'")
+    src.dispose()
+    engine = get_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        for name, key in sorted(resumed):
+            conn.execute(text("DELETE FROM runs WHERE run_key = :k AND experiment_id = "
+                              "(SELECT id FROM experiments WHERE name = :e)"),
+                         {"k": key, "e": name})
+    return engine
+
+
 def run_study(out: Path, deadline: float, device: str, lanes: int, threads: int,
               specs: list[str], resume: Path | None, min_run_s: float,
               export_reserve_s: float) -> int:
@@ -260,10 +297,18 @@ def run_study(out: Path, deadline: float, device: str, lanes: int, threads: int,
     url = f"sqlite:///{db}"
     engine = get_engine(url)
     report: dict[str, object] = {"device": device, "specs": specs}
-    if resume is not None and (resume / "manifest.json").is_file():
-        s = import_database(engine, resume)
-        log(f"resumed from {resume}: {s.runs_new} finished runs imported")
-        report["resumed_runs"] = s.runs_new
+    resumed_keys: set[tuple[str, str]] = set()
+    for part in resume_parts(resume):
+        s = import_database(engine, part)
+        log(f"resumed from {part}: {s.runs_new} finished runs imported")
+        report["resumed_runs"] = int(report.get("resumed_runs", 0)) + s.runs_new  # type: ignore[call-overload]
+    if resume is not None:
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            resumed_keys = {(e, k) for e, k in conn.execute(text(
+                "SELECT e.name, r.run_key FROM runs r JOIN experiments e "
+                "ON e.id = r.experiment_id"))}
     counts = enqueue(engine, specs, device)
     report["enqueue"] = counts
     log(f"{counts['runs']} runs in the specs: {counts['done']} already done, "
@@ -282,7 +327,7 @@ def run_study(out: Path, deadline: float, device: str, lanes: int, threads: int,
         import shutil
 
         shutil.rmtree(export)
-    s = export_database(engine, export, done_only=True)
+    s = export_database(new_runs_only(db, resumed_keys), export, done_only=True)
     with tarfile.open(out / "study-export.tar", "w") as tar:
         for p in sorted(export.iterdir()):
             tar.add(p, arcname=p.name)

@@ -67,12 +67,13 @@ def test_gpu_study_script_rehearsed_on_cpu(tmp_path: Path) -> None:
                        text=True, timeout=600, env=_env(tmp_path))
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-3000:]
 
-    # a second allocation: resumes from the export (committed as docs/study/export would be),
-    # adds a third seed, and has no time left to start a run: nothing is redone or lost
+    # a second allocation: resumes from the export (committed as docs/study/export/part-1
+    # would be), adds a third seed, and has no time left to start a run: nothing is redone or
+    # lost, and its export holds only what it finished itself (nothing)
     resume = tmp_path / "resume"
-    resume.mkdir()
+    (resume / "part-1").mkdir(parents=True)
     with tarfile.open(out / "study-export.tar") as tar:
-        tar.extractall(resume, filter="data")
+        tar.extractall(resume / "part-1", filter="data")
     more = []
     for name in ("lareqa_study.toml", "lareqa_study_b.toml"):
         spec = dev / "specs" / name
@@ -91,5 +92,5 @@ def test_gpu_study_script_rehearsed_on_cpu(tmp_path: Path) -> None:
     assert again["resumed_runs"] == 10
     assert again["enqueue"]["done"] == 10 and again["enqueue"]["runs"] == 14
     assert again["status"] == {"done": 10, "queued": 4}, again
-    assert again["export_rows"]["runs"] == 10
+    assert again["export_rows"]["runs"] == 0
     print(f"rehearsal: {seconds:.0f}s for the script")
