@@ -36,13 +36,16 @@ equals the optimizer step. ``train.steps`` counts optimizer steps.
 * Multi-GPU under ``torchrun`` (``WORLD_SIZE > 1``): every rank samples the same global batch
   (``batch_size × world``), takes its slice, negatives are gathered across ranks (see
   :mod:`xlrun.train.loss`) and gradients are averaged with bucketed all-reduces after the
-  backward passes (so grad accumulation and GradCache need no DDP ``no_sync`` handling).
+  backward passes (:mod:`xlrun.train.distributed`).
+
+:class:`Trainer` is the loop (state on the object, one method per phase); :func:`train` runs
+it.
 """
 
 from __future__ import annotations
 
 import math
-import os
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,7 +54,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from xlrun.data.types import TrainCorpus, normalize_text
 from xlrun.errors import SpecError, TrainingDiverged
@@ -62,7 +64,8 @@ from xlrun.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from xlrun.train.checkpoint import set_rng_state as _restore_rng
+from xlrun.train.checkpoint import set_rng_state as restore_rng_state
+from xlrun.train.distributed import all_reduce_grads, setup_distributed
 from xlrun.train.encoder import Encoder, Side
 from xlrun.train.loss import info_nce
 from xlrun.train.samplers import Batch, BatchSampler, PairRef, make_sampler
@@ -103,63 +106,6 @@ class TrainSummary:
     examples_per_s: float
     checkpoint: Path | None = None
     resumed_from: int = 0
-
-
-# --------------------------------------------------------------------------- distributed
-@dataclass(frozen=True)
-class _Dist:
-    world: int = 1
-    rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _setup_distributed(encoder: Encoder) -> _Dist:
-    """Join the process group when launched by torchrun; move the model to this rank's GPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        encoder.to(torch.device("cuda", local))
-    with torch.no_grad():
-        for p in encoder.parameters():
-            dist.broadcast(p.data, src=0)
-    return _Dist(dist.get_world_size(), dist.get_rank())
-
-
-def _all_reduce_grads(params: Sequence[torch.nn.Parameter], world: int,
-                      bucket_elems: int = 2**24) -> None:
-    """Average gradients over ranks in flat buckets."""
-    grads = [p.grad for p in params if p.grad is not None]
-    bucket: list[torch.Tensor] = []
-    size = 0
-
-    def flush() -> None:
-        if not bucket:
-            return
-        flat = torch.cat([g.reshape(-1) for g in bucket])
-        dist.all_reduce(flat)
-        flat /= world
-        off = 0
-        for g in bucket:
-            g.copy_(flat[off:off + g.numel()].view_as(g))
-            off += g.numel()
-        bucket.clear()
-
-    for g in grads:
-        bucket.append(g)
-        size += g.numel()
-        if size >= bucket_elems:
-            flush()
-            size = 0
-    flush()
 
 
 # --------------------------------------------------------------------------- batches → tensors
@@ -359,19 +305,209 @@ def make_optimizer(model: torch.nn.Module, train: TrainSection) -> torch.optim.O
     return torch.optim.AdamW(groups, lr=train.lr, **kwargs)
 
 
-def _seed_all(seed: int) -> None:
-    import random
-
+def seed_all(seed: int) -> None:
+    """Seed Python's, numpy's and PyTorch's global generators (dropout draws from PyTorch's)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-# --------------------------------------------------------------------------- train
+# --------------------------------------------------------------------------- the loop
+class Trainer:
+    """One training run: ``encoder`` fine-tuned in place on ``corpus`` as ``run`` says.
+
+    The state of the loop lives on the object; each phase is a method: set-up (in
+    ``__init__``: process group, seeds, sampler, optimizer, schedule, then :meth:`resume`),
+    :meth:`optimizer_step` (the ``grad_accum`` batches of one step and the update),
+    :meth:`log_window`, :meth:`checkpoint`, :meth:`stop_requested`, and :meth:`run`, the loop
+    that calls them and returns the :class:`TrainSummary`.
+
+    Raises:
+        SpecError: the sampling spec does not fit the data (see :mod:`xlrun.train.samplers`).
+        CorruptCheckpoint: the newest checkpoint does not fit this run.
+    """
+
+    def __init__(self, run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
+                 clusters: list[list[str]] | None = None,
+                 hooks: TrainHooks | None = None) -> None:
+        self.cfg = t = run.train
+        self.corpus, self.encoder = corpus, encoder
+        self.hooks = hooks or TrainHooks()
+        self.dist = setup_distributed(encoder)
+        seed_all(t.seed)
+        self.sampler: BatchSampler = make_sampler(
+            run.sampling, corpus, t.batch_size * self.dist.world, t.seed, clusters,
+            total_batches=t.steps * t.grad_accum)
+        if self.dist.main and self.hooks.on_plan is not None:
+            self.hooks.on_plan(self.sampler.plan_rows())
+        encoder.train()
+        self.device = encoder.device
+        # the transformer's parameters, then the Dense layers' (which train along)
+        self.params = [p for p in encoder.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(encoder, t)
+        self.scheduler = linear_warmup_decay(self.optimizer, t.steps, t.warmup_ratio)
+        self.stepper = ContrastiveStep(encoder, corpus, t)
+        self.ckpt_dir = Path(self.hooks.checkpoint_dir) if self.hooks.checkpoint_dir else None
+        self.step = 0
+        self.resumed_from = self.resume()
+        # CUDA: no host sync in the hot loop; the loss is read every log_every steps
+        self.sync_every = max(1, t.log_every) if self.device.type == "cuda" else 1
+        self._slice = slice(self.dist.rank * t.batch_size, (self.dist.rank + 1) * t.batch_size)
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._window_steps, self._window_t0 = 0, time.perf_counter()
+        self.final_loss: float | None = None
+        self.saved: Path | None = None
+
+    def resume(self) -> int:
+        """Restore the newest checkpoint in the checkpoint folder (if any); the step it was
+        written at (0 without one)."""
+        last = latest_checkpoint(self.ckpt_dir)
+        if last is None:
+            return 0
+        # on the CPU: model and optimizer states are copied to their parameters' device by
+        # load_state_dict, and the RNG states must stay CPU byte tensors
+        state = load_checkpoint(last, map_location="cpu")
+        try:
+            self.encoder.model.load_state_dict(state["model"])
+            if "dense" in state:
+                self.encoder.dense.load_state_dict(state["dense"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.sampler.load_state_dict(state["sampler"])
+            self.step = int(state["step"])
+            restore_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CorruptCheckpoint(last, f"it does not fit this run: {type(e).__name__}: "
+                                    f"{str(e).strip()[:200]}") from e
+        return self.step
+
+    def optimizer_step(self) -> float:
+        """Sample ``grad_accum`` batches, accumulate their gradients (this rank's slice),
+        average them over ranks, clip and update; returns the step's learning rate. The loss
+        is added to the window on the device; a non-finite one marks the step."""
+        t, hooks = self.cfg, self.hooks
+        step_loss = torch.zeros((), device=self.device)
+        for _ in range(t.grad_accum):
+            batch = self.sampler.next_batch()
+            if self.dist.main and hooks.on_batch is not None:
+                hooks.on_batch(batch)
+            negs = (draw_hard_negatives(self.corpus, batch, t.hard_negatives, t.seed)
+                    if t.hard_negatives > 0 else None)
+            step_loss += self.stepper(batch.items[self._slice],
+                                      negs[self._slice] if negs else None,
+                                      scale=1.0 / t.grad_accum)
+        step_loss /= t.grad_accum
+        if self.dist.world > 1:
+            all_reduce_grads(self.params, self.dist.world)
+        if t.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, t.max_grad_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self._bad_step = torch.where((self._bad_step < 0) & ~torch.isfinite(step_loss),
+                                     torch.full_like(self._bad_step, self.step), self._bad_step)
+        self._loss_sum += step_loss
+        self.step += 1
+        self._window_steps += 1
+        return lr
+
+    def check_finite(self) -> None:
+        """Raise :class:`TrainingDiverged` naming the first step whose loss was NaN or
+        infinite (a host sync)."""
+        b = int(self._bad_step.item())
+        if b >= 0:
+            raise TrainingDiverged(f"training diverged: the loss became NaN or infinite at "
+                                   f"step {b + 1} of {self.cfg.steps}")
+
+    def log_window(self, lr: float) -> None:
+        """Close the logging window: its mean loss and the global pairs per second to
+        ``hooks.on_log`` (rank 0)."""
+        t = self.cfg
+        mean = float(self._loss_sum.item()) / self._window_steps
+        self.dist.barrier()
+        now = time.perf_counter()
+        rate = (self._window_steps * t.grad_accum * t.batch_size * self.dist.world
+                / max(now - self._window_t0, 1e-9))
+        self.final_loss = mean
+        if self.hooks.on_log is not None and self.dist.main:
+            self.hooks.on_log(self.step, mean, lr, rate)
+        self._loss_sum.zero_()
+        self._window_steps, self._window_t0 = 0, now
+
+    def checkpoint(self) -> Path | None:
+        """Write a checkpoint (rank 0) and wait for every rank; the newest checkpoint
+        (``None`` without a checkpoint folder)."""
+        if self.ckpt_dir is None:
+            return None
+        path = None
+        if self.dist.main:
+            weights = {"model": self.encoder.model.state_dict()}
+            if len(self.encoder.dense):
+                weights["dense"] = self.encoder.dense.state_dict()
+            path = save_checkpoint(self.ckpt_dir, self.step, {
+                **weights, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict()})
+        self.dist.barrier()
+        return path or latest_checkpoint(self.ckpt_dir)
+
+    def stop_requested(self) -> bool:
+        """``hooks.should_stop()`` (asked on rank 0, every ``sync_every`` steps under DDP, the
+        answer shared by all ranks)."""
+        if self.hooks.should_stop is None:
+            return False
+        if self.dist.world > 1 and self.step % self.sync_every:
+            return False
+        stop = bool(self.hooks.should_stop()) if self.dist.main else False
+        return self.dist.agree(stop, self.device)
+
+    def run(self) -> TrainSummary:
+        """Train to ``train.steps`` (or until a stop is requested, after a checkpoint).
+
+        Raises:
+            TrainingDiverged: the loss became NaN or infinite (the message names the step).
+        """
+        t, hooks = self.cfg, self.hooks
+        t0 = time.perf_counter()
+        start_step = self.step
+        while self.step < t.steps:
+            lr = self.optimizer_step()
+            step = self.step
+            if step % self.sync_every == 0 or step == t.steps:
+                self.check_finite()
+            if hooks.progress is not None and self.dist.main:
+                hooks.progress(step, t.steps)
+            if step % max(1, t.log_every) == 0 or step == t.steps:
+                self.log_window(lr)
+            checkpointed = t.checkpoint_every > 0 and step % t.checkpoint_every == 0
+            if checkpointed and step < t.steps:
+                self.check_finite()
+                self.saved = self.checkpoint() or self.saved
+            if self.stop_requested() and step < t.steps:
+                self.check_finite()
+                if not checkpointed:
+                    self.saved = self.checkpoint() or self.saved
+                break
+        self.check_finite()
+        if self._window_steps:  # steps after the last log (training stopped early)
+            self.final_loss = float(self._loss_sum.item()) / self._window_steps
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        done = self.step - start_step
+        rate = done * t.grad_accum * t.batch_size * self.dist.world / max(seconds, 1e-9)
+        if self.final_loss is not None and not math.isfinite(self.final_loss):
+            raise TrainingDiverged(f"training diverged: non-finite loss at step {self.step}")
+        return TrainSummary(steps=self.step, final_loss=self.final_loss, seconds=seconds,
+                            examples_per_s=rate, checkpoint=self.saved,
+                            resumed_from=self.resumed_from)
+
+
 def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
           clusters: list[list[str]] | None = None,
           hooks: TrainHooks | None = None) -> TrainSummary:
-    """Fine-tune ``encoder`` in place on ``corpus`` as ``run`` says.
+    """Fine-tune ``encoder`` in place on ``corpus`` as ``run`` says (:class:`Trainer`).
 
     Args:
         run: the resolved run (``train`` and ``sampling`` sections are used).
@@ -384,141 +520,6 @@ def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,
         SpecError: the sampling spec does not fit the data (see :mod:`xlrun.train.samplers`).
         TrainingDiverged: the loss became NaN or infinite (the message names the step).
     """
-    hooks = hooks or TrainHooks()
-    t = run.train
-    if t.steps <= 0:
+    if run.train.steps <= 0:
         return TrainSummary(steps=0, final_loss=None, seconds=0.0, examples_per_s=0.0)
-    ctx = _setup_distributed(encoder)
-    _seed_all(t.seed)
-    sampler: BatchSampler = make_sampler(run.sampling, corpus, t.batch_size * ctx.world,
-                                         t.seed, clusters, total_batches=t.steps * t.grad_accum)
-    if ctx.main and hooks.on_plan is not None:
-        hooks.on_plan(sampler.plan_rows())
-    model = encoder.model
-    encoder.train()
-    device = encoder.device
-    # the transformer's parameters, then the Dense layers' (which train along)
-    params = [p for p in encoder.parameters() if p.requires_grad]
-    optimizer = make_optimizer(encoder, t)
-    scheduler = linear_warmup_decay(optimizer, t.steps, t.warmup_ratio)
-    stepper = ContrastiveStep(encoder, corpus, t)
-
-    step = 0
-    ckpt_dir = Path(hooks.checkpoint_dir) if hooks.checkpoint_dir else None
-    last_ckpt = latest_checkpoint(ckpt_dir)
-    if last_ckpt is not None:
-        # on the CPU: model and optimizer states are copied to their parameters' device by
-        # load_state_dict, and the RNG states must stay CPU byte tensors
-        state = load_checkpoint(last_ckpt, map_location="cpu")
-        try:
-            model.load_state_dict(state["model"])
-            if "dense" in state:
-                encoder.dense.load_state_dict(state["dense"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            sampler.load_state_dict(state["sampler"])
-            step = int(state["step"])
-            _restore_rng(state["rng"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise CorruptCheckpoint(last_ckpt, f"it does not fit this run: {type(e).__name__}: "
-                                    f"{str(e).strip()[:200]}") from e
-    resumed_from = step
-
-    def checkpoint() -> Path | None:
-        if ckpt_dir is None:
-            return None
-        path = None
-        if ctx.main:
-            weights = {"model": model.state_dict()}
-            if len(encoder.dense):
-                weights["dense"] = encoder.dense.state_dict()
-            path = save_checkpoint(ckpt_dir, step, {
-                **weights, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict()})
-        if ctx.world > 1:
-            dist.barrier()
-        return path or latest_checkpoint(ckpt_dir)
-
-    sync_every = max(1, t.log_every) if device.type == "cuda" else 1
-    lo, hi = ctx.rank * t.batch_size, (ctx.rank + 1) * t.batch_size
-    loss_sum = torch.zeros((), device=device)
-    bad_step = torch.full((), -1, dtype=torch.long, device=device)
-    window_steps, window_t0 = 0, time.perf_counter()
-    final_loss: float | None = None
-    saved: Path | None = None
-    t0 = time.perf_counter()
-    start_step = step
-
-    def check_finite() -> None:
-        b = int(bad_step.item())
-        if b >= 0:
-            raise TrainingDiverged(f"training diverged: the loss became NaN or infinite at "
-                                   f"step {b + 1} of {t.steps}")
-
-    while step < t.steps:
-        step_loss = torch.zeros((), device=device)
-        for _ in range(t.grad_accum):
-            batch = sampler.next_batch()
-            if ctx.main and hooks.on_batch is not None:
-                hooks.on_batch(batch)
-            negs = (draw_hard_negatives(corpus, batch, t.hard_negatives, t.seed)
-                    if t.hard_negatives > 0 else None)
-            items = batch.items[lo:hi]
-            step_loss += stepper(items, negs[lo:hi] if negs else None, scale=1.0 / t.grad_accum)
-        step_loss /= t.grad_accum
-        if ctx.world > 1:
-            _all_reduce_grads(params, ctx.world)
-        if t.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        bad_step = torch.where((bad_step < 0) & ~torch.isfinite(step_loss),
-                               torch.full_like(bad_step, step), bad_step)
-        loss_sum += step_loss
-        step += 1
-        window_steps += 1
-        if step % sync_every == 0 or step == t.steps:
-            check_finite()
-        if hooks.progress is not None and ctx.main:
-            hooks.progress(step, t.steps)
-        if step % max(1, t.log_every) == 0 or step == t.steps:
-            mean = float(loss_sum.item()) / window_steps
-            if ctx.world > 1:
-                dist.barrier()
-            now = time.perf_counter()
-            rate = window_steps * t.grad_accum * t.batch_size * ctx.world / max(now - window_t0,
-                                                                               1e-9)
-            final_loss = mean
-            if hooks.on_log is not None and ctx.main:
-                hooks.on_log(step, mean, lr, rate)
-            loss_sum.zero_()
-            window_steps, window_t0 = 0, now
-        if t.checkpoint_every > 0 and step % t.checkpoint_every == 0 and step < t.steps:
-            check_finite()
-            saved = checkpoint() or saved
-        if hooks.should_stop is not None and (ctx.world == 1 or step % sync_every == 0):
-            stop = bool(hooks.should_stop()) if ctx.main else False
-            if ctx.world > 1:
-                flag = torch.tensor([int(stop)], device=device)
-                dist.broadcast(flag, src=0)
-                stop = bool(flag.item())
-            if stop and step < t.steps:
-                check_finite()
-                if not (t.checkpoint_every > 0 and step % t.checkpoint_every == 0):
-                    saved = checkpoint() or saved
-                break
-
-    check_finite()
-    if window_steps:  # steps after the last log (training stopped early)
-        final_loss = float(loss_sum.item()) / window_steps
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - t0
-    done = step - start_step
-    rate = done * t.grad_accum * t.batch_size * ctx.world / max(seconds, 1e-9)
-    if final_loss is not None and not math.isfinite(final_loss):
-        raise TrainingDiverged(f"training diverged: non-finite loss at step {step}")
-    return TrainSummary(steps=step, final_loss=final_loss, seconds=seconds, examples_per_s=rate,
-                        checkpoint=saved, resumed_from=resumed_from)
+    return Trainer(run, corpus, encoder, clusters, hooks).run()

@@ -1,0 +1,79 @@
+"""The local executor: runs the queued runs of a submission one after another here."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from xlrun.db import store
+from xlrun.execute.cache import WarmCache
+from xlrun.execute.executors.base import EXECUTORS, Dispatch, Executor
+from xlrun.execute.progress import NullProgress, Progress
+from xlrun.execute.run_context import RunOutcome
+from xlrun.spec.schema import ExecutorSection
+
+
+def worker_name(tag: str = "local") -> str:
+    """``host:pid:tag``: who holds a run, as shown by ``xlrun status``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{tag}"
+
+
+@EXECUTORS.register("local")
+class LocalExecutor(Executor):
+    """Claims the given runs one at a time and executes them in this process.
+
+    A failed run is recorded and the loop goes on; Ctrl-C puts the current run back to
+    ``queued`` (see :func:`~xlrun.execute.pipeline.execute_run`) and stops.
+    """
+
+    name = "local"
+    runs_here = True
+
+    def __init__(self, device: str = "auto", heartbeat_s: float = 30.0) -> None:
+        self.device = device
+        self.heartbeat_s = heartbeat_s
+        self.cache = WarmCache()  # runs of a submission share model and data
+
+    @classmethod
+    def from_spec(cls, section: ExecutorSection, *, db_url: str, device: str, folder: Path,
+                  **overrides: Any) -> LocalExecutor:
+        """Runs here on ``device``, heartbeating every ``section.heartbeat_s`` seconds."""
+        return cls(device=device, heartbeat_s=section.heartbeat_s)
+
+    def dispatch(self, engine: Engine, run_ids: Sequence[int], progress: Progress) -> Dispatch:
+        """:meth:`run`, summed up."""
+        outcomes = self.run(engine, run_ids, progress)
+        failed = sum(o.status == "failed" for o in outcomes)
+        return Dispatch(f"executed {len(outcomes)} runs: {len(outcomes) - failed} done, "
+                        f"{failed} failed", tuple(outcomes))
+
+    def run(self, engine: Engine, run_ids: Sequence[int],
+            progress: Progress | None = None) -> list[RunOutcome]:
+        """Execute every still-queued run among ``run_ids``; their outcomes in order."""
+        # deferred on purpose: the run path loads PyTorch and transformers, which reading a
+        # spec (that names this executor) must not
+        from xlrun.execute.pipeline import execute_run
+
+        progress = progress or NullProgress()
+        worker = worker_name()
+        outcomes: list[RunOutcome] = []
+        for rid in store.reclaim_dead_local(engine):
+            progress.log(f"run {rid}: its worker on this machine is gone; resuming it")
+        with progress.task("runs", len(run_ids)) as bar:
+            while True:
+                run_id = store.claim_run(engine, worker, run_ids, device=self.device)
+                if run_id is None:
+                    break
+                outcome = execute_run(engine, run_id, worker=worker, device=self.device,
+                                      progress=progress, heartbeat_s=self.heartbeat_s,
+                                      cache=self.cache)
+                outcomes.append(outcome)
+                progress.log(f"run {run_id}: {outcome.status} in {outcome.seconds:.1f}s"
+                             + (f" — {outcome.error.strip().splitlines()[-1]}" if outcome.error else ""))
+                bar.advance(1)
+        return outcomes
