@@ -66,7 +66,7 @@ def _xquad_texts(path: str) -> dict[str, dict[str, list[str]]]:
     from xlrun.evaluate.tasks import DATASETS
     from xlrun.spec.schema import EvalSection
 
-    data = DATASETS.get("xquad-r", "dataset")(EvalSection(dataset="xquad-r", path=path))
+    data = DATASETS.get("xquad-r", "dataset").load(EvalSection(dataset="xquad-r", path=path))
     return {"query": {lang: [q.text for q in qs] for lang, qs in data.queries.items()},
             "passage": {lang: [d.text for d in docs] for lang, docs in data.corpus.items()}}
 

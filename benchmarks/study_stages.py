@@ -73,7 +73,8 @@ def main() -> int:
 
     from xlrun.db import store
     from xlrun.db.engine import get_engine
-    from xlrun.spec import compile_spec, parse_spec
+    from xlrun.spec.grid import compile_spec
+    from xlrun.spec.load import parse_spec
 
     tok = args.shared / "models" / "multilingual-e5-small"
     with tempfile.TemporaryDirectory(prefix="xlrun-stages-") as tmp:

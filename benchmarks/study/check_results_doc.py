@@ -99,7 +99,8 @@ def build_db(url: str, n_queries: int) -> int:
     """Write the synthetic study into ``url``; the number of runs."""
     from xlrun.db import store
     from xlrun.db.engine import get_engine
-    from xlrun.spec import compile_spec, load_spec
+    from xlrun.spec.grid import compile_spec
+    from xlrun.spec.load import load_spec
 
     engine = get_engine(url)
     rng = random.Random(0)

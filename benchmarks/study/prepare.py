@@ -235,7 +235,7 @@ def _slice_lareqa(src: Path, dst: Path, paragraphs: int) -> None:
 
 def _generated_lareqa(dst: Path, languages: Sequence[str], seed: int) -> None:
     """A LAReQA-format corpus from xlrun's generated quickstart corpus (no real data)."""
-    from xlrun.data.sources import load_train_corpus
+    from xlrun.data.train_sources import load_train_corpus
     from xlrun.spec.schema import TrainDataSection
 
     corpus = load_train_corpus(TrainDataSection(source="quickstart", languages=list(languages)))

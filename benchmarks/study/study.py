@@ -98,8 +98,9 @@ def smoke(device: str, limit_s: float) -> int:
     import xlrun.train.trainer  # noqa: F401
     from xlrun.db import store
     from xlrun.db.engine import get_engine
-    from xlrun.execute.local import LocalExecutor
-    from xlrun.spec import compile_spec, parse_spec
+    from xlrun.execute.executors.local import LocalExecutor
+    from xlrun.spec.grid import compile_spec
+    from xlrun.spec.load import parse_spec
     if device.startswith("cuda"):
         torch.zeros(1, device=device).sum().item()  # create the CUDA context
     t0 = time.perf_counter()
@@ -131,7 +132,8 @@ def smoke(device: str, limit_s: float) -> int:
 # ----------------------------------------------------------------------------- the study
 def seed_major(specs: list[str]) -> list[tuple[object, list]]:
     """``(parsed spec, runs)`` groups: seed 0 (untrained) first, then by seed, then spec."""
-    from xlrun.spec import compile_spec, load_spec
+    from xlrun.spec.grid import compile_spec
+    from xlrun.spec.load import load_spec
 
     groups: dict[tuple[int, int], list] = defaultdict(list)
     parsed = []
@@ -150,7 +152,8 @@ def enqueue(engine, specs: list[str], device: str = "cpu") -> dict[str, int]:  #
     seed-major order (done runs stay done); counts by status."""
     from xlrun.db import store
     from xlrun.execute.preflight import check_runs
-    from xlrun.spec import compile_spec, load_spec
+    from xlrun.spec.grid import compile_spec
+    from xlrun.spec.load import load_spec
 
     for path in specs:
         spec = load_spec(path)

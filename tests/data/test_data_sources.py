@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from xlrun.data.jsonl import read_jsonl, write_jsonl
-from xlrun.data.sources import load_train_corpus, select
+from xlrun.data.train_sources import load_train_corpus, select
+from xlrun.data.train_sources.jsonl import read_jsonl, write_jsonl
 from xlrun.data.types import TrainExample
 from xlrun.errors import SpecError, UsageError
 from xlrun.spec.schema import TrainDataSection

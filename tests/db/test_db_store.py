@@ -12,7 +12,8 @@ from sqlalchemy import select, text
 from xlrun.db import store
 from xlrun.db.engine import get_engine
 from xlrun.db.models import QueryResult, Run, RunMetric
-from xlrun.spec import compile_spec, parse_spec
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import parse_spec
 
 SPEC = """
 [experiment]

@@ -21,7 +21,8 @@ from xlrun.errors import UsageError
 from xlrun.report.build import ReportRequest, build_report
 from xlrun.report.inference import InferenceConfig
 from xlrun.report.query import ReportFilter
-from xlrun.spec import compile_spec, parse_spec
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import parse_spec
 
 SPEC = """
 [experiment]

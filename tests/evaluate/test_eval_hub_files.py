@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from xlrun.errors import SpecError, UsageError
-from xlrun.evaluate.tasks import default_split, hub_files, known_splits, load_dataset
+from xlrun.evaluate.tasks import DATASETS, hub_files, load_dataset
 from xlrun.evaluate.tasks.hf_style import MIRACL_CORPUS_REPO, MIRACL_REPO, MLDR_REPO
 from xlrun.evaluate.tasks.hub_files import HubAccessError
 from xlrun.spec.schema import EvalSection
@@ -118,10 +118,11 @@ def test_miracl_split_selection(hub: StandIn) -> None:
     with pytest.raises(UsageError, match="no relevance judgements for 'testB'"):
         load_dataset(EvalSection("miracl", split="testB", languages=["sw"]))
     assert hub.calls == []
-    assert known_splits("miracl", hub=True) == ("train", "dev")
-    assert "testB" in known_splits("miracl")  # a local folder may hold them
-    with pytest.raises(SpecError, match="allowed"):
-        load_dataset(EvalSection("miracl", split="test", languages=["sw"]))
+    assert DATASETS.get("miracl").hub_splits == ("train", "dev")
+    assert "testB" in DATASETS.get("miracl").splits  # a local folder may hold them
+    with pytest.raises(SpecError, match="allowed"):  # checked at submit, by the dataset
+        DATASETS.get("miracl").validate(EvalSection("miracl", split="test", languages=["sw"]),
+                                        "eval[0]")
 
 
 def test_language_selection_names_what_exists(hub: StandIn) -> None:
@@ -318,7 +319,8 @@ def test_xlrun_evaluate_on_miracl_as_documented(hub: StandIn, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XLRUN_OUTPUT", str(tmp_path / "out"))
     db = f"sqlite:///{tmp_path / 'ev.db'}"
-    assert default_split("miracl") == "dev" and default_split("mldr") == "test"
+    assert DATASETS.get("miracl").default_split == "dev"
+    assert DATASETS.get("mldr").default_split == "test"
     result = CliRunner().invoke(main, ["evaluate", "quickstart:tiny", "--dataset", "miracl",
                                        "--langs", "sw,te", "--db", db, "--device", "cpu",
                                        "--top-k", "3"])

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from xlrun.db import store
 from xlrun.db.engine import get_engine
 from xlrun.db.models import BatchLanguages
-from xlrun.execute.local import LocalExecutor
-from xlrun.spec import compile_spec, parse_spec
+from xlrun.execute.executors.local import LocalExecutor
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import parse_spec
 
 CLUSTERS = [["de", "en", "es", "fr", "pt"], ["ru", "uk"], ["el"]]
 SPEC = f"""

@@ -14,7 +14,8 @@ from sqlalchemy import create_engine, text
 from xlrun.db import store
 from xlrun.db.engine import get_engine
 from xlrun.execute.cache import CachingTokenizer
-from xlrun.spec import compile_spec, parse_spec
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = """

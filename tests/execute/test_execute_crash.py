@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from xlrun.db import store
 from xlrun.db.engine import get_engine
 from xlrun.db.models import BatchLanguages, TrainLog
-from xlrun.spec import compile_spec, parse_spec
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import parse_spec
 
 SPEC = """
 [experiment]

@@ -17,11 +17,13 @@ RUN = """
 from pathlib import Path
 import xlrun.cli.main, xlrun.cli.worker, xlrun.execute.worker, xlrun.execute.pipeline
 import xlrun.evaluate.runner, xlrun.evaluate.tasks, xlrun.train.trainer
-import xlrun.langsim.cluster, xlrun.langsim.sources, xlrun.data.sources, xlrun.db.store
+import xlrun.langsim.cluster, xlrun.langsim.distance_sources, xlrun.data.train_sources
+import xlrun.db.store, xlrun.execute.executors, xlrun.execute.distributed
 from xlrun.db import store
 from xlrun.db.engine import get_engine
 from xlrun.execute.worker import WorkerOptions, run_worker
-from xlrun.spec import compile_spec, parse_spec
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import parse_spec
 
 tmp = Path(sys.argv[1])
 text = '''

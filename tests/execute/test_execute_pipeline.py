@@ -12,8 +12,9 @@ from xlrun.db.engine import get_engine
 from xlrun.db.models import QueryResult
 from xlrun.errors import DatabaseUnavailable
 from xlrun.execute import pipeline
-from xlrun.execute.local import LocalExecutor
-from xlrun.spec import compile_spec, parse_spec
+from xlrun.execute.executors.local import LocalExecutor
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import parse_spec
 
 SPEC = """
 [experiment]

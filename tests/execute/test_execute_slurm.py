@@ -8,8 +8,9 @@ import pytest
 
 from xlrun.db import store
 from xlrun.db.engine import get_engine
-from xlrun.execute.slurm import SlurmExecutor
-from xlrun.spec import compile_spec, parse_spec
+from xlrun.execute.executors.slurm import SlurmExecutor
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import parse_spec
 
 submitit = pytest.importorskip("submitit")
 

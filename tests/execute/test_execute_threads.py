@@ -91,7 +91,8 @@ top_k = 0
 def test_worker_lanes_run_the_queue(tmp_path: Path) -> None:
     from xlrun.db import store
     from xlrun.db.engine import get_engine
-    from xlrun.spec import compile_spec, parse_spec
+    from xlrun.spec.grid import compile_spec
+    from xlrun.spec.load import parse_spec
 
     url = f"sqlite:///{tmp_path / 'lanes.db'}"
     text = SPEC.format(out=tmp_path / "out")

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from xlrun.db import store
 from xlrun.db.engine import get_engine
 from xlrun.db.models import QueryResult, Run
-from xlrun.spec import compile_spec, parse_spec
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import parse_spec
 
 TINY = """
 [experiment]
@@ -100,7 +101,7 @@ def test_claim_for_stops_claiming_and_leaves_the_rest_queued(sqlite_url: str, tm
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``claim_for_s``, the run in progress at the limit finishes; no new run starts."""
     import xlrun.execute.worker as worker_mod
-    from xlrun.execute.pipeline import RunOutcome
+    from xlrun.execute.run_context import RunOutcome
 
     ids = enqueue(sqlite_url, tmp_path, 5)
     now = [0.0]

@@ -11,6 +11,7 @@ from xlrun.errors import SpecError, UsageError
 from xlrun.langsim import DistanceMatrix, cluster, clusters_for_run, distance_matrix
 from xlrun.langsim.cluster import manual_clusters, renumber, silhouette_score
 from xlrun.spec.schema import SamplingSection
+from xlrun.train.samplers import BatchSampler
 
 LANGS = ["ar", "de", "en", "es", "fr", "hi", "ja", "ko", "pt", "ru", "vi", "zh"]
 
@@ -113,8 +114,10 @@ def test_clusters_for_run_manual() -> None:
     # 'nl'/'he' not trained on: dropped; 'fi'/'sw' in no cluster: own singletons at the end
     assert clusters == [["de", "en"], ["ar"], ["zh"], ["fi"], ["sw"]]
     assert manual_clusters([["deu", "eng"]], ["de", "en"]) == [["de", "en"]]
+    # a manual arm without clusters is a spec error (the sampler's validate, at submit time)
     with pytest.raises(SpecError, match="sampling.clusters"):
-        clusters_for_run(SamplingSection(similarity="manual"), ["de"], None)
+        BatchSampler.validate(SamplingSection(language_sampling="clustered",
+                                              similarity="manual"))
 
 
 def test_clusters_for_run_similarity() -> None:
@@ -130,6 +133,8 @@ def test_clusters_for_run_similarity() -> None:
     clusters_t, _ = clusters_for_run(t, ["de", "en", "ru", "uk"], None)
     assert clusters_t == [["de", "en"], ["ru", "uk"]]
     with pytest.raises(SpecError, match="n_clusters"):
+        BatchSampler.validate(SamplingSection(language_sampling="clustered", similarity="script"))
+    with pytest.raises(UsageError, match="exactly one"):  # the library call, unvalidated
         clusters_for_run(SamplingSection(similarity="script"), ["de", "ru"], None)
 
 

@@ -8,8 +8,8 @@ import pytest
 from spec_fixtures import BASE
 
 from xlrun.errors import SpecError
-from xlrun.spec import compile_spec, parse_spec
-from xlrun.spec.grid import run_key
+from xlrun.spec.grid import compile_spec, run_key
+from xlrun.spec.load import parse_spec
 
 
 def runs_for(grid: str, folder: Path, base: str = BASE) -> list:

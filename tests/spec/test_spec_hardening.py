@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from xlrun.cli import main
 from xlrun.errors import SpecError
-from xlrun.spec import compile_spec, load_spec, parse_spec
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import load_spec, parse_spec
 
 QS = """
 [experiment]

@@ -8,7 +8,8 @@ import pytest
 from spec_fixtures import BASE, write_spec
 
 from xlrun.errors import SpecError
-from xlrun.spec import compile_spec, load_spec, parse_spec
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import load_spec, parse_spec
 from xlrun.spec.schema import RunConfig
 
 
@@ -34,7 +35,7 @@ def test_int_is_accepted_for_float(spec_dir: Path) -> None:
 @pytest.mark.parametrize("edit, path, needle", [
     (("batch_size = 4", "batch_size = 4\nbatchsize = 3"), "train.batchsize", "unknown key"),
     (("steps = 5", 'steps = "five"'), "train.steps", "expected an integer"),
-    (('strategy = "hybrid"', 'strategy = "zigzag"'), "sampling.strategy", "not allowed"),
+    (('strategy = "hybrid"', 'strategy = "zigzag"'), "sampling.strategy", "unknown sampler"),
     (('languages = ["en", "de"]', 'languages = ["en", "xx"]'), "eval[0].languages[1]",
      "unknown language code"),
     (('path = "train.jsonl"', 'path = "missing.jsonl"'), "train_data.path", "not found"),

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xlrun.data.sources import load_train_corpus
+from xlrun.data.train_sources import load_train_corpus
 from xlrun.data.types import normalize_text
 from xlrun.execute.preflight import check_runs
-from xlrun.spec import compile_spec, load_spec
+from xlrun.spec.grid import compile_spec
+from xlrun.spec.load import load_spec
 from xlrun.train.samplers import make_sampler
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,7 +114,7 @@ def test_xquadr_batches_hold_no_identical_texts_or_translations(study):
 
 @pytest.mark.slow
 def test_embedding_distances_on_partially_parallel_mlqa_r(study, e5_dir, tmp_path):
-    from xlrun.execute.pipeline import load_encoder
+    from xlrun.execute.training import load_encoder
     from xlrun.langsim.distances import distance_matrix
     from xlrun.langsim.embedding import SimilarityContext
 

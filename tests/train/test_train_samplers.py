@@ -230,8 +230,6 @@ def test_errors():
     with pytest.raises(SpecError, match="sampling.pairing"):
         make_sampler(sampling(language_sampling="clustered", pairing="across"),
                      corpus_of({"de": 20, "en": 20}), 8, seed=0, clusters=[["de", "en"]])
-    with pytest.raises(SpecError, match="sampling.mono_ratio"):
-        make_sampler(sampling(mono_ratio=1.5), corpus_of(SIZES), 8, seed=0)
     with pytest.raises(SpecError, match="train.batch_size.*de"):
         make_sampler(sampling(strategy="monolingual"), corpus_of(SIZES), 41, seed=0)
     with pytest.raises(SpecError, match="train.batch_size"):

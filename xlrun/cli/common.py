@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
@@ -12,6 +12,40 @@ import click
 from xlrun.errors import XlrunError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LazyChoice(click.Choice):
+    """A ``click.Choice`` whose choices (a registry's names, a schema's ``Literal``) are read
+    when first needed, to check a value or show ``--help``: the module that holds them is not
+    imported when the CLI starts."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+        super().__init__((), case_sensitive=True)
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        """The names, as they are now."""
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value: Iterable[str]) -> None:
+        """Ignored: the names come from ``names()``."""
+
+class LazyHelpOption(click.Option):
+    """A ``click.Option`` whose help text is written when ``--help`` shows it (from a
+    registry's components), so that the registry is not imported when the CLI starts."""
+
+    def __init__(self, *args: Any, help_text: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._help_text = help_text
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        """The option's line in ``--help``, with the help text built now."""
+        if self.help is None:
+            self.help = self._help_text()
+        return super().get_help_record(ctx)
+
 
 db_option = click.option(
     "--db", "db_url", default=None, metavar="URL",

@@ -94,14 +94,10 @@ def langs() -> None:
 @handle_errors
 def sources_cmd(fmt: str) -> None:
     """List the distance sources (combine them as '0.5*uriel:syntax_knn+0.5*script')."""
-    from xlrun.langsim.sources import SOURCES
+    from xlrun.langsim.distance_sources import DISTANCE_SOURCES
 
-    rows = []
-    for name in SOURCES.names():
-        src = SOURCES.get(name)
-        if src is None:
-            continue
-        rows.append([name, ", ".join(src.usages()), src.description])
+    rows = [[name, ", ".join(src.usages()), src.description]
+            for name, src in DISTANCE_SOURCES.items()]
     if fmt == "json":
         click.echo(json.dumps([dict(zip(["name", "usage", "description"], r, strict=True))
                                for r in rows], indent=2))

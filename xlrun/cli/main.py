@@ -1,15 +1,34 @@
-"""``xlrun`` commands: submit, status, show, evaluate, db (plus langs, report, sql, worker)."""
+"""``xlrun`` commands: submit, status, show, evaluate, db (plus langs, report, sql, worker,
+db export/import from their own modules, registered at the end of this one).
+
+Every command imports the library it calls inside its body: deferred on purpose, so that
+``xlrun --help`` and the light commands start without PyTorch, polars or SQLAlchemy.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, get_args
 
 import click
 
 from xlrun import __version__
-from xlrun.cli.common import db_option, handle_errors, print_table
+from xlrun.cli.common import (
+    LazyChoice,
+    db_option,
+    handle_errors,
+    print_table,
+    sigterm_as_interrupt,
+)
+from xlrun.cli.langs import langs as langs_group
+from xlrun.cli.report import report_command, sql_command
+from xlrun.cli.transfer import db_export, db_import
+from xlrun.cli.worker import worker
+
+if TYPE_CHECKING:
+    from xlrun.execute.submission import Submission
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +44,18 @@ def main() -> None:
 _SHOWN = {"train.seed", "model.name", "sampling.strategy", "sampling.language_sampling"}
 
 
+def _executor_names() -> list[str]:
+    from xlrun.execute.executors import EXECUTORS
+
+    return EXECUTORS.names()
+
+
+def _pooling_names() -> tuple[str, ...]:
+    from xlrun.spec.schema import Pooling
+
+    return get_args(Pooling)
+
+
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @db_option
@@ -34,7 +65,7 @@ _SHOWN = {"train.seed", "model.name", "sampling.strategy", "sampling.language_sa
 @click.option("--only", "only", multiple=True, metavar="RUN_KEY",
               help="Submit and run only these run keys (repeatable).")
 @click.option("--no-run", is_flag=True, help="Only enqueue; workers run the runs later.")
-@click.option("--executor", type=click.Choice(["local", "slurm"]), default=None,
+@click.option("--executor", type=LazyChoice(_executor_names), default=None,
               help="Where runs execute (default: [executor] kind in the spec, else local).")
 @click.option("--partition", default=None, help="SLURM partition (overrides [executor]).")
 @click.option("--gpus", default=None, type=int, help="GPUs per SLURM job (overrides [executor]).")
@@ -51,88 +82,66 @@ def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tup
     Resubmitting a spec skips finished runs and resumes unfinished ones: a run's key is a
     hash of its fully resolved config. The data the runs use is read and checked first.
     """
-    from xlrun.errors import UsageError
-    from xlrun.execute.preflight import check_runs
-    from xlrun.spec import compile_spec, load_spec
-    from xlrun.spec.grid import check_grid_size
+    from xlrun.db.engine import get_engine
+    from xlrun.execute import submission
+    from xlrun.execute.progress import NullProgress, RichProgress
+    from xlrun.spec.load import load_spec
 
     parsed = load_spec(spec)
-    check_grid_size(parsed, confirmed=yes or dry_run)
-    runs = compile_spec(parsed)
-    if only:
-        known = {r.run_key for r in runs}
-        unknown = [k for k in only if k not in known]
-        if unknown:
-            raise UsageError(f"--only names unknown run keys {unknown}; this spec's run keys "
-                             f"are: {', '.join(sorted(known))}")
-        runs = [r for r in runs if r.run_key in only]
-    rows = [[r.run_key, r.config.model.name if len(r.config.model.name) < 40
-             else "…" + r.config.model.name[-39:], r.config.sampler,
-             r.config.language_sampling or "-", r.config.clustering or "-", r.seed,
-             ", ".join(f"{k}={v}" for k, v in r.overrides if k not in _SHOWN) or "-"]
-            for r in runs]
     # read the data and build every arm's sampler now: bad data, and clusters that cannot be
     # exposure-matched, are errors before anything is written
-    plans = check_runs(runs, experiment=parsed.experiment.name,
-                       output_dir=Path(parsed.experiment.output_dir).resolve(), device=device,
-                       log=lambda msg: click.echo(msg, err=True))
+    sub = submission.prepare(parsed, only=only, confirmed=yes or dry_run, device=device,
+                             log=lambda msg: click.echo(msg, err=True))
     if dry_run:
-        print_table(f"{parsed.experiment.name}: {len(runs)} runs (dry run, nothing written)",
-                    ["run_key", "model", "sampler", "language_sampling", "clustering", "seed",
-                     "grid values"], rows)
-        for arm in plans:
-            clusters = "  ".join("[" + " ".join(c) + "]" for c in arm.clusters)
-            print_table(f"{arm.arm}: expected share of training texts (%), random arm vs this "
-                        f"arm; clusters {clusters}",
-                        ["lang", "query random", "query arm", "passage random", "passage arm"],
-                        arm.rows())
-            for note in arm.plan.notes:
-                click.echo(f"note: {note}")
+        _print_dry_run(sub)
         return
-    from xlrun.db.engine import get_engine
-    from xlrun.db.store import submit_runs
-
     engine = get_engine(db_url)
-    result = submit_runs(engine, parsed.experiment.name, parsed.source_toml, runs,
-                         output_dir=str(Path(parsed.experiment.output_dir).resolve()))
-    click.echo(f"experiment {parsed.experiment.name!r}: {len(runs)} runs — {result.new} new, "
+    result = submission.enqueue(engine, sub)
+    click.echo(f"experiment {parsed.experiment.name!r}: {len(sub.runs)} runs — {result.new} new, "
                f"{result.requeued} requeued, {result.done} already done, "
                f"{result.running} running elsewhere")
     if no_run:
         return
-    kind = executor or parsed.executor.kind
-    if kind == "slurm":
-        from xlrun.execute.slurm import SlurmExecutor
-
-        jobs = SlurmExecutor.from_spec(
-            parsed.executor, db_url=engine.url.render_as_string(hide_password=False),
-            partition=partition, gpus_per_node=gpus, time_limit_min=time_limit,
-            folder=Path(parsed.experiment.output_dir) / "slurm", device=device,
-        ).submit(engine, result.run_ids)
-        click.echo(f"submitted {len(jobs)} SLURM jobs")
+    runner = submission.executor_for(engine, sub, executor=executor, device=device,
+                                     partition=partition, gpus_per_node=gpus,
+                                     time_limit_min=time_limit)
+    if not runner.runs_here:
+        click.echo(runner.dispatch(engine, result.run_ids, NullProgress()).message)
         return
-    from xlrun.cli.common import sigterm_as_interrupt
-    from xlrun.execute.local import LocalExecutor
-    from xlrun.execute.progress import RichProgress
-
     sigterm_as_interrupt()
     with RichProgress() as progress:
         try:
-            outcomes = LocalExecutor(device=device,
-                                     heartbeat_s=parsed.executor.heartbeat_s).run(
-                engine, result.run_ids, progress)
+            done = runner.dispatch(engine, result.run_ids, progress)
         except KeyboardInterrupt:
             click.echo("interrupted: the current run is back in the queue; resubmit to resume",
                        err=True)
             sys.exit(130)
-    failed = [o for o in outcomes if o.status == "failed"]
-    click.echo(f"executed {len(outcomes)} runs: {len(outcomes) - len(failed)} done, "
-               f"{len(failed)} failed")
-    if failed:
-        for o in failed:
+    click.echo(done.message)
+    if done.failed:
+        for o in done.failed:
             click.echo(f"  run {o.run_id} failed: {(o.error or '').strip().splitlines()[-1]}",
                        err=True)
         sys.exit(1)
+
+
+def _print_dry_run(sub: Submission) -> None:
+    """The run table of ``submit --dry-run`` and each clustered arm's expected shares."""
+    rows = [[r.run_key, r.config.model.name if len(r.config.model.name) < 40
+             else "…" + r.config.model.name[-39:], r.config.sampler,
+             r.config.language_sampling or "-", r.config.clustering or "-", r.seed,
+             ", ".join(f"{k}={v}" for k, v in r.overrides if k not in _SHOWN) or "-"]
+            for r in sub.runs]
+    print_table(f"{sub.spec.experiment.name}: {len(sub.runs)} runs (dry run, nothing written)",
+                ["run_key", "model", "sampler", "language_sampling", "clustering", "seed",
+                 "grid values"], rows)
+    for arm in sub.plans:
+        clusters = "  ".join("[" + " ".join(c) + "]" for c in arm.clusters)
+        print_table(f"{arm.arm}: expected share of training texts (%), random arm vs this "
+                    f"arm; clusters {clusters}",
+                    ["lang", "query random", "query arm", "passage random", "passage arm"],
+                    arm.rows())
+        for note in arm.plan.notes:
+            click.echo(f"note: {note}")
 
 
 # ----------------------------------------------------------------------------- status
@@ -207,8 +216,8 @@ def show(run_id: int, db_url: str | None) -> None:
 @click.option("--revision", default="", help="Hub revision of mldr/miracl data (default: main).")
 @click.option("--langs", default="", help="Comma-separated languages (default: all).")
 @click.option("--settings", default="mono,cross,multi", show_default=True)
-@click.option("--pooling", type=click.Choice(["mean", "cls", "max", "lasttoken", "weightedmean"]),
-              default=None, help="Default: the model's (sentence-transformers), else mean.")
+@click.option("--pooling", type=LazyChoice(_pooling_names), default=None,
+              help="Default: the model's (sentence-transformers), else mean.")
 @click.option("--query-prefix", default=None,
               help='e.g. "query: " (default: the model\'s query prompt, else none).')
 @click.option("--passage-prefix", default=None,
@@ -227,13 +236,17 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
              passage_prefix: str | None, max_length: int | None, top_k: int, batch_size: int,
              experiment: str, device: str, db_url: str | None) -> None:
     """Evaluate MODEL (hub id or local path) zero-shot and store it as a run (sampler none)."""
-    from xlrun.evaluate.tasks import default_split
-    from xlrun.spec import compile_spec, parse_spec
+    from xlrun.db.engine import get_engine
+    from xlrun.evaluate.tasks import DATASETS
+    from xlrun.execute import submission
+    from xlrun.execute.progress import RichProgress
+    from xlrun.spec.load import parse_spec
     from xlrun.spec.toml_writer import dumps
     from xlrun.train.st_format import is_sentence_transformers
 
     eval_table: dict[str, object] = {
-        "dataset": dataset, "path": data_path, "split": split or default_split(dataset),
+        "dataset": dataset, "path": data_path,
+        "split": split or DATASETS.get(dataset, "eval[0].dataset").default_split,
         "languages": [x for x in langs.split(",") if x],
         "settings": [x for x in settings.split(",") if x], "top_k": top_k,
         "batch_size": batch_size}
@@ -250,30 +263,20 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
         "train": {"steps": 0},
         "eval": [eval_table],
     }
-    text = dumps(spec_dict)
-    parsed = parse_spec(text, base_dir=Path.cwd())
-    runs = compile_spec(parsed)
-    from xlrun.execute.preflight import check_runs
-
-    check_runs(runs)
-    from xlrun.db.engine import get_engine
-    from xlrun.db.store import submit_runs
-    from xlrun.execute.local import LocalExecutor
-    from xlrun.execute.progress import RichProgress
-
+    sub = submission.prepare(parse_spec(dumps(spec_dict), base_dir=Path.cwd()))
     engine = get_engine(db_url)
-    result = submit_runs(engine, experiment, text, runs,
-                         output_dir=str(Path(parsed.experiment.output_dir).resolve()))
+    result = submission.enqueue(engine, sub)
     with RichProgress() as progress:
-        outcomes = LocalExecutor(device=device).run(engine, result.run_ids, progress)
-    for o in outcomes:
+        done = submission.execute(engine, sub, result.run_ids, executor="local", device=device,
+                                  progress=progress)
+    for o in done.outcomes:
         click.echo(f"run {o.run_id}: {o.status} in {o.seconds:.1f}s")
         if o.error:
             click.echo(o.error, err=True)
-    if not outcomes:
+    if not done.outcomes:
         click.echo(f"already evaluated: run {result.run_ids[0]} (see `xlrun show "
                    f"{result.run_ids[0]}`)")
-    if any(o.status == "failed" for o in outcomes):
+    if done.failed:
         sys.exit(1)
 
 
@@ -311,23 +314,9 @@ def db_current(db_url: str | None) -> None:
                + ("" if cur == head else "\nrun `xlrun db upgrade` (xlrun also migrates on first use)"))
 
 
-def _register_optional() -> None:
-    """Attach the command groups that live in their own modules."""
-    import importlib
-
-    for module, names in (("xlrun.cli.langs", ["langs"]), ("xlrun.cli.report", ["report", "sql"]),
-                          ("xlrun.cli.worker", ["worker"]), ("xlrun.cli.transfer", ["db_import", "db_export"])):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            continue
-        for name in names:
-            cmd = getattr(mod, name, None)
-            if cmd is None:
-                continue
-            (db if name.startswith("db_") else main).add_command(cmd)
-
-
-_register_optional()
+main.add_command(langs_group)
+main.add_command(report_command)
+main.add_command(sql_command)
+main.add_command(worker)
+db.add_command(db_export)
+db.add_command(db_import)

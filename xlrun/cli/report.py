@@ -1,4 +1,9 @@
-"""``xlrun report`` (tables, comparisons, regressions, plots) and ``xlrun sql`` (read-only)."""
+"""``xlrun report`` (tables, comparisons, regressions, plots) and ``xlrun sql`` (read-only).
+
+The commands import the report code inside their bodies: deferred on purpose, so that the
+CLI starts without polars, SciPy or SQLAlchemy (flag choices come from :mod:`.choices` and,
+lazily, from the registry of tests).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,21 @@ from pathlib import Path
 
 import click
 
-from xlrun.cli.common import db_option
+from xlrun.cli.common import LazyChoice, LazyHelpOption, db_option
 from xlrun.cli.common import handle_errors as _handle_errors
-from xlrun.report.choices import BY, FORMATS, METRICS, TESTS
+from xlrun.report.choices import BY, FORMATS, METRICS
+
+
+def _test_names() -> list[str]:
+    from xlrun.report.statistics import TESTS
+
+    return TESTS.names()
+
+
+def _test_help() -> str:
+    from xlrun.report.statistics import TESTS
+
+    return " ".join(f"'{name}': {test.summary}." for name, test in TESTS.items())
 
 
 def _emit(text: str, out: str | None) -> None:
@@ -67,11 +84,7 @@ def _emit(text: str, out: str | None) -> None:
 @click.option("--top", default=10, show_default=True, type=click.IntRange(0),
               help="--exposure pairs: pairs shown per arm and batch kind (0 = all).")
 @click.option("--test", "test", default="seed", show_default=True,
-              type=click.Choice(list(TESTS)),
-              help="'seed': intervals and p from one model with seeds and questions random "
-                   "(an arm with one run gets no test). 'query': the question-only paired "
-                   "t-test on seed-averaged values (and a sign-flip p), which ignores seed "
-                   "variance and overstates certainty when seeds differ.")
+              type=LazyChoice(_test_names), cls=LazyHelpOption, help_text=_test_help)
 @click.option("--permutations", default=10_000, show_default=True, type=click.IntRange(100),
               help="Sign flips of the question-only randomization test (--test query).")
 @click.option("--seed", default=0, show_default=True, type=int,
@@ -148,9 +161,3 @@ def sql_command(query: str, fmt: str, db_url: str | None) -> None:
 
     frame = run_readonly(query, db_url)
     click.echo(render(frame, fmt), nl=False)
-
-
-report = report_command
-"""The ``report`` command under the name :mod:`xlrun.cli.main` registers."""
-sql = sql_command
-"""The ``sql`` command under the name :mod:`xlrun.cli.main` registers."""

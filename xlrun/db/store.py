@@ -34,7 +34,7 @@ from xlrun.db.models import (
     utcnow,
 )
 from xlrun.errors import UsageError
-from xlrun.spec.grid import CompiledRun
+from xlrun.spec.schema import CompiledRun
 
 CHUNK = 5000
 

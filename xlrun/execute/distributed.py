@@ -12,13 +12,21 @@ Clusters are computed by the worker before the launch and read back from
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
+import torch.distributed as dist
+from sqlalchemy import Engine, select
+
+from xlrun.data.train_sources import load_train_corpus
+from xlrun.db.engine import get_engine
+from xlrun.db.models import LanguageCluster
 from xlrun.errors import XlrunError
+from xlrun.execute.run_context import RunContext
+from xlrun.execute.training import load_encoder, train_recorded
 
 
 def launch(db_url: str, run_id: int, nproc: int, out_dir: Path) -> Path:
@@ -36,11 +44,8 @@ def launch(db_url: str, run_id: int, nproc: int, out_dir: Path) -> Path:
     return out_dir
 
 
-def _clusters(engine, run_id: int) -> list[list[str]] | None:  # noqa: ANN001
-    from sqlalchemy import select
-
-    from xlrun.db.models import LanguageCluster
-
+def stored_clusters(engine: Engine, run_id: int) -> list[list[str]] | None:
+    """The clusters the worker computed and stored for run ``run_id`` (``None``: none)."""
     t = LanguageCluster.__table__
     with engine.connect() as conn:
         rows = conn.execute(select(t.c.lang, t.c.cluster).where(t.c.run_id == run_id)
@@ -53,21 +58,6 @@ def _clusters(engine, run_id: int) -> list[list[str]] | None:  # noqa: ANN001
 
 def main(argv: list[str] | None = None) -> None:
     """One rank of a distributed training run."""
-    import torch
-    import torch.distributed as dist
-
-    from xlrun.data.sources import load_train_corpus
-    from xlrun.db.engine import get_engine
-    from xlrun.db.store import get_run
-    from xlrun.execute.pipeline import (
-        TrainRecorder,
-        config_from_json,
-        load_encoder,
-        output_dir_of,
-        run_dir,
-    )
-    from xlrun.train.trainer import train
-
     ap = argparse.ArgumentParser(description=__doc__)
     # long, unusual names: torchrun's own parser would claim abbreviations like --run
     ap.add_argument("--xlrun-db", dest="db", default=os.environ.get("XLRUN_DB"))
@@ -76,21 +66,15 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     engine = get_engine(args.db, migrate=False)
-    row = get_run(engine, args.run)
-    config = config_from_json(row["config_json"])
-    stored = json.loads(row["config_json"]).get("output_dir")
-    out = Path(stored) if stored else output_dir_of(row["spec_toml"])
-    workdir = run_dir(out, row["experiment"], row["run_key"])
+    ctx = RunContext.load(engine, args.run)
+    config = ctx.config
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    encoder = load_encoder(config.model, device, out / ".models")
+    encoder = load_encoder(config.model, device, ctx.models_dir)
     corpus = load_train_corpus(config.train_data)
-    clusters = _clusters(engine, args.run) if config.sampling.language_sampling == "clustered" else None
-    recorder = TrainRecorder(engine, args.run, workdir)
-    try:
-        train(config, corpus, encoder, clusters, recorder.hooks())
-    finally:
-        recorder.flush()
+    clusters = (stored_clusters(engine, args.run)
+                if config.sampling.language_sampling == "clustered" else None)
+    train_recorded(engine, args.run, ctx.workdir, config, corpus, encoder, clusters)
     if int(os.environ.get("RANK", "0")) == 0:
         encoder.save(args.out)
     if dist.is_initialized():

@@ -16,31 +16,33 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from xlrun.data.train_sources import load_train_corpus
+from xlrun.data.types import TrainCorpus
 from xlrun.db import store
 from xlrun.errors import DatabaseUnavailable, XlrunError
+from xlrun.evaluate.runner import evaluate_dataset
+from xlrun.evaluate.tasks import DATASETS
 from xlrun.execute.cache import WarmCache
+from xlrun.execute.distributed import launch
 from xlrun.execute.progress import NullProgress, Progress
-from xlrun.spec.schema import (
-    EvalSection,
-    ModelSection,
-    RunConfig,
-    SamplingSection,
-    TrainDataSection,
-    TrainSection,
-)
+from xlrun.execute.run_context import RunContext, RunOutcome
+from xlrun.execute.training import load_encoder, train_recorded
+from xlrun.langsim.cluster import clusters_for_run
+from xlrun.langsim.embedding import SimilarityContext
+from xlrun.spec.schema import RunConfig
+from xlrun.train.encoder import Encoder, resolve_device
+
+__all__ = ["STAGES", "ClaimLost", "RunOutcome", "StageTimer", "execute_run"]
 
 STAGES: tuple[str, ...] = ("load", "data", "clustering", "train", "encode", "search",
                            "metrics", "write")
@@ -49,17 +51,6 @@ STAGES: tuple[str, ...] = ("load", "data", "clustering", "train", "encode", "sea
 evaluation data, ``clustering`` language distances and clusters, ``train`` the training loop
 (with its log writes), ``encode`` queries and candidates, ``search`` the exact searches,
 ``metrics`` per-query metrics and aggregates, ``write`` the result sets and the final update."""
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How one execution ended."""
-
-    run_id: int
-    status: str  # done | failed | queued (interrupted)
-    seconds: float
-    error: str | None = None
-    timings: dict[str, Any] | None = None
 
 
 class StageTimer:
@@ -79,7 +70,7 @@ class StageTimer:
             self.cpu[stage] = self.cpu.get(stage, 0.0) + float(cpu)
 
     @contextlib.contextmanager
-    def stage(self, name: str):  # noqa: ANN201 - a context manager
+    def stage(self, name: str) -> Iterator[None]:
         """Time the enclosed block as ``name``."""
         t0, c0 = time.perf_counter(), time.process_time()
         try:
@@ -98,50 +89,6 @@ class StageTimer:
         out["cpu"] = {**{k: round(v, 3) for k, v in self.cpu.items()},
                       "total": round(time.process_time() - self._c0, 3)}
         return out
-
-
-def config_from_json(text: str) -> RunConfig:
-    """Rebuild a :class:`RunConfig` from ``runs.config_json``."""
-    d = json.loads(text)
-    return RunConfig(
-        model=ModelSection(**d["model"]),
-        train_data=TrainDataSection(**d["train_data"]),
-        sampling=SamplingSection(**d["sampling"]),
-        train=TrainSection(**d["train"]),
-        eval=[EvalSection(**e) for e in d["eval"]],
-    )
-
-
-def output_dir_of(spec_toml: str) -> Path:
-    """``experiment.output_dir`` of a stored spec (default ``xlrun-out``), ``${VAR}`` expanded."""
-    import tomllib
-
-    from xlrun.spec.load import interpolate
-
-    raw = tomllib.loads(spec_toml).get("experiment", {}).get("output_dir", "xlrun-out")
-    return Path(interpolate(raw, "experiment.output_dir"))
-
-
-def run_dir(output_dir: str | Path, experiment: str, run_key: str) -> Path:
-    """Where a run keeps checkpoints and caches."""
-    return Path(output_dir) / experiment / run_key
-
-
-def load_encoder(model: ModelSection, device: str, cache_dir: Path):  # noqa: ANN201
-    """The run's encoder (:func:`xlrun.train.encoder.load_encoder`: the model's own
-    sentence-transformers settings under the spec's); ``quickstart:*`` names build the tiny
-    offline model first."""
-    from transformers.utils import logging as hf_logging
-
-    from xlrun.train.encoder import load_encoder as load
-
-    hf_logging.disable_progress_bar()
-    name = model.name
-    if name.startswith("quickstart:"):
-        from xlrun.quickstart.tiny_model import resolve_model_name
-
-        name = resolve_model_name(name, cache_dir)
-    return load(dataclasses.replace(model, name=name), device)
 
 
 class _Heartbeat:
@@ -171,117 +118,57 @@ class _Heartbeat:
         self._thread.join(timeout=5)
 
 
-class TrainRecorder:
-    """Builds the trainer's hooks: buffered ``train_log`` / ``batch_languages`` writes,
-    a progress bar, the checkpoint folder, and a stop signal when the claim is lost."""
-
-    def __init__(self, engine: Engine, run_id: int, workdir: Path,
-                 stop: Callable[[], bool] | None = None) -> None:
-        self.engine, self.run_id, self.workdir, self.stop = engine, run_id, workdir, stop
-        self._logs: list[dict[str, Any]] = []
-        self._batches: list[dict[str, Any]] = []
-
-    def flush(self) -> None:
-        """Write what is buffered."""
-        if self._logs:
-            store.write_train_log(self.engine, self.run_id, self._logs)
-            self._logs.clear()
-        if self._batches:
-            store.write_batch_languages(self.engine, self.run_id, self._batches)
-            self._batches.clear()
-
-    def on_log(self, step: int, loss: float, lr: float, examples_per_s: float | None) -> None:
-        """A ``train_log`` row (written at once, with the batches before it)."""
-        self._logs.append({"step": step, "loss": float(loss), "lr": float(lr),
-                           "examples_per_s": examples_per_s})
-        self.flush()
-
-    def on_batch(self, batch) -> None:  # noqa: ANN001 - xlrun.train.samplers.Batch
-        """``batch_languages`` rows for one sampled batch."""
-        for (q, d), n in sorted(batch.composition().items()):
-            self._batches.append({"step": batch.step, "batch_kind": batch.kind,
-                                  "query_lang": q, "doc_lang": d, "pairs": int(n)})
-        if len(self._batches) >= 2000:
-            self.flush()
-
-    def on_plan(self, rows: list[dict[str, Any]]) -> None:
-        """The sampler's plan (``sampling_plan`` rows), written at once."""
-        store.write_sampling_plan(self.engine, self.run_id, rows)
-
-    def hooks(self, on_progress: Callable[[int, int], None] | None = None):  # noqa: ANN201
-        """The :class:`~xlrun.train.trainer.TrainHooks` to pass to ``train``."""
-        from xlrun.train.trainer import TrainHooks
-
-        return TrainHooks(on_log=self.on_log, on_batch=self.on_batch, on_plan=self.on_plan,
-                          progress=on_progress,
-                          checkpoint_dir=self.workdir / "checkpoints", should_stop=self.stop)
-
-
 class ClaimLost(XlrunError):
     """Another worker reclaimed this run (our heartbeats stopped reaching the database)."""
 
 
-def _train(engine: Engine, run_id: int, config: RunConfig, encoder, workdir: Path,  # noqa: ANN001
-           progress: Progress, heartbeat: _Heartbeat, db_url: str,
-           timer: StageTimer, cache: WarmCache | None):  # noqa: ANN202
-    from xlrun.data.sources import load_train_corpus
-
+def _train(engine: Engine, ctx: RunContext, encoder: Encoder, progress: Progress,
+           heartbeat: _Heartbeat, db_url: str, timer: StageTimer,
+           cache: WarmCache | None) -> Encoder:
+    config, run_id = ctx.config, ctx.run_id
     with timer.stage("data"):
         corpus = (cache.train_corpus(config.train_data, load_train_corpus) if cache is not None
                   else load_train_corpus(config.train_data))
     clusters = None
     if config.sampling.language_sampling == "clustered":
         with timer.stage("clustering"):
-            clusters = _clusters(engine, run_id, config, corpus, encoder, workdir)
+            clusters = _clusters(engine, ctx, corpus, encoder)
     if config.train.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        from xlrun.execute.distributed import launch
-
-        model_dir = launch(db_url, run_id, config.train.gpus, workdir / "model")
+        model_dir = launch(db_url, run_id, config.train.gpus, ctx.workdir / "model")
         return load_encoder(dataclasses.replace(config.model, name=str(model_dir)),
-                            str(encoder.device), workdir / ".models")
-    from xlrun.train.trainer import train
-
-    recorder = TrainRecorder(engine, run_id, workdir, stop=lambda: heartbeat.lost)
+                            str(encoder.device), ctx.workdir / ".models")
     with timer.stage("train"), progress.task(f"run {run_id}: training", config.train.steps) as bar:
         def on_progress(step: int, total: int) -> None:
             bar.update(step, total)
 
-        try:
-            summary = train(config, corpus, encoder, clusters, recorder.hooks(on_progress))
-        finally:
-            recorder.flush()
+        summary = train_recorded(engine, run_id, ctx.workdir, config, corpus, encoder, clusters,
+                                 stop=lambda: heartbeat.lost, on_progress=on_progress)
     if summary.resumed_from:
         progress.log(f"run {run_id}: resumed from the checkpoint at step {summary.resumed_from}")
     if heartbeat.lost:
         raise ClaimLost(f"run {run_id} was reclaimed by another worker; stopped after a checkpoint")
     if config.train.save_model:
-        encoder.save(workdir / "model")
+        encoder.save(ctx.workdir / "model")
     return encoder
 
 
-def _clusters(engine: Engine, run_id: int, config: RunConfig, corpus, encoder,  # noqa: ANN001
-              workdir: Path) -> list[list[str]]:
-    from xlrun.langsim.cluster import clusters_for_run
-    from xlrun.langsim.sources import SimilarityContext
-
-    langs = corpus.languages
-    context = SimilarityContext.from_corpus(corpus, encoder, cache_dir=workdir.parent / ".langsim",
-                                            model_id=config.model.name)
-    clusters, distances = clusters_for_run(config.sampling, langs, context)
+def _clusters(engine: Engine, ctx: RunContext, corpus: TrainCorpus,
+              encoder: Encoder) -> list[list[str]]:
+    context = SimilarityContext.from_corpus(corpus, encoder,
+                                            cache_dir=ctx.workdir.parent / ".langsim",
+                                            model_id=ctx.config.model.name)
+    clusters, distances = clusters_for_run(ctx.config.sampling, corpus.languages, context)
     rows = distances.to_rows() if distances is not None else []
-    store.write_languages(engine, run_id, clusters, rows)
+    store.write_languages(engine, ctx.run_id, clusters, rows)
     return clusters
 
 
-def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder,  # noqa: ANN001
+def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder: Encoder,
               progress: Progress, timer: StageTimer, cache: WarmCache | None) -> None:
-    from xlrun.evaluate.runner import evaluate_dataset
-    from xlrun.evaluate.tasks import DATASETS
-
     for i, cfg in enumerate(config.eval):
-        loader = DATASETS.get(cfg.dataset, f"eval[{i}].dataset")
+        dataset = DATASETS.get(cfg.dataset, f"eval[{i}].dataset")
         with timer.stage("data"):
-            data = cache.eval_data(cfg, loader) if cache is not None else loader(cfg)
+            data = cache.eval_data(cfg, dataset.load) if cache is not None else dataset.load(cfg)
         label = f"run {run_id}: {cfg.dataset}"
         with progress.task(label, None) as bar:
             def on_progress(stage: str, done: int, total: int, bar=bar, label=label) -> None:
@@ -308,27 +195,22 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
     A KeyboardInterrupt puts the run back to ``queued`` and is re-raised. A lost database
     raises :class:`DatabaseUnavailable` after trying to requeue the run.
     """
-    from xlrun.train.encoder import resolve_device
-
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     timer = StageTimer()
-    row = store.get_run(engine, run_id)
-    config = config_from_json(row["config_json"])
-    stored = json.loads(row["config_json"]).get("output_dir")
-    spec_out = Path(stored) if stored else output_dir_of(row["spec_toml"])
-    workdir = run_dir(spec_out, row["experiment"], row["run_key"])
+    ctx = RunContext.load(engine, run_id)
+    config = ctx.config
     try:
         with _Heartbeat(engine, run_id, worker, heartbeat_s) as beat:
             dev = str(resolve_device(device))
             store.set_run_device(engine, run_id, dev)
             with timer.stage("load"):
-                models = Path(spec_out) / ".models"
-                encoder = (cache.encoder(config.model, dev, models, load_encoder)
-                           if cache is not None else load_encoder(config.model, dev, models))
+                encoder = (cache.encoder(config.model, dev, ctx.models_dir, load_encoder)
+                           if cache is not None
+                           else load_encoder(config.model, dev, ctx.models_dir))
             store.set_run_model_info(engine, run_id, encoder.describe())
             if config.train.steps > 0:
-                encoder = _train(engine, run_id, config, encoder, workdir, progress, beat,
+                encoder = _train(engine, ctx, encoder, progress, beat,
                                  engine.url.render_as_string(hide_password=False), timer, cache)
             _evaluate(engine, run_id, config, encoder, progress, timer, cache)
         with timer.stage("write"):

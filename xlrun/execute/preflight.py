@@ -30,14 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xlrun.data.train_sources import TRAIN_SOURCES, load_train_corpus
 from xlrun.data.types import TrainCorpus
 from xlrun.errors import SpecError, UsageError
+from xlrun.evaluate.tasks import DATASETS, load_dataset
+from xlrun.langsim.cluster import clusters_for_run
+from xlrun.langsim.distances import needs_context
+from xlrun.langsim.embedding import SimilarityContext
 from xlrun.spec.grid import CompiledRun, canonical_json
 from xlrun.spec.schema import EvalSection, RunConfig, TrainDataSection
 from xlrun.train.exposure import ExposurePlan
-
-READ_EVAL_DATASETS: tuple[str, ...] = ("xquad-r", "mlqa-r", "local")
-"""Evaluation datasets read at submit time (when they have a local path)."""
+from xlrun.train.samplers import make_sampler
 
 Log = Callable[[str], None]
 
@@ -68,14 +71,8 @@ class ArmPlan:
                  f"{100 * d:.1f}"] for lang, (q, d) in self.plan.shares().items()]
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
 def _reads_offline(section: TrainDataSection) -> bool:
-    if section.source in ("lareqa", "jsonl"):
-        return bool(section.path) and not _is_remote(section.path)
-    return section.source == "quickstart"
+    return TRAIN_SOURCES.get(section.source, "train_data.source").read_offline(section)
 
 
 def _in_point(e: SpecError, run: CompiledRun, arm: str | None = None) -> SpecError:
@@ -89,8 +86,6 @@ def _in_point(e: SpecError, run: CompiledRun, arm: str | None = None) -> SpecErr
 
 
 def _load_corpus(section: TrainDataSection) -> TrainCorpus:
-    from xlrun.data.sources import load_train_corpus
-
     try:
         return load_train_corpus(section)
     except SpecError:
@@ -100,10 +95,8 @@ def _load_corpus(section: TrainDataSection) -> TrainCorpus:
 
 
 def _load_eval(i: int, cfg: EvalSection) -> None:
-    from xlrun.evaluate.tasks import load_dataset
-
     try:
-        data = load_dataset(cfg)
+        data = load_dataset(cfg, f"eval[{i}].dataset")
     except SpecError:
         raise
     except UsageError as e:
@@ -165,7 +158,7 @@ def check_runs(runs: Sequence[CompiledRun], *, experiment: str = "",
                     raise _in_point(e, run) from e
             arms.setdefault(_without_seed(cfg), []).append(run)
         for i, e in enumerate(cfg.eval):
-            if e.dataset not in READ_EVAL_DATASETS or not e.path or _is_remote(e.path):
+            if not DATASETS.get(e.dataset, f"eval[{i}].dataset").read_offline(e):
                 continue
             key = canonical_json(dataclasses.asdict(e))
             if key not in evals:
@@ -191,8 +184,6 @@ def check_runs(runs: Sequence[CompiledRun], *, experiment: str = "",
 
 def _arm_plan(members: Sequence[CompiledRun], corpus: TrainCorpus, encoders: dict[str, Any],
               experiment: str, output_dir: Path, device: str, log: Log | None) -> ArmPlan:
-    from xlrun.train.samplers import make_sampler
-
     cfg = members[0].config
     _check_cluster_spec(cfg, corpus.languages)
     clusters = None
@@ -219,7 +210,9 @@ class _LazyEncoder:
 
     def encode(self, texts: list[str], side: str) -> Any:
         if self._encoder is None:
-            from xlrun.execute.pipeline import load_encoder
+            # deferred on purpose: PyTorch and the model load only when an embedding
+            # distance is not cached yet (submitting a spec needs neither otherwise)
+            from xlrun.execute.training import load_encoder
             from xlrun.train.encoder import resolve_device
 
             cfg, output_dir, device, log = self._args
@@ -233,11 +226,8 @@ class _LazyEncoder:
 
 def _clusters(cfg: RunConfig, corpus: TrainCorpus, encoders: dict[str, Any], experiment: str,
               output_dir: Path, device: str, log: Log | None) -> list[list[str]]:
-    from xlrun.langsim.cluster import clusters_for_run
-    from xlrun.langsim.embedding import SimilarityContext
-
     context = None
-    if "embedding" in cfg.sampling.similarity:
+    if needs_context(cfg.sampling.similarity):
         key = json.dumps(dataclasses.asdict(cfg.model), sort_keys=True)
         if key not in encoders:
             encoders[key] = _LazyEncoder(cfg, output_dir, device, log)

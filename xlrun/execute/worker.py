@@ -16,6 +16,10 @@ its own cache and an equal share of the cores.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +28,11 @@ from sqlalchemy import Engine
 
 from xlrun.db import store
 from xlrun.execute.cache import WarmCache
-from xlrun.execute.local import worker_name
-from xlrun.execute.pipeline import RunOutcome, execute_run
+from xlrun.execute.executors.local import worker_name
+from xlrun.execute.pipeline import execute_run
 from xlrun.execute.progress import NullProgress, Progress
-from xlrun.execute.threads import ThreadBudget
+from xlrun.execute.run_context import RunOutcome
+from xlrun.execute.threads import ThreadBudget, WorkerRegistry, share_of_cores, thread_env
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,6 @@ def run_worker(engine: Engine, options: WorkerOptions, progress: Progress | None
 def lane_command(options: WorkerOptions, lane: int) -> list[str]:
     """The command line of one lane (a ``python -m xlrun worker`` process; the database URL
     travels in ``XLRUN_DB``, never on a command line)."""
-    import sys
-
     argv = [sys.executable, "-m", "xlrun", "worker", "--lanes", "1",
             "--device", options.device, "--max-runs", str(options.max_runs),
             "--heartbeat", str(options.heartbeat_s), "--stale-after", str(options.stale_after_s),
@@ -114,12 +117,6 @@ def run_lanes(db_url: str, options: WorkerOptions, lanes: int,
     SIGINT/SIGTERM are passed on (each lane puts its current run back in the queue). Returns
     the worst exit code (0 when every lane finished cleanly).
     """
-    import os
-    import signal
-    import subprocess
-
-    from xlrun.execute.threads import WorkerRegistry, share_of_cores, thread_env
-
     first = options.threads or share_of_cores(WorkerRegistry().live() + lanes)
     env = dict(os.environ, XLRUN_DB=db_url, **thread_env(first))
     procs: list[subprocess.Popen] = []

@@ -16,13 +16,18 @@ from xlrun.langsim.cluster import (
     manual_clusters,
     silhouette_score,
 )
-from xlrun.langsim.distances import distance_matrix, parse_combination, validate_source
+from xlrun.langsim.distance_sources import DISTANCE_SOURCES, Source
+from xlrun.langsim.distances import (
+    distance_matrix,
+    needs_context,
+    parse_combination,
+    validate_source,
+)
 from xlrun.langsim.embedding import SimilarityContext
 from xlrun.langsim.matrix import DistanceMatrix
-from xlrun.langsim.sources import SOURCES, Source
 
 __all__ = [
-    "SOURCES",
+    "DISTANCE_SOURCES",
     "Clustering",
     "DistanceMatrix",
     "SimilarityContext",
@@ -31,6 +36,7 @@ __all__ = [
     "clusters_for_run",
     "distance_matrix",
     "manual_clusters",
+    "needs_context",
     "parse_combination",
     "silhouette_score",
     "validate_source",

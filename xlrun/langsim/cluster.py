@@ -17,11 +17,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from xlrun.errors import SpecError, UsageError
+from xlrun.errors import UsageError
 from xlrun.langsim.distances import distance_matrix
 from xlrun.langsim.embedding import SimilarityContext
 from xlrun.langsim.matrix import DistanceMatrix
 from xlrun.languages import normalize, normalize_all
+from xlrun.spec.schema import SamplingSection
 
 Linkage = Literal["average", "complete", "ward"]
 LINKAGES: tuple[str, ...] = ("average", "complete", "ward")
@@ -203,13 +204,14 @@ def manual_clusters(clusters: Sequence[Sequence[str]], langs: Sequence[str]) -> 
     return out
 
 
-def clusters_for_run(sampling: Any, langs: Sequence[str],
+def clusters_for_run(sampling: SamplingSection, langs: Sequence[str],
                      context: SimilarityContext | None = None,
                      ) -> tuple[list[list[str]], DistanceMatrix | None]:
     """The language clusters a clustered-sampling run trains with, and the distances used.
 
     Args:
-        sampling: the run's :class:`xlrun.spec.schema.SamplingSection`.
+        sampling: the run's :class:`xlrun.spec.schema.SamplingSection`, validated
+            (:meth:`xlrun.train.samplers.BatchSampler.validate`).
         langs: the run's training languages.
         context: model and texts for ``embedding`` sources.
 
@@ -220,20 +222,12 @@ def clusters_for_run(sampling: Any, langs: Sequence[str],
     join their nearest cluster (:func:`merge_small_clusters`).
     """
     if sampling.similarity == "manual":
-        if not sampling.clusters:
-            raise SpecError("sampling.clusters",
-                            "clustered language sampling with similarity 'manual' needs clusters",
-                            value=sampling.clusters)
         return manual_clusters(sampling.clusters, langs), None
     dm = distance_matrix(sampling.similarity, langs, context=context)
     if sampling.n_clusters > 0:
         result = cluster(dm, k=min(sampling.n_clusters, len(dm.langs)), method=sampling.linkage)
-    elif sampling.distance_threshold > 0:
-        result = cluster(dm, threshold=sampling.distance_threshold, method=sampling.linkage)
-    else:
-        raise SpecError("sampling.n_clusters",
-                        "clustering by similarity needs n_clusters or distance_threshold",
-                        value=sampling.n_clusters)
-    min_size = int(getattr(sampling, "min_cluster_size", 0) or 0)
-    return merge_small_clusters(result, dm, min_size).clusters, dm
+    else:  # neither (an unvalidated section): cluster() says what is missing
+        result = cluster(dm, threshold=sampling.distance_threshold or None,
+                         method=sampling.linkage)
+    return merge_small_clusters(result, dm, sampling.min_cluster_size).clusters, dm
 

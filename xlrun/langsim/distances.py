@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from xlrun.errors import SpecError, UsageError
+from xlrun.langsim.distance_sources import DISTANCE_SOURCES, all_usages, get_source
 from xlrun.langsim.embedding import SimilarityContext
 from xlrun.langsim.matrix import DistanceMatrix
-from xlrun.langsim.sources import SOURCES, all_usages, get_source
 from xlrun.languages import normalize_all
 
 
@@ -43,7 +43,7 @@ def parse_combination(source: str, where: str = "source") -> list[tuple[float, s
         if not term:
             raise SpecError(where, "empty term in source", value=source,
                             allowed="e.g. 0.5*uriel:syntax_knn+0.5*script")
-        if term.split(":", 1)[0].strip() not in SOURCES:
+        if term.split(":", 1)[0].strip() not in DISTANCE_SOURCES:
             raise SpecError(where, "unknown language-similarity source", value=term,
                             allowed=all_usages())
         get_source(term, where)
@@ -56,6 +56,12 @@ def parse_combination(source: str, where: str = "source") -> list[tuple[float, s
 def validate_source(source: str, where: str = "sampling.similarity") -> None:
     """Check a source string fully (names, arguments, weights) without computing anything."""
     parse_combination(source, where)
+
+
+def needs_context(source: str) -> bool:
+    """Whether a (checked) source string has a term that needs a model and texts
+    (:class:`~xlrun.langsim.embedding.SimilarityContext`), such as ``embedding``."""
+    return any(get_source(term)[0].needs_context for _, term in parse_combination(source))
 
 
 def distance_matrix(source: str, langs: Sequence[str], *,

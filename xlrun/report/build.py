@@ -26,6 +26,7 @@ from xlrun.report.query import (
     load_run_configs,
     metric_column,
 )
+from xlrun.report.statistics import TESTS
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,8 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
         with conn.connect() as c:
             return build_report(c, req)
     value = metric_column(req.metric)
+    test = TESTS.get(req.tests.test, "--test")
+    test.validate(req.tests, "--test")
     if req.regress and req.bias:
         raise UsageError("--regress and --bias are different views; choose one")
     if req.baseline is not None and req.compare is None:
@@ -214,23 +217,11 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
     notes.extend(result.notes)
     notes.extend(_seed_notes(frame, arms))
     meta.update({"test": req.tests.test, "level": req.tests.level,
-                 "runs_per_arm": _runs_per_arm(frame, arms)})
-    if req.tests.test == "query":
-        meta.update({"n_permutations": req.tests.n_permutations, "seed": req.tests.seed})
+                 "runs_per_arm": _runs_per_arm(frame, arms), **test.meta(req.tests)})
     over = "cells" if len(arms) == 2 else "cells × arms"
     level = round(100 * req.tests.level)
-    if req.tests.test == "seed":
-        model = (f"{level}% interval and p from one model (seeds and questions random, seeds "
-                 "paired across arms, t on Satterthwaite df)")
-        if result.fallback_cells:
-            model += (f"; {result.fallback_cells} cell(s) on fewer seeds/questions or unpaired "
-                      "(see notes)")
-        holm_of = "recipe-level p" + (" (arms with 1 run: no test)" if "one run" in
-                                      frame["design"].to_list() else "")
-    else:
-        model = (f"{level}% interval and p of the question-only paired t on seed-averaged "
-                 "values (ignores seed variance), sign-flip p_rand")
-        holm_of = "question-level p"
+    model = test.model(level, result.fallback_cells, "one run" in frame["design"].to_list())
+    holm_of = test.holm_of("one run" in frame["design"].to_list())
     title = (f"{req.metric} by {req.by}, {req.compare} vs baseline {arms[0]}: mean, seed SD, "
              f"delta with {model}, Holm over {over} of the {holm_of}{scope}")
     return done("compare", frame, title)

@@ -24,7 +24,3 @@ METRICS: dict[str, str] = {
 
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "markdown")
 """``--format`` values."""
-
-TESTS: tuple[str, ...] = ("seed", "query")
-"""``--test`` values: the seeds × questions model (``seed``) or the question-only paired t
-(``query``)."""

@@ -28,20 +28,22 @@ from xlrun.report.inference import (
     BASELINE_MARK,
     Estimate,
     InferenceConfig,
-    delta_estimate,
     holm,
-    question_estimate,
-    sign_flip_many,
     significance_mark,
 )
+from xlrun.report.statistics import TESTS, ComparisonTest
 
 COLUMNS: tuple[str, ...] = (
     "arm", "mean", "n_queries", "n_runs", "sd_seeds", "design", "n_paired", "delta", "se",
     "df", "ci_low", "ci_high", "p", "p_holm", "mark")
-"""Columns of :func:`compare_arms` after the cell columns (``test="seed"``)."""
+"""Columns of :func:`compare_arms` after the cell columns; a test's own columns
+(:attr:`~xlrun.report.statistics.ComparisonTest.columns`, e.g. ``p_rand`` of ``query``) come
+after ``p``."""
 
-QUERY_COLUMNS: tuple[str, ...] = (*COLUMNS[:-2], "p_rand", *COLUMNS[-2:])
-"""Columns with ``test="query"``: ``p_rand`` (the sign-flip p) after ``p``."""
+
+def columns_of(test: ComparisonTest) -> tuple[str, ...]:
+    """:data:`COLUMNS` with ``test``'s own columns after ``p``."""
+    return (*COLUMNS[:-2], *test.columns, *COLUMNS[-2:])
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,9 @@ class _Issues:
     unpaired: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     questions: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
 
-    def notes(self, base: str, test: str) -> list[str]:
-        out = []
-        for (arm, who), cells in sorted(self.one_run.items()):
-            if test == "seed":
-                out.append(f"{who} has 1 run in {_cells(cells)}: the delta of arm {arm!r} "
-                           "there is shown without interval, test or mark (seed variance "
-                           "unknown; run 3 or more seeds, or see --test query)")
-            else:
-                out.append(f"{who} has 1 run in {_cells(cells)}: the question-only test "
-                           f"of arm {arm!r} there cannot see seed variance")
+    def notes(self, base: str, test: ComparisonTest) -> list[str]:
+        out = [test.one_run_note(who, _cells(cells), arm)
+               for (arm, who), cells in sorted(self.one_run.items())]
         for arm, cells in sorted(self.fewer_seeds.items()):
             out.append(f"arm {arm!r} and baseline {base!r} ran different seed sets in "
                        f"{_cells(cells)}: compared on the seeds both ran (the others are left "
@@ -167,6 +162,7 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
         UsageError: fewer than two arms, or an unknown baseline.
     """
     cfg = config or InferenceConfig()
+    test = TESTS.get(cfg.test, "--test")
     cells = list(cells)
     d = with_units(valid(df, value))
     arms = arm_order(d["arm"].unique().to_list(), baseline)
@@ -203,7 +199,7 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
             if not by_arm[arm]:
                 continue
             sel = select_runs(M[:, by_arm[arm]], M[:, by_arm[base]], seeds[arm], seeds[base])
-            est, diffs = _estimate(sel, cfg)
+            est, diffs = _estimate(sel, cfg, test)
             question_diffs.append(diffs)
             if min(sel.A.shape[1], sel.B.shape[1]) < 2:
                 who = (f"baseline {base!r}" if sel.B.shape[1] < 2 else f"arm {arm!r}")
@@ -229,11 +225,7 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
         **cell_schema, "arm": pl.String, "design": pl.String, "n_paired": pl.Int64,
         "delta": pl.Float64, "se": pl.Float64, "df": pl.Float64, "ci_low": pl.Float64,
         "ci_high": pl.Float64, "p": pl.Float64})
-    columns = COLUMNS
-    if cfg.test == "query":
-        p_rand = sign_flip_many(question_diffs, cfg.n_permutations, cfg.seed)
-        tests = tests.with_columns(pl.Series("p_rand", p_rand, dtype=pl.Float64))
-        columns = QUERY_COLUMNS
+    tests = test.add_columns(tests, question_diffs, cfg)
     adjusted = holm(tests["p"].to_list())
     tests = tests.with_columns(
         pl.Series("p_holm", adjusted, dtype=pl.Float64),
@@ -246,7 +238,7 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
                            .otherwise(pl.col("mark")).alias("mark"))
     if drop_absent:
         out = out.filter(pl.col("n_queries").is_not_null())
-    return Comparison(out.select(*cells, *columns), tuple(issues.notes(base, cfg.test)),
+    return Comparison(out.select(*cells, *columns_of(test)), tuple(issues.notes(base, test)),
                       fallback)
 
 
@@ -284,13 +276,12 @@ def _design_label(est: Estimate) -> str:
     return est.design
 
 
-def _estimate(sel: _Selection, cfg: InferenceConfig) -> tuple[Estimate, np.ndarray]:
-    """The cell's estimate under ``cfg.test`` and its per-question differences."""
+def _estimate(sel: _Selection, cfg: InferenceConfig,
+              test: ComparisonTest) -> tuple[Estimate, np.ndarray]:
+    """The cell's estimate under ``test`` and its per-question differences."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # empty selections: no value
         diffs = sel.A.mean(axis=1) - sel.B.mean(axis=1)
     if sel.A.shape[0] == 0:
         return Estimate(None, design="no common questions"), diffs
-    if cfg.test == "query":
-        return question_estimate(diffs, cfg.level), diffs
-    return delta_estimate(sel.A, sel.B, sel.paired, cfg.level), diffs
+    return test.estimate(sel.A, sel.B, sel.paired, diffs, cfg), diffs

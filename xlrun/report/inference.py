@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
@@ -56,10 +55,11 @@ class InferenceConfig:
 
     level: float = 0.95
     """Confidence level of the intervals (and ``1 − level`` the test's α)."""
-    test: Literal["seed", "query"] = "seed"
-    """``seed``: the crossed seeds × questions model (intervals, p, Holm and marks).
-    ``query``: the question-only paired t-test on seed-averaged values, which ignores seed
-    variance (labelled as such), with the sign-flip p beside it."""
+    test: str = "seed"
+    """The test (:data:`xlrun.report.statistics.TESTS`): ``seed``, the crossed seeds ×
+    questions model (intervals, p, Holm and marks), or ``query``, the question-only paired
+    t-test on seed-averaged values, which ignores seed variance (labelled as such), with the
+    sign-flip p beside it."""
     n_permutations: int = 10_000
     """Sign flips of the question-only randomization test (``test="query"``)."""
     seed: int = 0

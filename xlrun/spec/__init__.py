@@ -1,7 +1,7 @@
-"""Experiment specs: TOML → typed, validated config → a grid of runs."""
+"""Experiment specs: TOML → typed, validated config → a grid of runs.
 
-from xlrun.spec.grid import CompiledRun, compile_spec
-from xlrun.spec.load import load_spec, parse_spec
-from xlrun.spec.schema import RunConfig, Spec
-
-__all__ = ["CompiledRun", "RunConfig", "Spec", "compile_spec", "load_spec", "parse_spec"]
+:mod:`.schema` (the sections as dataclasses, imported by every layer), :mod:`.load` (TOML →
+:class:`~.schema.Spec`, every check with its key path; it imports the component registries),
+:mod:`.grid` (runs and their keys), :mod:`.env` (``${VAR}``), :mod:`.toml_writer`. This file
+imports none of them, so that importing the schema does not import the loader.
+"""

@@ -14,27 +14,14 @@ import hashlib
 import itertools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xlrun.errors import SpecError
 from xlrun.spec.load import resolve_paths, validate_run
-from xlrun.spec.schema import RunConfig, Spec
+from xlrun.spec.schema import CompiledRun, RunConfig, Spec
 
-
-@dataclass(frozen=True)
-class CompiledRun:
-    """One run of an experiment: its key, its config and the grid values that made it."""
-
-    run_key: str
-    config: RunConfig
-    overrides: tuple[tuple[str, Any], ...]
-
-    @property
-    def seed(self) -> int:
-        """The run's seed (``train.seed``)."""
-        return self.config.train.seed
+__all__ = ["CompiledRun", "canonical_json", "check_grid_size", "compile_spec", "run_key"]
 
 
 def canonical_json(obj: Any) -> str:

@@ -1,10 +1,13 @@
 """TOML → :class:`~xlrun.spec.schema.Spec`, with errors that name the key path.
 
 Validation is driven by the dataclass field types of :mod:`xlrun.spec.schema`:
-unknown keys, wrong types and values outside a ``Literal`` raise
-:class:`~xlrun.errors.SpecError`. Semantic checks (languages, files, ranges, registries)
-run on every resolved run in :func:`validate_run`, so values that come from ``[grid]``
-are checked exactly like values written in the sections.
+unknown keys, wrong types, values outside a ``Literal`` and names a registry does not hold
+(:class:`~xlrun.spec.schema.Registered` fields, checked against :data:`REGISTRIES`) raise
+:class:`~xlrun.errors.SpecError`. Semantic checks (languages, files, ranges) run on every
+resolved run in :func:`validate_run`, so values that come from ``[grid]`` are checked exactly
+like values written in the sections; there each named component checks its own section
+(``validate(section, key_path)``: the sampler, the training-data source, every evaluation
+dataset; the executor in :func:`parse_spec`). This is the only place those are called.
 """
 
 from __future__ import annotations
@@ -12,29 +15,43 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import tomllib
 
 from xlrun import languages
+from xlrun.data.train_sources import TRAIN_SOURCES
 from xlrun.errors import SpecError, UnknownLanguageError
+from xlrun.evaluate.tasks import DATASETS
+from xlrun.execute.executors import EXECUTORS
+from xlrun.registry import Registry
+from xlrun.spec.env import interpolate
 from xlrun.spec.schema import (
     EvalSection,
     ExecutorSection,
     ExperimentSection,
     GridSection,
     ModelSection,
+    Registered,
     RunConfig,
     SamplingSection,
     Spec,
     TrainDataSection,
     TrainSection,
 )
+from xlrun.train.samplers import SAMPLERS
+
+REGISTRIES: dict[str, Registry[Any]] = {
+    "samplers": SAMPLERS,
+    "train_sources": TRAIN_SOURCES,
+    "datasets": DATASETS,
+    "executors": EXECUTORS,
+}
+"""The registries :class:`~xlrun.spec.schema.Registered` fields name."""
 
 RUN_SECTIONS: dict[str, type] = {
     "model": ModelSection,
@@ -43,7 +60,6 @@ RUN_SECTIONS: dict[str, type] = {
     "train": TrainSection,
 }
 TOP_LEVEL = ["experiment", "model", "train_data", "sampling", "train", "eval", "grid", "executor"]
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 MAX_INT = 2**31 - 1
 """Largest integer a spec value may hold (seeds are stored as 32-bit integers)."""
 MAX_NAME_LENGTH = 200
@@ -53,6 +69,8 @@ PATH_KEYS = {"model.name", "train_data.path", "eval.path", "experiment.output_di
 
 def _type_name(tp: Any) -> str:
     origin = get_origin(tp)
+    if origin is Annotated:
+        return _type_name(get_args(tp)[0])
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin in (list, tuple):
@@ -70,6 +88,13 @@ def convert(value: Any, tp: Any, path: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (ints widened to floats)."""
     origin = get_origin(tp)
     if tp is Any:
+        return value
+    if origin is Annotated:
+        base, *marks = get_args(tp)
+        value = convert(value, base, path)
+        for mark in marks:
+            if isinstance(mark, Registered):
+                REGISTRIES[mark.registry].check(value, path, also=mark.also)
         return value
     if origin is Literal:
         allowed = get_args(tp)
@@ -123,7 +148,7 @@ def convert(value: Any, tp: Any, path: str) -> Any:
 
 
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, include_extras=True)
 
 
 def build_section(cls: type, table: Any, path: str) -> Any:
@@ -162,25 +187,6 @@ def grid_keys() -> list[str]:
     keys = [f"{s}.{f.name}" for s, cls in RUN_SECTIONS.items() for f in dataclasses.fields(cls)]
     keys += [f"eval.{f.name}" for f in dataclasses.fields(EvalSection)]
     return keys
-
-
-def interpolate(value: Any, path: str) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in strings (recursively in lists and tables)."""
-    if isinstance(value, str):
-        def sub(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise SpecError(path, f"environment variable {name} is not set", value=value,
-                            allowed="set it, or write ${" + name + ":-default}")
-        return _ENV.sub(sub, value)
-    if isinstance(value, list):
-        return [interpolate(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: interpolate(v, f"{path}.{k}") for k, v in value.items()}
-    return value
 
 
 def _grid_key_hint(key: str, known: set[str]) -> str:
@@ -313,6 +319,7 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
         raise SpecError("executor.stale_after_s", "must be at least twice executor.heartbeat_s "
                         "(else live runs look dead)", value=executor.stale_after_s,
                         allowed=f">= {2 * executor.heartbeat_s}")
+    EXECUTORS.get(executor.kind, "executor.kind").validate(executor, "executor")
     evals_raw = raw["eval"]
     if not isinstance(evals_raw, list) or not evals_raw:
         raise SpecError("eval", "expected one or more [[eval]] tables", value=evals_raw)
@@ -429,12 +436,8 @@ def _at_least(run: RunConfig, minima: dict[str, float]) -> None:
 
 
 def _validate_eval(i: int, e: EvalSection) -> EvalSection:
-    """Checks of one ``[[eval]]`` table that need no data loading."""
-    from xlrun.evaluate.tasks import known_languages, known_splits, reads_from_hub
-    from xlrun.registry import check_dataset
-
+    """Checks of one ``[[eval]]`` table that need no data loading (the dataset's own last)."""
     where = f"eval[{i}]"
-    check_dataset(e.dataset, f"{where}.dataset")
     _check_exists(e.path, f"{where}.path")
     for name, low in (("top_k", 0), ("batch_size", 1), ("max_length", 0),
                       ("max_queries_per_language", 0)):
@@ -445,24 +448,9 @@ def _validate_eval(i: int, e: EvalSection) -> EvalSection:
                         allowed=["mono", "cross", "multi"])
     if len(set(e.settings)) != len(e.settings):
         raise SpecError(f"{where}.settings", "a setting is named twice", value=e.settings)
-    if e.revision and not reads_from_hub(e):
-        why = "a local path" if e.path else f"dataset {e.dataset!r}, which is never read from the hub"
-        raise SpecError(f"{where}.revision", f"a hub revision means nothing for {why}; "
-                        "remove it (it applies to mldr and miracl without a path)",
-                        value=e.revision)
-    splits = known_splits(e.dataset, hub=reads_from_hub(e))
-    if splits is not None and e.split not in splits:
-        raise SpecError(f"{where}.split", f"dataset {e.dataset!r} has no such split",
-                        value=e.split, allowed=splits)
-    langs = _langs(e.languages, f"{where}.languages")
-    available = known_languages(e)
-    if available is not None:
-        for j, lang in enumerate(langs):
-            if lang not in available:
-                raise SpecError(f"{where}.languages[{j}]",
-                                f"dataset {e.dataset!r} has no language {lang!r}",
-                                value=e.languages[j], allowed=sorted(available))
-    return dataclasses.replace(e, languages=langs)
+    e = dataclasses.replace(e, languages=_langs(e.languages, f"{where}.languages"))
+    DATASETS.get(e.dataset, f"{where}.dataset").validate(e, where)
+    return e
 
 
 def validate_run(run: RunConfig, where: str = "") -> RunConfig:
@@ -470,8 +458,6 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
 
     ``where`` is prepended to messages for values that come from a grid point.
     """
-    from xlrun.registry import check_sampler, check_similarity
-
     t, s, td = run.train, run.sampling, run.train_data
     if not run.model.name.strip():
         raise SpecError("model.name", "must not be empty", value=run.model.name,
@@ -505,20 +491,11 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
                         "0.005 = 0.5 percentage points)", value=s.exposure_tolerance)
     if s.temperature <= 0:
         raise SpecError("sampling.temperature", "must be positive", value=s.temperature)
-    check_sampler(s.strategy, "sampling.strategy")
     if t.steps > 0 and td.source == "none":
         raise SpecError("train_data.source", "training needs data (or set train.steps = 0)",
-                        value=td.source, allowed=["lareqa", "jsonl", "hf", "quickstart"])
-    if td.source in ("lareqa", "jsonl") and not td.path:
-        raise SpecError("train_data.path", f"source {td.source!r} needs a path", value=td.path)
-    if (td.source in ("lareqa", "jsonl") and td.path and "://" not in td.path
-            and not Path(td.path).exists()):
-        raise SpecError("train_data.path", "file or folder not found", value=td.path)
-    if td.source == "hf" and not td.name:
-        raise SpecError("train_data.name", "source 'hf' needs a dataset name", value=td.name)
-    if td.revision and td.source != "hf":
-        raise SpecError("train_data.revision", "a hub revision applies only to source 'hf'",
-                        value=td.revision)
+                        value=td.source, allowed=TRAIN_SOURCES.names())
+    if td.source != "none":
+        TRAIN_SOURCES.get(td.source, "train_data.source").validate(td, "train_data")
     td_langs = _langs(td.languages, "train_data.languages")
     clusters = [_langs(c, f"sampling.clusters[{i}]") for i, c in enumerate(s.clusters)]
     seen: dict[str, int] = {}
@@ -536,19 +513,9 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
                     raise SpecError(f"sampling.clusters[{i}]",
                                     f"names {lang!r}, which is not in train_data.languages",
                                     value=lang, allowed=td_langs)
-    if s.language_sampling == "clustered" and run.train.steps > 0:
-        check_similarity(s.similarity, "sampling.similarity")
-        if s.similarity == "manual" and not clusters:
-            raise SpecError("sampling.clusters",
-                            "clustered language sampling with similarity 'manual' needs clusters",
-                            value=s.clusters, allowed='a list of language lists, e.g. [["de","en"],["ar"]]')
-        if s.similarity != "manual" and not (s.n_clusters > 0 or s.distance_threshold > 0):
-            raise SpecError("sampling.n_clusters",
-                            "clustering by similarity needs n_clusters or distance_threshold",
-                            value=s.n_clusters)
-        if s.pairing == "across" and clusters and len(clusters) < 2:
-            raise SpecError("sampling.pairing", "'across' pairing needs two or more clusters",
-                            value=s.pairing)
+    if t.steps > 0 and s.strategy != "none":
+        SAMPLERS.get(s.strategy, "sampling.strategy").validate(
+            dataclasses.replace(s, clusters=clusters), "sampling")
     _check_exists(run.model.name, "model.name")
     _validate_model(run)
     if td_langs and s.language_sampling == "clustered" and s.n_clusters > len(td_langs):
@@ -606,7 +573,7 @@ def _without_unused(s: SamplingSection) -> SamplingSection:
         s = dataclasses.replace(s, cluster_choice=d.cluster_choice)
     elif s.language_sampling == "clustered":
         s = dataclasses.replace(s, exposure_tolerance=d.exposure_tolerance)
-    if s.strategy in ("monolingual", "cross_lingual"):
+    if s.strategy in SAMPLERS and not SAMPLERS.get(s.strategy).uses_mono_ratio():
         s = dataclasses.replace(s, mono_ratio=d.mono_ratio)
     if s.language_sampling == "uniform":
         s = dataclasses.replace(s, temperature=d.temperature)

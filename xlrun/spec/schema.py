@@ -1,17 +1,39 @@
 """The spec schema, as code.
 
 Each TOML section is a frozen dataclass; field types drive validation in
-:mod:`xlrun.spec.load` (unknown keys are errors; ``Literal`` fields list what is allowed).
-A :class:`RunConfig` is one fully resolved run: every default filled in, every path and
-language code normalised, so that its hash (:func:`xlrun.spec.grid.run_key`) is stable.
+:mod:`xlrun.spec.load` (unknown keys are errors; ``Literal`` fields list what is allowed; a
+field that names a component is a string checked against its registry, see
+:class:`Registered`). A :class:`RunConfig` is one fully resolved run: every default filled in,
+every path and language code normalised, so that its hash (:func:`xlrun.spec.grid.run_key`)
+is stable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal
 
-Strategy = Literal["monolingual", "cross_lingual", "hybrid", "multilingual", "none"]
+
+@dataclass(frozen=True)
+class Registered:
+    """Marks a string field whose value names a registered component (see
+    :mod:`xlrun.registry`): the spec loader checks the name against the registry called
+    ``registry`` in :data:`xlrun.spec.load.REGISTRIES` and has the component validate its
+    section. ``also``: values the field accepts besides the registered names."""
+
+    registry: str
+    also: tuple[str, ...] = ()
+
+
+SamplerName = Annotated[str, Registered("samplers", also=("none",))]
+"""``sampling.strategy``: a sampler (``none``: the run does not train)."""
+TrainSourceName = Annotated[str, Registered("train_sources", also=("none",))]
+"""``train_data.source``: a training-data source (``none``: no training data)."""
+DatasetName = Annotated[str, Registered("datasets")]
+"""``[[eval]] dataset``: an evaluation dataset."""
+ExecutorName = Annotated[str, Registered("executors")]
+"""``executor.kind``: an executor."""
+
 LanguageSampling = Literal["uniform", "size", "clustered"]
 Pairing = Literal["within", "across", "cluster_batch"]
 Setting = Literal["mono", "cross", "multi"]
@@ -75,7 +97,7 @@ class TrainDataSection:
     dataset ``name`` with the same columns), ``quickstart`` (the generated corpus).
     """
 
-    source: Literal["lareqa", "jsonl", "hf", "quickstart", "none"] = "none"
+    source: TrainSourceName = "none"
     path: str = ""
     name: str = ""
     split: str = "train"
@@ -89,7 +111,7 @@ class TrainDataSection:
 class SamplingSection:
     """``[sampling]``: how batches choose their languages."""
 
-    strategy: Strategy = "hybrid"
+    strategy: SamplerName = "hybrid"
     language_sampling: LanguageSampling = "size"
     temperature: float = 1.0
     mono_ratio: float = 0.5
@@ -142,7 +164,7 @@ class TrainSection:
 class EvalSection:
     """``[[eval]]``: one zero-shot evaluation dataset."""
 
-    dataset: str
+    dataset: DatasetName
     path: str = ""
     split: str = "test"
     languages: list[str] = field(default_factory=list)
@@ -162,7 +184,7 @@ class EvalSection:
 class ExecutorSection:
     """``[executor]``: where runs execute (overridable on the command line)."""
 
-    kind: Literal["local", "slurm"] = "local"
+    kind: ExecutorName = "local"
     partition: str = ""
     gpus_per_node: int = 1
     time_limit_min: int = 240
@@ -214,9 +236,21 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-ready dict (the form stored in ``runs.config_json``)."""
-        from dataclasses import asdict
-
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class CompiledRun:
+    """One run of an experiment: its key, its config and the grid values that made it."""
+
+    run_key: str
+    config: RunConfig
+    overrides: tuple[tuple[str, Any], ...]
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (``train.seed``)."""
+        return self.config.train.seed
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from xlrun.errors import UsageError
-from xlrun.evaluate.tasks import DATASETS, hub_files
+from xlrun.evaluate.tasks import hub_files
+from xlrun.evaluate.tasks.base import EvalDataset, register
 from xlrun.evaluate.tasks.common import find_file, finish, read_jsonl, select_languages
 from xlrun.evaluate.types import Document, EvalData, Query
 from xlrun.spec.schema import EvalSection
@@ -194,6 +195,7 @@ def _miracl_language(qroot: Path, croot: Path, lang: str, split: str, where: tup
 
 # ----------------------------------------------------------------------------- sources
 Reader = Callable[[str], Language]
+HubReader = Callable[[list[str], str, str], tuple[Reader, dict[str, str]]]
 
 
 def _mldr_hub(langs: list[str], split: str, revision: str) -> tuple[Reader, dict[str, str]]:
@@ -266,38 +268,41 @@ def _local(name: str, folder: Path, split: str) -> tuple[list[str], Reader]:
     return hub_langs, lambda lang: _miracl_language(folder, folder, lang, split, (where, where))
 
 
-def _load(name: str, cfg: EvalSection, langs_known: tuple[str, ...], splits: tuple[str, ...],
-          hub: Callable[[list[str], str, str], tuple[Reader, dict[str, str]]],
-          default_revision: str) -> EvalData:
-    if cfg.split not in splits:
-        from xlrun.errors import SpecError
+class HubCollection(EvalDataset):
+    """A monolingual collection read from the hub files (no ``path``) or a local folder."""
 
-        raise SpecError("eval.split", f"unknown split of {name}", value=cfg.split, allowed=splits)
-    folder = Path(cfg.path) if cfg.path else None
-    meta: dict[str, object]
-    if folder:
-        avail, read = _local(name, folder, cfg.split)
-        langs = select_languages(avail, cfg.languages, name)
-        meta = {"source": str(folder)}
-    else:
-        langs = select_languages(langs_known, cfg.languages, name)
-        read, revisions = hub(langs, cfg.split, cfg.revision or default_revision)
-        meta = {"source": "hub", "revisions": revisions}
-    queries, corpus, qrels = {}, {}, {}
-    for lang in langs:
-        queries[lang], corpus[lang], q = read(lang)
-        qrels.update(q)
-    data = EvalData(name, cfg.split, queries, corpus, qrels, parallel=False, meta=meta)
-    return finish(data, cfg.max_queries_per_language)
+    def __init__(self, name: str, languages: tuple[str, ...], splits: tuple[str, ...],
+                 hub_splits: tuple[str, ...], hub: HubReader, default_revision: str,
+                 default_split: str = "test") -> None:
+        super().__init__(name)
+        self.languages, self.splits, self.hub_splits = languages, splits, hub_splits
+        self.default_split = default_split
+        self._hub, self._default_revision = hub, default_revision
+
+    def load(self, cfg: EvalSection) -> EvalData:
+        """Load ``cfg``'s languages and split from its folder, else from the hub."""
+        folder = Path(cfg.path) if cfg.path else None
+        meta: dict[str, object]
+        if folder:
+            avail, read = _local(self.name, folder, cfg.split)
+            langs = select_languages(avail, cfg.languages, self.name)
+            meta = {"source": str(folder)}
+        else:
+            langs = select_languages(self.languages or (), cfg.languages, self.name)
+            read, revisions = self._hub(langs, cfg.split, cfg.revision or self._default_revision)
+            meta = {"source": "hub", "revisions": revisions}
+        queries, corpus, qrels = {}, {}, {}
+        for lang in langs:
+            queries[lang], corpus[lang], q = read(lang)
+            qrels.update(q)
+        data = EvalData(self.name, cfg.split, queries, corpus, qrels, parallel=False, meta=meta)
+        return finish(data, cfg.max_queries_per_language)
 
 
-@DATASETS.register("mldr")
-def load_mldr(cfg: EvalSection) -> EvalData:
-    """MLDR (13 languages, long documents; settings mono and multi)."""
-    return _load("mldr", cfg, MLDR_LANGUAGES, MLDR_SPLITS, _mldr_hub, MLDR_REVISION)
-
-
-@DATASETS.register("miracl")
-def load_miracl(cfg: EvalSection) -> EvalData:
-    """MIRACL (18 languages, Wikipedia passages; settings mono and multi)."""
-    return _load("miracl", cfg, MIRACL_LANGUAGES, MIRACL_SPLITS, _miracl_hub, MIRACL_REVISION)
+MLDR = register(HubCollection("mldr", MLDR_LANGUAGES, MLDR_SPLITS, MLDR_SPLITS, _mldr_hub,
+                              MLDR_REVISION))
+"""MLDR (13 languages, long documents; settings mono and multi)."""
+MIRACL = register(HubCollection("miracl", MIRACL_LANGUAGES, MIRACL_SPLITS, MIRACL_HUB_SPLITS,
+                                _miracl_hub, MIRACL_REVISION, default_split="dev"))
+"""MIRACL (18 languages, Wikipedia passages; settings mono and multi). ``xlrun evaluate``
+uses ``dev`` by default (the last split with published judgements)."""

@@ -23,7 +23,7 @@ from xlrun.data.lareqa import (
     available_languages,
     read_language,
 )
-from xlrun.evaluate.tasks import DATASETS
+from xlrun.evaluate.tasks.base import EvalDataset, local_folder, register
 from xlrun.evaluate.tasks.common import finish, select_languages
 from xlrun.evaluate.types import Document, EvalData, Query
 from xlrun.spec.schema import EvalSection
@@ -65,20 +65,30 @@ def build(name: str, parsed: dict[str, LareqaLanguage], split: str, dedupe: str,
     return finish(out, max_queries_per_language)
 
 
-def _loader(name: str, url: str, known: tuple[str, ...]):  # noqa: ANN202
-    def load(cfg: EvalSection) -> EvalData:
-        source = cfg.path or url
-        avail = available_languages(source) or list(known)
-        langs = select_languages(avail, cfg.languages, name)
+class LareqaDataset(EvalDataset):
+    """A LAReQA dataset: ``path`` (a folder or URL base) or its release ``url``."""
+
+    read_at_submit = True
+
+    def __init__(self, name: str, url: str, languages: tuple[str, ...]) -> None:
+        super().__init__(name)
+        self.url = url
+        self.release_languages = languages
+
+    def known_languages(self, cfg: EvalSection) -> list[str] | None:
+        """The languages of a local folder (``None`` for a URL or the release)."""
+        folder = local_folder(cfg.path)
+        return available_languages(str(folder)) if folder else None
+
+    def load(self, cfg: EvalSection) -> EvalData:
+        """Load the languages of ``cfg`` from ``path``, else from the release."""
+        source = cfg.path or self.url
+        avail = available_languages(source) or list(self.release_languages)
+        langs = select_languages(avail, cfg.languages, self.name)
         parsed = {lang: read_language(source, lang) for lang in langs}
-        return build(name, parsed, cfg.split, cfg.dedupe, cfg.max_queries_per_language,
+        return build(self.name, parsed, cfg.split, cfg.dedupe, cfg.max_queries_per_language,
                      {"source": str(source)})
 
-    load.__doc__ = f"Load {name} (LAReQA) for an ``[[eval]]`` section."
-    return load
 
-
-load_xquad_r = _loader("xquad-r", XQUAD_R_URL, XQUAD_R_LANGUAGES)
-load_mlqa_r = _loader("mlqa-r", MLQA_R_URL, MLQA_R_LANGUAGES)
-DATASETS.add("xquad-r", load_xquad_r)
-DATASETS.add("mlqa-r", load_mlqa_r)
+XQUAD_R = register(LareqaDataset("xquad-r", XQUAD_R_URL, XQUAD_R_LANGUAGES))
+MLQA_R = register(LareqaDataset("mlqa-r", MLQA_R_URL, MLQA_R_LANGUAGES))

@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from xlrun.errors import UsageError
-from xlrun.evaluate.tasks import DATASETS
+from xlrun.evaluate.tasks.base import EvalDataset, register
 from xlrun.evaluate.tasks.common import find_file, finish, read_jsonl, select_languages
 from xlrun.evaluate.types import Document, EvalData, Query
 from xlrun.languages import normalize
@@ -51,7 +51,16 @@ def _read_qrels(path: Path) -> list[tuple[str | None, str, str]]:
     return rows
 
 
-@DATASETS.register("local")
+class LocalDataset(EvalDataset):
+    """``local``: a folder in the layout above."""
+
+    read_at_submit = True
+
+    def load(self, cfg: EvalSection) -> EvalData:
+        """Load a folder in the layout above."""
+        return load_local(cfg)
+
+
 def load_local(cfg: EvalSection) -> EvalData:
     """Load a folder in the layout above."""
     if not cfg.path:
@@ -100,3 +109,6 @@ def load_local(cfg: EvalSection) -> EvalData:
     data = EvalData("local", cfg.split, queries, corpus, qrels, parallel=parallel,
                     meta={"source": str(folder), **meta})
     return finish(data, cfg.max_queries_per_language)
+
+
+LOCAL = register(LocalDataset("local"))

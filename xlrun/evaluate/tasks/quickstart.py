@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from xlrun.evaluate.tasks import DATASETS
+from xlrun.evaluate.tasks.base import EvalDataset, register
+from xlrun.evaluate.types import EvalData
+from xlrun.quickstart.corpus import LANGUAGES, SPLITS
 from xlrun.quickstart.dataset import load_quickstart
+from xlrun.spec.schema import EvalSection
 
-DATASETS.add("quickstart", load_quickstart)
+
+class QuickstartDataset(EvalDataset):
+    """The generated corpus: no files, every language and split known up front."""
+
+    splits = SPLITS
+    languages = LANGUAGES
+
+    def load(self, cfg: EvalSection) -> EvalData:
+        """:func:`~xlrun.quickstart.dataset.load_quickstart`."""
+        return load_quickstart(cfg)
+
+
+QUICKSTART = register(QuickstartDataset("quickstart"))

@@ -220,6 +220,12 @@ class BatchSampler:
             self._units = self._exact_units(int(total_batches))
 
     @classmethod
+    def uses_mono_ratio(cls) -> bool:
+        """Whether ``sampling.mono_ratio`` changes this strategy's batches; when it does not,
+        the spec loader resets it before hashing, so it does not split run keys."""
+        return cls.fixed_mono is None
+
+    @classmethod
     def validate(cls, sampling: SamplingSection, key_path: str = "sampling") -> None:
         """The checks of ``[sampling]`` that need no data, for a run that trains (the spec
         loader calls this at submit time; value ranges and the sections' relations are the
