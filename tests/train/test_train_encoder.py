@@ -98,3 +98,23 @@ def test_encode_tokenizes_once_and_batches_by_token_count(monkeypatch: pytest.Mo
     flat = [n for b in batches for n in b]
     assert flat == sorted(flat, reverse=True)               # by decreasing token count
     assert sorted(flat) == sorted(len(x) for x in enc.token_ids(texts, "passage"))
+
+
+def test_encoder_config_is_the_model_section_resolved() -> None:
+    """EncoderConfig extends ModelSection: every [model] field is there, and every field that
+    is a setting (not a model or prompt choice) is resolved to a value, with its source."""
+    from dataclasses import fields
+
+    from xlrun.spec.schema import ModelSection
+    from xlrun.train.encoder import SELECTORS, SETTINGS, EncoderConfig, resolve_config
+    from xlrun.train.st_format import ModelFolder
+
+    assert issubclass(EncoderConfig, ModelSection)
+    spec_fields = {f.name for f in fields(ModelSection)}
+    assert set(SETTINGS) == (spec_fields - set(SELECTORS)) | {"normalize"}
+    cfg, sources = resolve_config(ModelFolder(name="plain", transformer="plain"),
+                                  ModelSection(name="plain", query_max_length=12))
+    for key in SETTINGS:
+        assert getattr(cfg, key) is not None and key in sources, key
+    assert cfg.query_max_length == 12 and sources["query_max_length"] == "spec"
+    assert cfg.passage_max_length == 256 and sources["passage_max_length"] == "default"

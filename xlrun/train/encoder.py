@@ -32,25 +32,19 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xlrun.errors import SpecError
+from xlrun.spec.schema import ModelSection
 from xlrun.train import st_format
 from xlrun.train.st_format import ModelFolder, ModelFormatError
 
-if TYPE_CHECKING:
-    from xlrun.spec.schema import ModelSection
-
 Side = Literal["query", "passage"]
 Pooling = Literal["mean", "cls", "max", "lasttoken", "weightedmean", "mean_sqrt_len_tokens"]
-
-DEFAULTS: dict[str, Any] = {"pooling": "mean", "query_prefix": "", "passage_prefix": "",
-                            "query_max_length": 64, "passage_max_length": 256,
-                            "include_prompt": True}
-"""What a setting is when neither the spec nor the model says (the values xlrun always used)."""
 
 _TOKENIZE_CHUNK = 4096
 
@@ -65,17 +59,19 @@ def release_accelerator_memory() -> None:
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    """How to turn texts into vectors (every value resolved)."""
+class EncoderConfig(ModelSection):
+    """A ``[model]`` section with every setting resolved: the spec's value, else what the
+    model declares, else xlrun's default (the defaults below, :data:`DEFAULTS`); plus
+    ``normalize``, which only the model decides. ``name`` and the prompt names are
+    :class:`~xlrun.spec.schema.ModelSection`'s (a field added there is a field here too)."""
 
-    name: str
-    pooling: Pooling = "mean"
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    query_max_length: int = 64
-    passage_max_length: int = 256
+    pooling: Pooling = "mean"  # type: ignore[assignment]
+    query_prefix: str = ""  # type: ignore[assignment]
+    passage_prefix: str = ""  # type: ignore[assignment]
+    query_max_length: int = 64  # type: ignore[assignment]
+    passage_max_length: int = 256  # type: ignore[assignment]
+    include_prompt: bool = True  # type: ignore[assignment]
     normalize: bool = True
-    include_prompt: bool = True
 
     def prefix(self, side: Side) -> str:
         """The prefix (prompt) for ``side``."""
@@ -84,6 +80,16 @@ class EncoderConfig:
     def max_length(self, side: Side) -> int:
         """The truncation length for ``side``."""
         return self.query_max_length if side == "query" else self.passage_max_length
+
+
+SELECTORS: tuple[str, ...] = ("name", "query_prompt_name", "passage_prompt_name")
+"""``[model]`` fields that choose (a model, a named prompt) rather than set a value."""
+SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EncoderConfig)
+                                  if f.name not in SELECTORS)
+"""The resolved settings an encoder reports (:meth:`Encoder.describe`)."""
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(EncoderConfig)
+                            if f.name in SETTINGS and f.name != "normalize"}
+"""What a setting is when neither the spec nor the model says (the values xlrun always used)."""
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -113,8 +119,6 @@ def resolve_config(folder: ModelFolder, spec: ModelSection | None = None,
             does not declare.
         ModelFormatError: the model ranks by a similarity xlrun cannot reproduce.
     """
-    from xlrun.errors import SpecError
-
     sources: dict[str, str] = {}
     values: dict[str, Any] = {}
 
@@ -350,13 +354,8 @@ class Encoder(torch.nn.Module):
         The model's Dense layers still load (they are weights, not settings); use
         :func:`load_encoder` to take pooling, prompts and lengths from the model.
         """
-        from xlrun.spec.schema import ModelSection
-
-        spec = ModelSection(name=config.name, pooling=config.pooling,  # type: ignore[arg-type]
-                            query_prefix=config.query_prefix, passage_prefix=config.passage_prefix,
-                            query_max_length=config.query_max_length,
-                            passage_max_length=config.passage_max_length,
-                            include_prompt=config.include_prompt)
+        spec = ModelSection(**{f.name: getattr(config, f.name)
+                               for f in dataclasses.fields(ModelSection)})
         enc = load_encoder(spec, device)
         if enc.config.normalize != config.normalize:
             enc.config = dataclasses.replace(enc.config, normalize=config.normalize)
@@ -509,9 +508,7 @@ class Encoder(torch.nn.Module):
     def describe(self) -> dict[str, Any]:
         """What the encoder does and where each setting came from (JSON-ready)."""
         cfg = dataclasses.asdict(self.config)
-        settings = {k: {"value": cfg[k], "from": self.sources.get(k, "spec")}
-                    for k in ("pooling", "include_prompt", "query_prefix", "passage_prefix",
-                              "query_max_length", "passage_max_length", "normalize")}
+        settings = {k: {"value": cfg[k], "from": self.sources.get(k, "spec")} for k in SETTINGS}
         f = self.folder
         return {
             "format": "sentence-transformers" if f.sentence_transformers else "transformers",
@@ -556,8 +553,6 @@ def load_encoder(model: ModelSection | str, device: str | torch.device = "auto")
     Raises:
         ModelFormatError: a sentence-transformers model xlrun cannot reproduce faithfully.
     """
-    from xlrun.spec.schema import ModelSection
-
     spec = ModelSection(name=model) if isinstance(model, str) else model
     dev = resolve_device(device) if isinstance(device, str) else device
     folder = st_format.read_folder(spec.name)
