@@ -19,8 +19,8 @@ from xlrun.db.models import QueryResult, Run
 from xlrun.db.transfer import TABLES, export_database, import_database, table_counts
 from xlrun.errors import UsageError
 from xlrun.report.build import ReportRequest, build_report
+from xlrun.report.frames import ReportFilter
 from xlrun.report.inference import InferenceConfig
-from xlrun.report.query import ReportFilter
 from xlrun.spec.grid import compile_spec
 from xlrun.spec.load import parse_spec
 

@@ -19,14 +19,14 @@ from xlrun.db.models import Experiment, LanguageCluster, LanguageDistance, Query
 from xlrun.errors import UsageError
 from xlrun.report import cells
 from xlrun.report.build import ReportRequest, build_report
-from xlrun.report.inference import InferenceConfig
-from xlrun.report.query import (
+from xlrun.report.frames import (
     ReportFilter,
     WhereClause,
     arm_label,
     parse_where,
     value_matches,
 )
+from xlrun.report.inference import InferenceConfig
 from xlrun.report.render import format_value
 
 FAST = ["--permutations", "300"]

@@ -14,10 +14,10 @@ from sqlalchemy import func, insert, select
 
 from xlrun.cli.report import report_command, sql_command
 from xlrun.db.models import Experiment, QueryResult, Run
-from xlrun.report import query as rquery
+from xlrun.report import frames as rquery
 from xlrun.report.build import ReportRequest, build_report
+from xlrun.report.frames import ReportFilter, load_report_frame
 from xlrun.report.inference import InferenceConfig
-from xlrun.report.query import ReportFilter, load_report_frame
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FAST = ["--permutations", "500"]

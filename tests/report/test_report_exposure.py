@@ -15,7 +15,7 @@ from xlrun.db import store
 from xlrun.db.models import Experiment, Run
 from xlrun.report.build import ReportRequest
 from xlrun.report.exposure import build_exposure
-from xlrun.report.query import ReportFilter
+from xlrun.report.frames import ReportFilter
 from xlrun.spec.schema import SamplingSection
 from xlrun.train.samplers import make_sampler
 

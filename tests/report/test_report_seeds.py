@@ -249,7 +249,7 @@ def test_datasets_are_never_pooled(make_db) -> None:  # noqa: ANN001
 
 
 def stats_filter(dataset: str):  # noqa: ANN201
-    from xlrun.report.query import ReportFilter
+    from xlrun.report.frames import ReportFilter
 
     return ReportFilter(dataset=dataset)
 

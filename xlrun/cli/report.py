@@ -112,8 +112,8 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
       xlrun report --exposure --experiment quickstart --baseline hybrid/size
     """
     from xlrun.report.build import ReportRequest, build_report, plot_report
+    from xlrun.report.frames import ReportFilter, engine_for, parse_where
     from xlrun.report.inference import InferenceConfig
-    from xlrun.report.query import ReportFilter, engine_for, parse_where
     from xlrun.report.render import render
 
     req = ReportRequest(

@@ -1,3 +1,6 @@
-"""Reports over the results database: loading (:mod:`.query`), statistics (:mod:`.stats`),
-rendering (:mod:`.render`), plots (:mod:`.plots`), read-only SQL (:mod:`.readonly`) and the
-whole report (:mod:`.build`)."""
+"""Reports over the results database: the frames they read (:mod:`.frames`), cells
+(:mod:`.cells`), the inferential model (:mod:`.inference`) and the tests built on it
+(:mod:`.statistics`), ``--compare`` (:mod:`.compare`), ``--regress`` (:mod:`.regression`),
+``--bias`` (:mod:`.bias`), ``--exposure`` (:mod:`.exposure`), rendering (:mod:`.render`),
+plots (:mod:`.plots`), read-only SQL (:mod:`.readonly`) and the whole report (:mod:`.build`).
+"""

@@ -15,8 +15,7 @@ from sqlalchemy import Connection, Engine
 
 from xlrun.errors import UsageError
 from xlrun.report import bias, cells, compare, regression
-from xlrun.report.inference import InferenceConfig
-from xlrun.report.query import (
+from xlrun.report.frames import (
     BIAS_COLUMNS,
     ReportFilter,
     describe_where,
@@ -26,6 +25,7 @@ from xlrun.report.query import (
     load_run_configs,
     metric_column,
 )
+from xlrun.report.inference import InferenceConfig
 from xlrun.report.statistics import TESTS
 
 

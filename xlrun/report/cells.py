@@ -15,7 +15,7 @@ import polars as pl
 
 from xlrun.errors import UsageError
 from xlrun.report import choices
-from xlrun.report.query import UNIT_KEY, value_matches
+from xlrun.report.frames import UNIT_KEY, value_matches
 
 BY = choices.BY
 """``--by`` value → the columns that make a cell."""

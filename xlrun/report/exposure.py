@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, func, select
 from xlrun.db.models import BatchLanguages, SamplingPlan
 from xlrun.errors import UsageError
 from xlrun.report.build import Report, ReportRequest
-from xlrun.report.query import ReportFilter, describe_where, load_runs
+from xlrun.report.frames import ReportFilter, describe_where, load_runs
 
 VIEWS: tuple[str, ...] = ("languages", "pairs")
 

@@ -1,4 +1,5 @@
-"""Loading per-query results for reports.
+"""The frames a report is computed from: runs (filtered by ``--where``), per-query results,
+language distances and clusters, read from the results database into polars.
 
 Everything is read through SQLAlchemy Core ``select`` statements (bound parameters only, never
 SQL assembled from user strings). The big table, ``query_results``, is fetched with only the
