@@ -1,13 +1,20 @@
-"""Shared CLI plumbing: error handling, the --db option, output helpers."""
+"""Shared CLI plumbing: error handling, the --db option, lazy choices, output helpers.
+
+SQLAlchemy is imported only when an error needs explaining (deferred on purpose: the CLI
+starts without it)."""
 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from xlrun.errors import XlrunError
 
@@ -80,8 +87,6 @@ def handle_errors(fn: F) -> F:
 def sigterm_as_interrupt() -> None:
     """Treat SIGTERM (SLURM time limit, preemption, ``kill``) like Ctrl-C: the current run goes
     back to the queue instead of being left ``running``."""
-    import signal
-
     def handler(signum, frame):  # noqa: ANN001, ARG001
         raise KeyboardInterrupt
 
@@ -90,16 +95,11 @@ def sigterm_as_interrupt() -> None:
 
 def console():  # noqa: ANN201
     """A rich console on stdout (plain text when not a terminal)."""
-    from rich.console import Console
-
     return Console(soft_wrap=False, width=200 if not sys.stdout.isatty() else None)
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     """Print a rich table (text is shown as given: ``[...]`` is not taken for markup)."""
-    from rich.markup import escape
-    from rich.table import Table
-
     table = Table(title=escape(title) if title else title, show_lines=False)
     for c in columns:
         table.add_column(escape(c), overflow="fold")

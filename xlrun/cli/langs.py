@@ -1,4 +1,7 @@
-"""``xlrun langs``: language distances, clusters and the known similarity sources."""
+"""``xlrun langs``: language distances, clusters and the known similarity sources.
+
+The commands import the language-similarity code inside their bodies: deferred on purpose,
+so that the CLI starts without numpy, SciPy or PyTorch."""
 
 from __future__ import annotations
 

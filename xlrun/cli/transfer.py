@@ -1,4 +1,7 @@
-"""``xlrun db export`` / ``xlrun db import``: move a results database as compact Parquet."""
+"""``xlrun db export`` / ``xlrun db import``: move a results database as compact Parquet.
+
+The commands import the database code inside their bodies: deferred on purpose, so that the
+CLI starts without SQLAlchemy or pyarrow."""
 
 from __future__ import annotations
 

@@ -1,12 +1,24 @@
-"""``xlrun worker``: claim queued runs from a shared database and execute them."""
+"""``xlrun worker``: claim queued runs from a shared database and execute them.
+
+The worker imports the run path inside the command, after it has set the thread variables:
+deferred on purpose, because PyTorch and the BLAS libraries size their thread pools when they
+first load."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from xlrun.cli.common import db_option, handle_errors
+from xlrun.cli.common import db_option, handle_errors, sigterm_as_interrupt
+from xlrun.execute.threads import (
+    ThreadBudget,
+    WorkerRegistry,
+    limit_threads,
+    share_of_cores,
+    thread_env,
+)
 
 
 @click.command("worker")
@@ -44,16 +56,6 @@ def worker(db_url: str | None, max_runs: int, device: str, run_ids: tuple[int, .
     A worker keeps the model, tokenizer and data of its runs loaded between runs, and uses
     only its share of the machine's cores.
     """
-    import os
-
-    from xlrun.execute.threads import (
-        ThreadBudget,
-        WorkerRegistry,
-        limit_threads,
-        share_of_cores,
-        thread_env,
-    )
-
     options_kw = dict(device=device, max_runs=max_runs, run_ids=run_ids or None,
                       heartbeat_s=heartbeat_s, stale_after_s=stale_after_s,
                       max_attempts=max_attempts, wait=wait, poll_s=poll_s,
@@ -73,7 +75,6 @@ def worker(db_url: str | None, max_runs: int, device: str, run_ids: tuple[int, .
     registry.register()
     # before PyTorch and the BLAS libraries are imported: their pools read these variables
     os.environ.update(thread_env(threads or share_of_cores(registry.count())))
-    from xlrun.cli.common import sigterm_as_interrupt
     from xlrun.db.engine import get_engine
     from xlrun.execute.progress import RichProgress
     from xlrun.execute.worker import WorkerOptions, run_worker

@@ -26,6 +26,7 @@ from typing import Any
 
 from xlrun.data.types import TrainCorpus, TrainExample
 from xlrun.errors import UsageError
+from xlrun.files import atomic_write_bytes
 
 XQUAD_R_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 MLQA_R_LANGUAGES = ("ar", "de", "en", "es", "hi", "vi", "zh")
@@ -148,7 +149,6 @@ def _download(base: str, lang: str) -> Path:
             data = resp.read()
     except OSError as exc:
         raise UsageError(f"cannot download LAReQA file {url}: {exc}") from exc
-    from xlrun.files import atomic_write_bytes
 
     return atomic_write_bytes(target, data)
 

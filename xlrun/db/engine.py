@@ -23,6 +23,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
@@ -217,8 +221,6 @@ def explain_db_error(e: BaseException, engine: Engine | None = None) -> XlrunErr
 
 def alembic_config(url: str):  # noqa: ANN201 - alembic.config.Config
     """An Alembic config pointing at xlrun's migrations."""
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -227,15 +229,11 @@ def alembic_config(url: str):  # noqa: ANN201 - alembic.config.Config
 
 def head_revision() -> str:
     """The newest migration's revision id."""
-    from alembic.script import ScriptDirectory
-
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (``None`` for an empty database)."""
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -275,8 +273,6 @@ def check_not_newer(engine: Engine) -> str | None:
     Raises:
         UsageError: the database was migrated by a newer xlrun (an unknown revision).
     """
-    from alembic.script import ScriptDirectory
-
     rev = current_revision(engine)
     if rev is None:
         return None
@@ -294,8 +290,6 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     Raises:
         UsageError: the database is newer than this xlrun.
     """
-    from alembic import command
-
     with _migration_lock(engine):
         current = check_not_newer(engine)
         if revision == "head" and current == head_revision():

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import tomllib
 from sqlalchemy import Engine, and_, select
 
 from xlrun.db.models import Experiment, LanguageCluster, Run, RunMetric, TrainLog
-from xlrun.db.store import get_run
+from xlrun.db.store import MODEL_INFO_KEY, get_run
 from xlrun.errors import UsageError
 
 METRIC_NAMES = {"map": "map", "ndcg@10": "ndcg@10", "mrr@10": "mrr@10", "recall@100": "recall@100"}
@@ -117,8 +119,6 @@ def run_overview(engine: Engine, experiment: str | None = None,
 
 
 def _main_metric(spec_toml: str) -> str:
-    import tomllib
-
     try:
         return tomllib.loads(spec_toml).get("experiment", {}).get("main_metric", "map")
     except tomllib.TOMLDecodeError:
@@ -161,10 +161,6 @@ def run_details(engine: Engine, run_id: int) -> RunDetails:
 
 def _model_rows(config_json: str) -> tuple[str, list[list[Any]]]:
     """How a run's model was loaded (``runs.config_json`` → ``model_resolved``) as rows."""
-    import json
-
-    from xlrun.db.store import MODEL_INFO_KEY
-
     info = json.loads(config_json).get(MODEL_INFO_KEY)
     if not isinstance(info, dict):
         return "", []

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -348,9 +350,6 @@ def bulk_insert_frame(conn: Connection, table: Table, frame: Any, run_id: int | 
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
         buf = io.StringIO()
         if is_arrow:
-            import pyarrow as pa
-            import pyarrow.csv as pacsv
-
             t = frame.select(cols)
             if run_id is not None:
                 t = t.add_column(0, "run_id", pa.array([run_id] * n_rows, type=pa.int64()))
@@ -362,7 +361,7 @@ def bulk_insert_frame(conn: Connection, table: Table, frame: Any, run_id: int | 
             buf = io.StringIO(raw.getvalue().decode("utf-8"))
             null = ""
         else:
-            import polars as pl
+            import polars as pl  # deferred on purpose: the run path never imports polars
 
             f = frame.select(cols)
             if run_id is not None:

@@ -42,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Boolean,
     Connection,
@@ -60,6 +61,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from xlrun import __version__
+from xlrun.db.engine import alembic_config, current_revision
 from xlrun.db.models import (
     BatchLanguages,
     Experiment,
@@ -72,6 +74,7 @@ from xlrun.db.models import (
     TrainLog,
 )
 from xlrun.errors import UsageError
+from xlrun.evaluate.metrics import query_metrics
 
 FORMAT = "xlrun-db-export"
 FORMAT_VERSION = 3
@@ -227,8 +230,6 @@ def _round(name: str, t: pa.Table) -> pa.Table:
 def _derived(t: pa.Table) -> dict[str, np.ndarray]:
     """:data:`DERIVED_COLUMNS` as the evaluation computes them for one relevant document at
     ``first_relevant_rank`` (rows without a rank get placeholders; they are never used)."""
-    from xlrun.evaluate.metrics import query_metrics
-
     rank = _float_numpy(t["first_relevant_rank"])
     rank = np.where(np.isnan(rank), np.inf, rank)
     values = query_metrics(rank[:, None])
@@ -298,8 +299,6 @@ def export_database(engine: Engine, out_dir: str | Path,
     Raises:
         UsageError: a named experiment does not exist, or ``out_dir`` holds another export.
     """
-    from xlrun.db.engine import current_revision
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder")
@@ -562,10 +561,6 @@ def verify_export(src: Path, manifest: dict[str, Any]) -> dict[str, pa.Table]:
 # ----------------------------------------------------------------------------- import
 def _known_revisions(upto: str | None) -> list[str]:
     """Revisions from ``upto`` (default: head) down to the first, newest first."""
-    from alembic.script import ScriptDirectory
-
-    from xlrun.db.engine import alembic_config
-
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     return [s.revision for s in script.walk_revisions("base", upto or "heads")]
 
@@ -661,8 +656,6 @@ def import_database(engine: Engine, in_dir: str | Path) -> ImportSummary:
         UsageError: not an export, a partial, damaged or inconsistent one (nothing is
             written), or one from a newer schema revision.
     """
-    from xlrun.db.engine import current_revision
-
     src = Path(in_dir)
     manifest = read_manifest(src)
     check_revision(manifest.get("schema_revision"), current_revision(engine))

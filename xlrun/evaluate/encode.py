@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from xlrun.files import atomic_write
+
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: cumulative counts for a named stage."""
 
@@ -82,8 +84,6 @@ class EmbeddingCache:
             self.misses += 1
             arr = np.ascontiguousarray(compute(), dtype=np.float32)
             if path is not None:
-                from xlrun.files import atomic_write
-
                 atomic_write(path, lambda tmp: np.save(tmp, arr))
         self._mem[key] = arr
         return arr

@@ -152,7 +152,7 @@ def _topk_scores(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
 
 
 def _faiss_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    import faiss
+    import faiss  # deferred on purpose: optional backend; workers never import it
 
     index = faiss.IndexFlatIP(docs.shape[1])
     if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:

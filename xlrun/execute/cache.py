@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from xlrun.spec.schema import EvalSection, ModelSection, TrainDataSection
 
@@ -133,8 +134,6 @@ class CachingTokenizer:
                 arr[i, :len(e[n])] = e[n]
             out[n] = arr
         if kwargs.get("return_tensors") == "pt":
-            import torch
-
             out = {n: torch.from_numpy(a) for n, a in out.items()}
         else:
             out = {n: a.tolist() for n, a in out.items()}
@@ -165,8 +164,6 @@ class WarmCache:
     def encoder(self, model: ModelSection, device: str, cache_dir: Path,
                 load: Callable[[ModelSection, str, Path], Any]) -> Any:
         """The run's encoder in its freshly loaded state (loaded once, restored after)."""
-        import torch
-
         key = json.dumps([dataclasses.asdict(model), str(device), str(cache_dir)],
                          sort_keys=True)
         entry = self._encoders.get(key)

@@ -9,6 +9,16 @@ import contextlib
 from collections.abc import Iterator
 from typing import Protocol
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as _P
+
 
 class ProgressTask(Protocol):
     """One bar: advance it by a number of units."""
@@ -72,16 +82,6 @@ class RichProgress:
     """Nested rich progress bars (runs, training steps, encoding) on stderr."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as _P
-
         self.console = Console(stderr=True)
         self._progress = _P(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,

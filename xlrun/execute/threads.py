@@ -70,6 +70,8 @@ def limit_threads(threads: int) -> int:
     threads = max(1, int(threads))
     os.environ.update(thread_env(threads))
     if "torch" in sys.modules or _applied is None:
+        # deferred on purpose: the thread variables must be set before PyTorch and the BLAS
+        # libraries first load (they size their pools then)
         import torch
 
         if torch.get_num_threads() != threads:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy.cluster import hierarchy
 
 from xlrun.errors import UsageError
 from xlrun.langsim.distances import distance_matrix
@@ -127,7 +128,6 @@ def cluster(dm: DistanceMatrix, *, k: int | None = None, threshold: float | None
                          f"languages), got {k}")
     if threshold is not None and threshold < 0:
         raise UsageError(f"distance threshold must be 0 or more, got {threshold}")
-    from scipy.cluster import hierarchy
 
     sub = dm.subset(order)
     if n == 1:

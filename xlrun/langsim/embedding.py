@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from xlrun.errors import UsageError
+from xlrun.files import atomic_write_text
 from xlrun.languages import normalize
 
 EncodeFn = Callable[[list[str]], np.ndarray]
@@ -228,8 +229,6 @@ def embedding_distances(langs: Sequence[str], context: SimilarityContext | None,
     out = np.clip(out, 0.0, 2.0)
     np.fill_diagonal(out, 0.0)
     if cache_file is not None:
-        from xlrun.files import atomic_write_text
-
         atomic_write_text(cache_file, json.dumps({"model_id": context.model_id, "variant": variant,
                                                   "langs": list(langs), "values": out.tolist()}))
     return out

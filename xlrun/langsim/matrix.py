@@ -88,7 +88,7 @@ class DistanceMatrix:
 
     def to_frame(self, *, ordered: bool = True) -> Any:
         """:meth:`rows` as a polars DataFrame (columns lang_a, lang_b, distance)."""
-        import polars as pl
+        import polars as pl  # deferred on purpose: the run path never imports polars
 
         rows = self.rows(ordered=ordered)
         return pl.DataFrame(rows, schema={"lang_a": pl.Utf8, "lang_b": pl.Utf8,

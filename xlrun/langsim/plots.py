@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.cluster import hierarchy
 
 from xlrun.langsim.cluster import Clustering
 from xlrun.langsim.matrix import DistanceMatrix
@@ -18,11 +19,10 @@ def plot_clustering(dm: DistanceMatrix, clustering: Clustering | None, path: str
     ``lang (cluster id)``. Without a clustering (or with a single language) only the heatmap
     is drawn, in ``dm``'s language order. Returns the path written.
     """
-    import matplotlib
+    import matplotlib  # deferred on purpose: heavy, and only a plot needs it
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from scipy.cluster import hierarchy
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

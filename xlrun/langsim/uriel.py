@@ -212,7 +212,8 @@ def cosine_distances(x: np.ndarray) -> np.ndarray:
 
 
 def _import_lang2vec() -> types.ModuleType:
-    """Import ``lang2vec.lang2vec``, supplying a stand-in ``pkg_resources`` if it is missing."""
+    """Import ``lang2vec.lang2vec``, supplying a stand-in ``pkg_resources`` if it is missing
+    (deferred on purpose: slow to import, and only :func:`lang2vec_features` needs it)."""
     if "lang2vec.lang2vec" in sys.modules:
         return sys.modules["lang2vec.lang2vec"]
     pkg_dir = lang2vec_package_dir()

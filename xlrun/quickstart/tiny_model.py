@@ -20,7 +20,13 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
 from xlrun.errors import UsageError
+from xlrun.quickstart.corpus import train_corpus, transliterate
+from xlrun.quickstart.templates import CONSONANTS, TRANSLITERATION, VOWELS
 
 RECIPE_VERSION = 1
 MODEL_PREFIX = "quickstart:"
@@ -45,8 +51,6 @@ BERT_CONFIG = {
 
 def _tokenizer_texts(seed: int) -> list[str]:
     """Training texts for the tokenizer: questions and passages of the training split."""
-    from xlrun.quickstart.corpus import train_corpus
-
     texts = []
     for ex in train_corpus(seed).examples:
         texts += [ex.query, ex.passage]
@@ -55,8 +59,6 @@ def _tokenizer_texts(seed: int) -> list[str]:
 
 def _alphabet() -> list[str]:
     """Every character invented names can use, in every script (so no name hits [UNK])."""
-    from xlrun.quickstart.templates import CONSONANTS, TRANSLITERATION, VOWELS
-
     chars = set(CONSONANTS + VOWELS + (CONSONANTS + VOWELS).upper())
     for table in TRANSLITERATION.values():
         for out in table.values():
@@ -78,16 +80,12 @@ def fingerprint(seed: int = 0) -> str:
 
 
 def _normalizer():  # noqa: ANN202 - tokenizers types
-    from tokenizers import normalizers
 
     return normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
 
 
 def _syllables() -> list[str]:
     """Consonant–vowel syllables of invented names, in every script (lowercase)."""
-    from xlrun.quickstart.corpus import transliterate
-    from xlrun.quickstart.templates import CONSONANTS, TRANSLITERATION, VOWELS
-
     out = set()
     for c in CONSONANTS:
         for v in VOWELS:
@@ -106,8 +104,6 @@ def build_vocab(seed: int = 0) -> list[str]:
     ``VOCAB_SIZE``. (The ``tokenizers`` WordPiece trainer breaks ties between equally
     frequent merges in hash-map order, which differs between processes; this does not.)
     """
-    from tokenizers import pre_tokenizers
-
     norm, pre = _normalizer(), pre_tokenizers.BertPreTokenizer()
     counts: Counter[str] = Counter()
     for text in _tokenizer_texts(seed):
@@ -128,7 +124,6 @@ def build_vocab(seed: int = 0) -> list[str]:
 
 
 def _train_tokenizer(seed: int):  # noqa: ANN202 - tokenizers.Tokenizer
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
     vocab = {piece: i for i, piece in enumerate(build_vocab(seed))}
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
@@ -146,9 +141,6 @@ def _train_tokenizer(seed: int):  # noqa: ANN202 - tokenizers.Tokenizer
 
 def _write(folder: Path, seed: int, fp: str) -> None:
     """Train the tokenizer, initialise the model and save both into ``folder``."""
-    import torch
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-
     tok = _train_tokenizer(seed)
     hf_tok = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",

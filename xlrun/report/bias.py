@@ -18,8 +18,10 @@ import numpy as np
 import polars as pl
 
 from xlrun.errors import UsageError
+from xlrun.evaluate.tasks import load_dataset
 from xlrun.report.cells import cell_label, label_columns, with_units
 from xlrun.report.inference import InferenceConfig, mean_estimate
+from xlrun.spec.schema import EvalSection
 
 COLUMNS: tuple[str, ...] = (
     "n_queries", "n_runs", "rank_distance", "rd_ci_low", "rd_ci_high", "rd_median",
@@ -44,9 +46,6 @@ def pool_sizes(configs: Mapping[int, str]) -> tuple[pl.DataFrame, list[str]]:
     is counted by loading the evaluation data each ``[[eval]]`` section names (loaded once per
     distinct section). Data that cannot be loaded here (another machine's path, no network
     for a hub dataset) gives no size and a note."""
-    from xlrun.evaluate.tasks import load_dataset
-    from xlrun.spec.schema import EvalSection
-
     known = {f.name for f in fields(EvalSection)}
     cache: dict[str, tuple[str, str, int] | str] = {}
     rows: list[tuple[int, str, str, int]] = []

@@ -14,7 +14,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine
 
 from xlrun.errors import UsageError
-from xlrun.report import bias, cells, compare, regression
+from xlrun.report import bias, cells, compare, plots, regression
 from xlrun.report.frames import (
     BIAS_COLUMNS,
     ReportFilter,
@@ -332,8 +332,6 @@ def plot_report(report: Report, path: str | Path) -> Path:
     """Plot ``report``: for language pairs a heatmap (when comparing arms, one panel per arm
     with its delta to the baseline and Holm significance marks), for ``--regress`` the
     coefficients with their intervals, otherwise bars per cell (grouped by arm)."""
-    from xlrun.report import plots
-
     frame, req = report.frame, report.request
     if "cells" in report.meta and report.kind != "regress":
         raise UsageError("--plot: the report holds several datasets/splits "

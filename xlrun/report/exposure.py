@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from xlrun.db.models import BatchLanguages, SamplingPlan
 from xlrun.errors import UsageError
+from xlrun.report import plots
 from xlrun.report.build import Report, ReportRequest
 from xlrun.report.frames import ReportFilter, describe_where, load_runs
 
@@ -150,8 +151,6 @@ def plot_exposure(report: Report, path: str | Path) -> Path:
     """Plot an exposure report: for ``languages``, grouped bars of each language's query and
     passage share per arm (two panels); for ``pairs``, one heatmap per arm of the cross-lingual
     cells' epochs."""
-    from xlrun.report import plots
-
     frame = report.frame
     if report.meta.get("view") == "pairs":
         cross = frame.filter(pl.col("batch_kind") != "mono")

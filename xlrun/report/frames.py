@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy import Connection, Engine, Select, Text, case, cast, func, literal, select
 
+from xlrun.db.engine import get_engine
 from xlrun.db.models import (
     Experiment,
     LanguageCluster,
@@ -504,6 +505,4 @@ def load_run_configs(conn: Connection, run_ids: Sequence[int]) -> dict[int, str]
 def engine_for(url: str | None = None) -> Engine:
     """The results database engine (``--db`` / ``XLRUN_DB`` / ``sqlite:///xlrun.db``); a
     missing SQLite file is an error (reports never create one)."""
-    from xlrun.db.engine import get_engine
-
     return get_engine(url, create=False)

@@ -38,6 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import stdtr, stdtrit  # the t CDF and its inverse (fast, scalar)
 
 BASELINE_MARK = "baseline"
 """The ``mark`` of the baseline arm's rows in a comparison (they have no test)."""
@@ -226,7 +227,6 @@ def t_estimate(estimate: float, var: Variance | None, level: float, *, design: s
     if not (v > 0 and math.isfinite(v)) or not df > 0 or v <= (_TIE * scale) ** 2:
         return Estimate(float(estimate), design=design, n_questions=n_questions,
                         n_runs=n_runs, components=dict(var.components))
-    from scipy.special import stdtr, stdtrit  # the t CDF and its inverse (fast, scalar)
 
     se = math.sqrt(v)
     t = estimate / se

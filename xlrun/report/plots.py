@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib.pyplot module
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (deferred on purpose: heavy, and only a plot
+    needs it)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -64,7 +68,7 @@ def heatmaps(panels: list[tuple[str | None, pl.DataFrame]], path: str | Path,
     """Write one heatmap per ``(panel title, frame)`` side by side with one shared colour
     scale and colour bar (see :func:`heatmap`)."""
     plt = _pyplot()
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import Normalize  # after _pyplot() chose the backend
 
     mats = [(name, *pair_matrix(df, value), df) for name, df in panels]
     values = np.concatenate([m[3][np.isfinite(m[3])] for m in mats]) if mats else np.array([])
@@ -122,8 +126,6 @@ def heatmaps(panels: list[tuple[str | None, pl.DataFrame]], path: str | Path,
 
 def _wrap(text: str, width_in: float) -> str:
     """Wrap a title to the figure width (about 14 characters per inch at 9 pt)."""
-    import textwrap
-
     return "\n".join(textwrap.wrap(text, max(40, int(width_in * 14))))
 
 

@@ -20,6 +20,7 @@ Three layers, each enough on its own for the usual cases:
 
 from __future__ import annotations
 
+import ctypes
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from xlrun.db.engine import resolve_url
 from xlrun.errors import UsageError
 
 READ_KEYWORDS: tuple[str, ...] = ("select", "with", "values", "explain", "table", "show")
@@ -239,8 +241,6 @@ def readonly_engine(url: str | None = None) -> Engine:
     Raises:
         UsageError: a bad URL, or no database file at a SQLite path.
     """
-    from xlrun.db.engine import resolve_url
-
     u = make_url(resolve_url(url))
     if u.get_backend_name() == "sqlite":
         db = u.database
@@ -269,10 +269,8 @@ def _frame(columns: list[str], rows: list[tuple[Any, ...]]) -> pl.DataFrame:
 
 def _libpq_prepare() -> Any:
     """libpq's ``PQprepare`` (and friends) as linked into psycopg2, or ``None``."""
-    import ctypes
-
     try:
-        import psycopg2._psycopg as ext
+        import psycopg2._psycopg as ext  # deferred on purpose: optional (Postgres only)
 
         lib = ctypes.CDLL(ext.__file__)
         prepare, status, message, clear = (lib.PQprepare, lib.PQresultStatus,
@@ -303,7 +301,7 @@ def _server_checks_one_statement(dbapi_conn: Any, stmt: str) -> bool:
     if funcs is None:
         return False
     prepare, status, message, clear = funcs
-    import psycopg2.extensions
+    import psycopg2.extensions  # deferred on purpose: optional (Postgres only)
 
     codec = psycopg2.extensions.encodings.get(dbapi_conn.encoding, "utf-8")
     res = prepare(ptr, b"", stmt.encode(codec), 0, None)
@@ -380,8 +378,6 @@ def run_readonly(sql: str, url: str | None = None) -> pl.DataFrame:
     Raises:
         UsageError: several statements, a writing statement, or a database error.
     """
-    from xlrun.db.engine import resolve_url
-
     dialect = make_url(resolve_url(url)).get_backend_name()
     check_read_only(sql, "postgresql" if dialect == "postgresql" else "sqlite")
     engine = readonly_engine(url)

@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import polars as pl
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
+from xlrun.errors import UsageError
 from xlrun.report import choices
 
 Format = Literal["table", "csv", "json", "markdown"]
@@ -97,11 +102,6 @@ def to_markdown(df: pl.DataFrame, title: str | None = None) -> str:
 
 def to_table(df: pl.DataFrame, title: str | None = None) -> str:
     """A rich table rendered to plain text (no colours; wide enough for every cell)."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD,
                   title_justify="left", expand=False)
     just = ["right" if _numeric(df, c) else "left" for c in df.columns]
@@ -128,6 +128,5 @@ def render(df: pl.DataFrame, fmt: str, *, title: str | None = None,
         return to_json(df, meta)
     if fmt == "markdown":
         return to_markdown(df, title)
-    from xlrun.errors import UsageError
 
     raise UsageError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import math
 import re
 import types
@@ -191,8 +192,6 @@ def grid_keys() -> list[str]:
 
 def _grid_key_hint(key: str, known: set[str]) -> str:
     """Nearest valid keys, or the keys of the section the bad key names."""
-    import difflib
-
     close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
     section = key.split(".", 1)[0]
     same = sorted(k for k in known if k.startswith(section + "."))

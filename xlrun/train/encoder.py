@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
+from tokenizers.normalizers import Lowercase
+from tokenizers.normalizers import Sequence as NormalizerSequence
+from transformers import AutoModel, AutoTokenizer
 
 from xlrun.errors import SpecError
 from xlrun.spec.schema import ModelSection
@@ -51,8 +57,6 @@ _TOKENIZE_CHUNK = 4096
 
 def release_accelerator_memory() -> None:
     """Give cached CUDA blocks back after an out-of-memory error (no-op on CPU)."""
-    import gc
-
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -173,8 +177,6 @@ def resolve_config(folder: ModelFolder, spec: ModelSection | None = None,
 # --------------------------------------------------------------------------- modules
 def _activation(path: str) -> torch.nn.Module:
     """An activation module from its dotted class name (``torch.*`` classes only)."""
-    import importlib
-
     module_name, _, cls_name = path.rpartition(".")
     if not path.startswith("torch.") or not module_name:
         raise ModelFormatError(f"activation function {path!r} is not a torch.nn class")
@@ -212,8 +214,6 @@ class Dense(torch.nn.Module):
         layer = cls(spec)
         folder = Path(spec.path)
         if (folder / "model.safetensors").is_file():
-            from safetensors.torch import load_file
-
             state = load_file(str(folder / "model.safetensors"))
         elif (folder / "pytorch_model.bin").is_file():
             state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
@@ -263,7 +263,6 @@ def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, mode: str,
 
 
 def _load_transformer(folder: ModelFolder):  # noqa: ANN202 - transformers types
-    from transformers import AutoModel
 
     kwargs = {"subfolder": folder.subfolder} if folder.subfolder else {}
     try:
@@ -276,7 +275,6 @@ def _load_transformer(folder: ModelFolder):  # noqa: ANN202 - transformers types
 
 
 def _load_tokenizer(folder: ModelFolder):  # noqa: ANN202 - transformers types
-    from transformers import AutoTokenizer
 
     kwargs = {"subfolder": folder.subfolder} if folder.subfolder else {}
     tokenizer = AutoTokenizer.from_pretrained(folder.transformer, **kwargs)
@@ -288,9 +286,6 @@ def _load_tokenizer(folder: ModelFolder):  # noqa: ANN202 - transformers types
 def _lowercase(tokenizer: Any) -> None:
     """Make a fast tokenizer lower-case its input, as sentence-transformers does for
     ``do_lower_case`` (unless its normalizer already lower-cases)."""
-    from tokenizers.normalizers import Lowercase
-    from tokenizers.normalizers import Sequence as NormalizerSequence
-
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         with contextlib.suppress(AttributeError):

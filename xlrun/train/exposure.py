@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from xlrun.errors import SpecError
 
@@ -309,8 +310,6 @@ def _feasible_joint(allowed: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                     mono_ratio: float) -> np.ndarray | None:
     """A joint on the ``allowed`` cells with these row and column sums and diagonal total
     ``mono_ratio`` (a linear program, scipy's HiGHS), or ``None`` when none exists."""
-    from scipy.optimize import linprog
-
     cells = np.argwhere(allowed)
     n, k = allowed.shape[0], len(cells)
     a_eq, b_eq = [], []
@@ -407,8 +406,6 @@ def round_matrix(exact: np.ndarray) -> np.ndarray:
     makes the answer unique, so it does not depend on the solver version. Falls back to
     largest remainders over the cells if the program fails.
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     e = np.asarray(exact, dtype=np.float64)
     eps = 1e-9
     base = np.floor(e + eps)

@@ -26,9 +26,17 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+import transformers
+from huggingface_hub import hf_hub_download
+from huggingface_hub.utils import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
+from safetensors.torch import save_file
+
+from xlrun import __version__
 from xlrun.errors import UsageError
 
 _log = logging.getLogger(__name__)
@@ -126,20 +134,6 @@ class _Source:
             return p if p.is_file() else None
         if Path(self.name).expanduser().exists() or self.name.count("/") > 1 or ":" in self.name:
             return None  # a file path, or not a hub id (e.g. quickstart:tiny)
-        from huggingface_hub import hf_hub_download
-        try:
-            from huggingface_hub.errors import (
-                EntryNotFoundError,
-                HFValidationError,
-                RepositoryNotFoundError,
-            )
-        except ImportError:  # huggingface_hub < 0.24
-            from huggingface_hub.utils import (  # type: ignore[no-redef]
-                EntryNotFoundError,
-                HFValidationError,
-                RepositoryNotFoundError,
-            )
-
         try:
             return Path(hf_hub_download(self.name, rel))
         except EntryNotFoundError:  # also: not in the cache when offline
@@ -299,13 +293,6 @@ def is_sentence_transformers(name: str) -> bool:
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    import torch
-    import transformers
-
-    from xlrun import __version__
-
     out = {"transformers": transformers.__version__, "pytorch": torch.__version__,
            "xlrun": __version__}
     with contextlib.suppress(metadata.PackageNotFoundError):
@@ -324,8 +311,6 @@ def write_folder(path: Path, *, hidden_size: int, pooling: str, include_prompt: 
     ``query_length`` / ``document_length`` (read by sentence-transformers ≥ 6), with
     ``max_seq_length`` the longer of the two.
     """
-    from safetensors.torch import save_file
-
     def dump(rel: str, obj: Any) -> None:
         target = path / rel
         target.parent.mkdir(parents=True, exist_ok=True)

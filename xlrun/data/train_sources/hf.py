@@ -17,7 +17,7 @@ def read_hf(name: str, split: str = "train", revision: str = "") -> list[TrainEx
     hash, tag or branch; empty = latest) pins the hub data.
     """
     try:
-        import datasets
+        import datasets  # deferred on purpose: heavy, and only this source reads with it
     except ImportError as e:  # pragma: no cover - datasets is a dependency
         raise UsageError("train_data.source = 'hf' needs the 'datasets' package") from e
     path, _, config = name.partition(":")

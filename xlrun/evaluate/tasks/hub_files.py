@@ -20,6 +20,16 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import huggingface_hub
+from huggingface_hub import constants
+from huggingface_hub.utils import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
 from xlrun.errors import UsageError
 
 LOGIN_COMMAND = "hf auth login"
@@ -43,12 +53,7 @@ def download(repo_id: str, patterns: Sequence[str], revision: str) -> Path:
     The token is the one ``hf auth login`` stored, or ``HF_TOKEN``; public repositories need
     none. This is the only function that talks to the hub (tests replace it).
     """
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as exc:  # pragma: no cover - a dependency of xlrun
-        raise UsageError("reading datasets from the Hugging Face hub needs "
-                         "`pip install huggingface_hub`") from exc
-    return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision,
+    return Path(huggingface_hub.snapshot_download(repo_id, repo_type="dataset", revision=revision,
                                   allow_patterns=list(patterns)))
 
 
@@ -68,16 +73,6 @@ def _access_message(repo_id: str, why: str) -> str:
 def hub_error(repo_id: str, revision: str, exc: BaseException) -> BaseException:
     """The xlrun error for an exception raised while downloading ``repo_id`` (the exception
     itself when it is not a hub error xlrun knows how to explain)."""
-    try:
-        from huggingface_hub.utils import (
-            GatedRepoError,
-            HfHubHTTPError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
-    except ImportError:  # pragma: no cover - a dependency of xlrun
-        return exc
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, GatedRepoError):
         return HubAccessError(_access_message(
@@ -96,8 +91,6 @@ def hub_error(repo_id: str, revision: str, exc: BaseException) -> BaseException:
         return HubAccessError(_access_message(
             repo_id, f"the Hugging Face hub refused to serve {repo_id} (hub: {detail})"))
     if isinstance(exc, LocalEntryNotFoundError):
-        from huggingface_hub import constants
-
         return HubAccessError(
             f"{repo_id} at revision {revision!r} is not in the hub cache "
             f"({constants.HF_HUB_CACHE}) and the hub cannot be reached (no network, or "

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import Engine
 
 from xlrun.db import store
-from xlrun.execute.cache import WarmCache
 from xlrun.execute.executors.base import EXECUTORS, Dispatch, Executor
 from xlrun.execute.progress import NullProgress, Progress
 from xlrun.execute.run_context import RunOutcome
@@ -37,7 +36,7 @@ class LocalExecutor(Executor):
     def __init__(self, device: str = "auto", heartbeat_s: float = 30.0) -> None:
         self.device = device
         self.heartbeat_s = heartbeat_s
-        self.cache = WarmCache()  # runs of a submission share model and data
+        self.cache: Any = None  # a WarmCache from the first run on: the runs share it
 
     @classmethod
     def from_spec(cls, section: ExecutorSection, *, db_url: str, device: str, folder: Path,
@@ -57,8 +56,11 @@ class LocalExecutor(Executor):
         """Execute every still-queued run among ``run_ids``; their outcomes in order."""
         # deferred on purpose: the run path loads PyTorch and transformers, which reading a
         # spec (that names this executor) must not
+        from xlrun.execute.cache import WarmCache
         from xlrun.execute.pipeline import execute_run
 
+        if self.cache is None:
+            self.cache = WarmCache()  # runs of a submission share model and data
         progress = progress or NullProgress()
         worker = worker_name()
         outcomes: list[RunOutcome] = []
