@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     try:
         from sentence_transformers import SentenceTransformer, models
     except ImportError:
-        SentenceTransformer = None  # noqa: N806
+        SentenceTransformer = None
     for length in lengths:
         if length > max_pos:
             print(f"skip length {length}: the model has {max_pos} positions")

@@ -137,9 +137,7 @@ def _rows(execute: Callable[..., object]) -> None:
 
 def _snapshot_sqlite(path: Path) -> tuple:
     with sqlite3.connect(path) as c:
-        return tuple(c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                     for t in ("experiments", "runs", "train_log", "run_metrics")) + (
-            tuple(r[0] for r in c.execute("SELECT status FROM runs")),)
+        return (*tuple(c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("experiments", "runs", "train_log", "run_metrics")), tuple(r[0] for r in c.execute("SELECT status FROM runs")))
 
 
 ISSUE_SQL = [
@@ -209,9 +207,7 @@ def _pg_snapshot(url: str) -> tuple:
 
     e = create_engine(url)
     with e.connect() as c:
-        out = tuple(c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
-                    for t in ("experiments", "runs", "train_log", "run_metrics")) + (
-            tuple(c.execute(text("SELECT status FROM runs")).scalars()),)
+        out = (*tuple(c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in ("experiments", "runs", "train_log", "run_metrics")), tuple(c.execute(text("SELECT status FROM runs")).scalars()))
     e.dispose()
     return out
 
@@ -593,7 +589,8 @@ def main() -> int:
 
     print(f"xlrun from {Path(xlrun.__file__).parent}", file=sys.stderr)
     totals: dict[str, list[int]] = {}
-    for item, name, check in cases():
+    for item, case, check in cases():
+        name = case
         try:
             ok = check()
         except Exception as e:  # noqa: BLE001 - a crash of the harness counts as not handled

@@ -38,7 +38,7 @@ def _order(name: str, texts: list[str], lengths: np.ndarray) -> np.ndarray:
     return length_order(lengths)
 
 
-def measure(texts_by_side: dict[str, dict[str, list[str]]], tokenizer, prefixes: dict[str, str],  # noqa: ANN001
+def measure(texts_by_side: dict[str, dict[str, list[str]]], tokenizer, prefixes: dict[str, str],
             max_lengths: dict[str, int], batch: int) -> list[dict[str, object]]:
     """One row per (side, language) and an ``all`` row per side: pad share under each order."""
     rows: list[dict[str, object]] = []

@@ -56,7 +56,7 @@ from xlrun.train.trainer import TrainHooks, train
 N_WORDS = 30000
 
 
-def model_config(tiny: bool):  # noqa: ANN201 - transformers config
+def model_config(tiny: bool):
     """xlm-roberta-base (random init) or a 2-layer toy with the same structure."""
     from transformers import XLMRobertaConfig
 
@@ -67,7 +67,7 @@ def model_config(tiny: bool):  # noqa: ANN201 - transformers config
     return XLMRobertaConfig()  # the xlm-roberta-base architecture, vocab 250002
 
 
-def make_tokenizer():  # noqa: ANN201 - transformers tokenizer
+def make_tokenizer():
     """A word-level tokenizer (one word = one token) with XLM-R's special-token ids."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -93,7 +93,7 @@ def make_pairs(n: int, query_len: int, passage_len: int, seed: int = 0
     return q, p
 
 
-def train_flops_per_pair(cfg, query_len: int, passage_len: int) -> float:  # noqa: ANN001
+def train_flops_per_pair(cfg, query_len: int, passage_len: int) -> float:
     """Matmul FLOPs of one training step per pair (see module docstring)."""
     h, f, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
 
@@ -103,7 +103,7 @@ def train_flops_per_pair(cfg, query_len: int, passage_len: int) -> float:  # noq
     return 3.0 * (fwd(query_len) + fwd(passage_len))
 
 
-def _random_model(cfg, seed: int, device: torch.device):  # noqa: ANN001, ANN202
+def _random_model(cfg, seed: int, device: torch.device):
     from transformers import XLMRobertaModel
 
     torch.manual_seed(seed)
@@ -125,7 +125,7 @@ def _peak_gib(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
-def bench_xlrun(args, cfg, tok, queries, passages, device) -> dict:  # noqa: ANN001
+def bench_xlrun(args, cfg, tok, queries, passages, device) -> dict:
     """Time xlrun's ``train()`` (hybrid sampling over two parallel 'languages')."""
     examples = []
     for lang in ("de", "en"):
@@ -161,7 +161,7 @@ def bench_xlrun(args, cfg, tok, queries, passages, device) -> dict:  # noqa: ANN
     return {"steps": steps, "seconds": seconds, "peak_gib": _peak_gib(device)}
 
 
-def bench_st(args, cfg, tok, queries, passages, device) -> dict | None:  # noqa: ANN001
+def bench_st(args, cfg, tok, queries, passages, device) -> dict | None:
     """Time SentenceTransformerTrainer + MultipleNegativesRankingLoss, or None if absent."""
     try:
         from datasets import Dataset
@@ -187,7 +187,7 @@ def bench_st(args, cfg, tok, queries, passages, device) -> dict | None:  # noqa:
     marks: dict[str, float] = {}
 
     class Timer(TrainerCallback):
-        def on_step_end(self, a, state, control, **kw):  # noqa: ANN001, ANN201
+        def on_step_end(self, a, state, control, **kw):
             if state.global_step == args.warmup:
                 _sync(device)
                 marks["start"] = time.perf_counter()
@@ -212,10 +212,10 @@ def bench_st(args, cfg, tok, queries, passages, device) -> dict | None:  # noqa:
             "peak_gib": _peak_gib(device)}
 
 
-def summarise(name: str, res: dict, args, flops_per_pair: float) -> dict:  # noqa: ANN001
+def summarise(name: str, res: dict, args, flops_per_pair: float) -> dict:
     pairs = res["steps"] * args.batch
     pairs_s = pairs / max(res["seconds"], 1e-9)
-    out = {
+    return {
         "side": name, "steps": res["steps"], "seconds": round(res["seconds"], 3),
         "pairs_per_s": round(pairs_s, 2),
         "tokens_per_s": round(pairs_s * (args.query_len + args.passage_len), 1),
@@ -223,7 +223,6 @@ def summarise(name: str, res: dict, args, flops_per_pair: float) -> dict:  # noq
         "mfu": round(pairs_s * flops_per_pair / (args.peak_tflops * 1e12), 4),
         "peak_gpu_gib": None if res["peak_gib"] is None else round(res["peak_gib"], 2),
     }
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -47,7 +47,8 @@ def import_graph(root: Path) -> dict[str, set[str]]:
                            for a in node.names]
             else:
                 continue
-            for target in targets:
+            for imported in targets:
+                target = imported
                 while target and target not in mods:
                     target = target.rpartition(".")[0]
                 if not target or target == name:

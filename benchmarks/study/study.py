@@ -146,7 +146,7 @@ def seed_major(specs: list[str]) -> list[tuple[object, list]]:
                                                              key=lambda kv: kv[0])]
 
 
-def enqueue(engine, specs: list[str], device: str = "cpu") -> dict[str, int]:  # noqa: ANN001
+def enqueue(engine, specs: list[str], device: str = "cpu") -> dict[str, int]:
     """Check every spec as ``xlrun submit`` does (data, each arm's sampler and exposure plan,
     embedding distances computed once and cached for the lanes), then submit every run in
     seed-major order (done runs stay done); counts by status."""
@@ -211,7 +211,7 @@ def run_lanes(db_url: str, device: str, lanes: int, threads: int, claim_for: flo
             "hard_stopped": stopped}
 
 
-def summarise(engine, out: Path) -> dict[str, object]:  # noqa: ANN001
+def summarise(engine, out: Path) -> dict[str, object]:
     """``status.txt`` and ``timings.csv`` in ``out``; counts."""
     from sqlalchemy import text
 
@@ -233,7 +233,7 @@ def summarise(engine, out: Path) -> dict[str, object]:  # noqa: ANN001
                      f"  {len(st.get('failed', []))}")
     errors = [f"run {r.id}: {(r.error or '').strip().splitlines()[-1][:300]}"
               for r in rows if r.status == "failed" and r.error]
-    (out / "status.txt").write_text("\n".join(lines + ["", *errors]) + "\n")
+    (out / "status.txt").write_text("\n".join([*lines, "", *errors]) + "\n")
     cols = [*STAGES, "other", "total"]
     with open(out / "timings.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -260,7 +260,7 @@ def resume_parts(resume: Path | None) -> list[Path]:
     return sorted(p for p in resume.iterdir() if (p / "manifest.json").is_file())
 
 
-def new_runs_only(db: Path, resumed: set[tuple[str, str]]):  # noqa: ANN201 - an Engine
+def new_runs_only(db: Path, resumed: set[tuple[str, str]]):
     """An engine on a copy of the study database without the ``(experiment, run_key)`` runs
     imported at the start, so the export holds only what this call finished (their rows go
     with them: ON DELETE CASCADE, enforced by xlrun's SQLite engines)."""

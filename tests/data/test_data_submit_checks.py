@@ -82,7 +82,7 @@ def _lareqa_folder(tmp_path: Path) -> Path:
 
 def test_intact_lareqa_is_accepted(tmp_path: Path) -> None:
     _lareqa_folder(tmp_path)
-    res, db = _submit(tmp_path, LAREQA)
+    res, _db = _submit(tmp_path, LAREQA)
     assert res.exit_code == 0 and "1 new" in res.output, res.output
 
 

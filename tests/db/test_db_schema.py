@@ -43,7 +43,7 @@ def test_upgrade_is_idempotent(db_url: str) -> None:
     assert current_revision(engine) == head_revision()
 
 
-def _seed_run(conn) -> int:  # noqa: ANN001
+def _seed_run(conn) -> int:
     conn.execute(text("INSERT INTO experiments (name, spec_toml, created_at) "
                       "VALUES ('e', '', CURRENT_TIMESTAMP)"))
     conn.execute(text(
@@ -78,7 +78,7 @@ def test_status_check_constraint(db_url: str) -> None:
         conn.execute(text("UPDATE runs SET status = 'exploded'"))
 
 
-def test_resolve_url_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+def test_resolve_url_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.delenv("XLRUN_DB", raising=False)
     assert resolve_url(None) == "sqlite:///xlrun.db"
     monkeypatch.setenv("XLRUN_DB", "sqlite:///from-env.db")

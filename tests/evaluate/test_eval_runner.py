@@ -26,7 +26,7 @@ class FakeEncoder:
         self.dim = dim
         self.calls: list[tuple[str, int]] = []
 
-    def encode(self, texts, side, batch_size=64, progress=None):  # noqa: ANN001, ANN201
+    def encode(self, texts, side, batch_size=64, progress=None):
         self.calls.append((side, len(texts)))
         out = np.stack([np.random.default_rng(
             int(hashlib.md5(t.encode()).hexdigest()[:8], 16)).standard_normal(self.dim)
@@ -48,7 +48,7 @@ class _PolarsOutput:
         self.info = out.info
 
 
-def evaluate_dataset(*args, **kwargs) -> _PolarsOutput:  # noqa: ANN002, ANN003
+def evaluate_dataset(*args, **kwargs) -> _PolarsOutput:
     return _PolarsOutput(_evaluate_arrow(*args, **kwargs))
 
 

@@ -148,9 +148,9 @@ def _check_against_reference(db: str, model: Path, data: Path, languages: list[s
     for key, r in ref.items():
         assert sorted(qr[key]) == sorted(r.query_ids), key
         assert len(r.query_ids) > 0, key
-    retrieved = dict(((s, x, y), c) for s, x, y, c in _rows(
+    retrieved = {(s, x, y): c for s, x, y, c in _rows(
         db, "SELECT setting, query_lang, doc_lang, COUNT(*) FROM retrieved "
-            "GROUP BY setting, query_lang, doc_lang"))
+            "GROUP BY setting, query_lang, doc_lang")}
     assert retrieved == {k: 10 * len(r.query_ids) for k, r in ref.items()}
 
     # 2. mAP per group: reference == run_metrics == mean of query_results.ap (1e-4)

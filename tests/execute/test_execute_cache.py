@@ -127,7 +127,7 @@ def test_caching_tokenizer_equals_the_tokenizer(tmp_path: Path) -> None:
                         "return_tensors": "pt"}):
             want = tok(texts[::-1], **kwargs)
             got = cached(texts[::-1], **kwargs)
-            want = {k: v for k, v in want.items()}
+            want = dict(want.items())
             assert set(got) == set(want)
             for k in want:
                 w, g = want[k], got[k]

@@ -59,7 +59,7 @@ def test_a_failed_run_does_not_stop_the_others(queued: tuple[str, list[int]],
     engine = get_engine(url)
     real = pipeline._evaluate
 
-    def flaky(engine, run_id, *a, **k):  # noqa: ANN001, ANN002, ANN003
+    def flaky(engine, run_id, *a, **k):
         if run_id == ids[1]:
             raise RuntimeError("disk full")
         return real(engine, run_id, *a, **k)
@@ -76,7 +76,7 @@ def test_interrupt_requeues_and_resubmit_resumes(queued: tuple[str, list[int]],
     url, ids = queued
     engine = get_engine(url)
 
-    def interrupted(*a, **k):  # noqa: ANN002, ANN003
+    def interrupted(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pipeline, "_evaluate", interrupted)
@@ -95,7 +95,7 @@ def test_database_outage_requeues_with_clear_error(queued: tuple[str, list[int]]
     url, ids = queued
     engine = get_engine(url)
 
-    def outage(*a, **k):  # noqa: ANN002, ANN003
+    def outage(*a, **k):
         raise OperationalError("INSERT …", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(store, "write_results", outage)

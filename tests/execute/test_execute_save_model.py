@@ -43,7 +43,7 @@ top_k = 5
 """
 
 
-def _metrics(engine, run_id: int) -> dict[tuple, float]:  # noqa: ANN001
+def _metrics(engine, run_id: int) -> dict[tuple, float]:
     t = RunMetric.__table__
     with engine.connect() as conn:
         rows = conn.execute(select(t.c.setting, t.c.query_lang, t.c.doc_lang, t.c.metric, t.c.value)

@@ -107,7 +107,7 @@ def test_claim_for_stops_claiming_and_leaves_the_rest_queued(sqlite_url: str, tm
     now = [0.0]
     executed: list[int] = []
 
-    def fake_execute(engine, run_id, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def fake_execute(engine, run_id, **kwargs):
         executed.append(run_id)
         now[0] += 40.0  # each run takes 40 "seconds"
         store.finish_run(engine, run_id, "done")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from xlrun.cli.langs import langs
 
 
-def _run(*args: str):  # noqa: ANN202
+def _run(*args: str):
     return CliRunner().invoke(langs, list(args))
 
 

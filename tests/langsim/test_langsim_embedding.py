@@ -142,7 +142,7 @@ def test_context_from_corpus_encodes_lazily() -> None:
         def __init__(self) -> None:
             self.sides: list[str] = []
 
-        def encode(self, texts, side):  # noqa: ANN001, ANN201
+        def encode(self, texts, side):
             self.sides.append(side)
             return np.vstack([_vec(t) for t in texts])
 

@@ -124,7 +124,7 @@ def study_url(sqlite_url: str) -> str:
     return sqlite_url
 
 
-def _invoke(args: list[str]):  # noqa: ANN202
+def _invoke(args: list[str]):
     return CliRunner().invoke(report_command, args, catch_exceptions=False)
 
 
@@ -152,7 +152,7 @@ def test_arm_labels_and_value_matching() -> None:
 # ----------------------------------------------------------------------------- reports
 
 
-def _report(url_or_engine, **kw) -> object:  # noqa: ANN001
+def _report(url_or_engine, **kw) -> object:
     engine = new_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     try:
         return build_report(engine, ReportRequest(tests=TESTS, **kw))
@@ -292,7 +292,7 @@ def test_compare_arm_with_every_by(study_url: str, by: str, tmp_path: Path) -> N
         assert {(r["sampler"], r["arm"]) for r in doc["rows"]} == {
             ("hybrid", "hybrid/size"), ("hybrid", f"hybrid/{CLUSTERED}[{CLUSTERING}]"),
             ("monolingual", "monolingual/size")}
-        mono = [r for r in doc["rows"] if r["sampler"] == "monolingual"][0]
+        mono = next(r for r in doc["rows"] if r["sampler"] == "monolingual")
         assert mono["delta"] is None and mono["mean"] is not None
 
 
@@ -314,7 +314,7 @@ def test_regress_borrows_distances_and_explains(study_url: str, tmp_path: Path) 
     # hybrid/size and monolingual/size store no distances: taken from the clustered runs
     args = ["--regress", "--compare", "arm", "--baseline", "hybrid/size", "--where",
             "language_sampling=size", "--format", "json", "--db", study_url]
-    res = _invoke(args + ["--plot", str(tmp_path / "coef.png")])
+    res = _invoke([*args, "--plot", str(tmp_path / "coef.png")])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["meta"]["distance_source"] == "lex" and doc["meta"]["distances_borrowed"]
@@ -324,17 +324,16 @@ def test_regress_borrows_distances_and_explains(study_url: str, tmp_path: Path) 
     assert "multi setting" in res.stderr  # no --setting: multi rows have no distance
     terms = {r["term"] for r in doc["rows"]}
     assert "arm[monolingual/size]:distance" in terms
-    inter = [r for r in doc["rows"] if r["term"] == "arm[monolingual/size]:distance"][0]
+    inter = next(r for r in doc["rows"] if r["term"] == "arm[monolingual/size]:distance")
     assert inter["coef"] < -0.15 and inter["p"] < 0.01  # the planted cross-language loss
     assert inter["against"] == "arm × pair"
     # script distance is 0 exactly within a cluster: same_cluster is collinear and dropped
-    res = _invoke(args[:-2] + ["--distance-source", "script", "--setting", "cross",
-                               "--db", study_url])
+    res = _invoke([*args[:-2], "--distance-source", "script", "--setting", "cross", "--db", study_url])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert "same_cluster" in doc["meta"]["dropped_terms"]
     assert "collinear" in res.stderr and "same_cluster" in res.stderr
-    res = _invoke(args[:-2] + ["--distance-source", "wals", "--db", study_url])
+    res = _invoke([*args[:-2], "--distance-source", "wals", "--db", study_url])
     assert res.exit_code == 2 and "lex, script" in res.stderr
 
 

@@ -55,7 +55,7 @@ def _check_compare(out: pl.DataFrame, truth: float) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("name", list(sim.NULLS))
-def test_compare_by_language_pair_is_calibrated(name: str, record_property) -> None:  # noqa: ANN001
+def test_compare_by_language_pair_is_calibrated(name: str, record_property) -> None:
     s = sim.NULLS[name]
     df = sim.frame(s, PAIR_DRAWS, rng_seed=101)
     out = compare_arms(df, ["dataset", "query_lang", "doc_lang"], "ap", "a", CFG).frame
@@ -67,7 +67,7 @@ def test_compare_by_language_pair_is_calibrated(name: str, record_property) -> N
 
 
 @pytest.mark.parametrize("name", list(sim.NULLS))
-def test_compare_by_setting_is_calibrated(name: str, record_property) -> None:  # noqa: ANN001
+def test_compare_by_setting_is_calibrated(name: str, record_property) -> None:
     s = sim.with_(sim.NULLS[name], langs=("en", "fi"))
     df = sim.frame(s, SETTING_DRAWS, rng_seed=202)
     out = compare_arms(df, ["dataset", "setting"], "ap", "a", CFG).frame
@@ -77,7 +77,7 @@ def test_compare_by_setting_is_calibrated(name: str, record_property) -> None:  
     assert COVERAGE[0] <= cover <= COVERAGE[1]
 
 
-def test_compare_unpaired_seeds_is_calibrated(record_property) -> None:  # noqa: ANN001
+def test_compare_unpaired_seeds_is_calibrated(record_property) -> None:
     """Arms that ran different seeds: compared unpaired, still calibrated."""
     for name in ("a_seed_sd_0.01_3_seeds", "c_question_x_arm_0.04"):
         s = sim.with_(sim.NULLS[name], seeds_b=(4, 5, 6))
@@ -90,7 +90,7 @@ def test_compare_unpaired_seeds_is_calibrated(record_property) -> None:  # noqa:
         assert COVERAGE[0] <= cover <= COVERAGE[1]
 
 
-def test_compare_two_seeds_keeps_its_level(record_property) -> None:  # noqa: ANN001
+def test_compare_two_seeds_keeps_its_level(record_property) -> None:
     """Two seeds with a large seed SD (0.02): the seed term is never dropped, so a cell whose
     two seeds happen to agree does not borrow the questions' degrees of freedom (setting a
     negative seed component to zero instead rejected ~11 % of these nulls)."""
@@ -104,7 +104,7 @@ def test_compare_two_seeds_keeps_its_level(record_property) -> None:  # noqa: AN
     assert COVERAGE[0] <= cover <= COVERAGE[1]
 
 
-def test_compare_power(record_property) -> None:  # noqa: ANN001
+def test_compare_power(record_property) -> None:
     s = sim.POWER
     df = sim.frame(s, POWER_DRAWS, rng_seed=404)
     out = compare_arms(df, ["dataset", "query_lang", "doc_lang"], "ap", "a", CFG).frame
@@ -139,7 +139,7 @@ REGRESS_TRUTH = {"distance": "slope", "same_cluster": None, "arm[b]": "effect",
 
 
 @pytest.mark.parametrize("name", list(sim.NULLS))
-def test_regress_distance_is_calibrated(name: str, record_property) -> None:  # noqa: ANN001
+def test_regress_distance_is_calibrated(name: str, record_property) -> None:
     s = sim.NULLS[name]
     rng = np.random.default_rng(505)
     hits: dict[str, list[tuple[bool, bool]]] = {t: [] for t in REGRESS_TRUTH}
@@ -160,7 +160,7 @@ def test_regress_distance_is_calibrated(name: str, record_property) -> None:  # 
         assert COVERAGE[0] <= cover <= COVERAGE[1], term
 
 
-def test_regress_interaction_against_arm_by_pair_variation(record_property) -> None:  # noqa: ANN001
+def test_regress_interaction_against_arm_by_pair_variation(record_property) -> None:
     """The arm's effect varies by pair (SD 0.05), but not with distance: arm:distance keeps
     its level; a planted slope difference of 0.25 per unit distance is found in most draws
     (12 pairs: the slope rests on 10 degrees of freedom)."""

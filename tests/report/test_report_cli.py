@@ -24,7 +24,7 @@ FAST = ["--permutations", "500"]
 PLANTED = {("en", "de"): 0.05, ("de", "fi"): 0.05, ("fi", "en"): 0.05}
 
 
-def _invoke(cmd, args: list[str]):  # noqa: ANN001, ANN202
+def _invoke(cmd, args: list[str]):
     return CliRunner().invoke(cmd, args, catch_exceptions=False)
 
 
@@ -101,7 +101,7 @@ def test_summary_agrees_with_sql_view(golden_url: str) -> None:
     assert rep.frame["n_queries"].to_list() == [6] * 4
 
 
-def test_planted_effect_is_significant_only_where_planted(make_db) -> None:  # noqa: ANN001
+def test_planted_effect_is_significant_only_where_planted(make_db) -> None:
     # 5 seeds per arm: the seed-level test (df = 4) has power; with 3 it rarely survives Holm.
     _, engine = make_db(Synth(effect=PLANTED, n_queries=60, seeds=(0, 1, 2, 3, 4)))
     rep = build_report(engine, ReportRequest(
@@ -125,7 +125,7 @@ def test_planted_effect_is_significant_only_where_planted(make_db) -> None:  # n
     assert base["delta"].null_count() == base.height
 
 
-def test_compare_on_config_key_and_other_cells(make_db) -> None:  # noqa: ANN001
+def test_compare_on_config_key_and_other_cells(make_db) -> None:
     url, _ = make_db(Synth(effect=PLANTED, n_queries=20))
     res = _invoke(report_command, ["--by", "query-language", "--compare", "train.lr",
                                    "--format", "json", "--db", url, *FAST])
@@ -142,7 +142,7 @@ def test_compare_on_config_key_and_other_cells(make_db) -> None:  # noqa: ANN001
     assert len(res.stdout.strip().splitlines()) == 1 + 6
 
 
-def test_errors_exit_2_with_message(make_db) -> None:  # noqa: ANN001
+def test_errors_exit_2_with_message(make_db) -> None:
     url, _ = make_db(Synth(n_queries=5))
     res = _invoke(report_command, ["--experiment", "nope", "--db", url])
     assert res.exit_code == 2 and "Error: unknown experiment 'nope'" in res.stderr
@@ -159,7 +159,7 @@ def test_errors_exit_2_with_message(make_db) -> None:  # noqa: ANN001
     assert res.exit_code == 2 and "multi" in res.stderr
 
 
-def test_plots_are_written(make_db, tmp_path: Path) -> None:  # noqa: ANN001
+def test_plots_are_written(make_db, tmp_path: Path) -> None:
     url, _ = make_db(Synth(effect=PLANTED, n_queries=10))
     for args, name in ((["--compare", "language_sampling"], "delta.png"), ([], "map.png"),
                        (["--by", "query-language", "--compare", "language_sampling"],
@@ -171,7 +171,7 @@ def test_plots_are_written(make_db, tmp_path: Path) -> None:  # noqa: ANN001
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
 
 
-def test_regress_and_bias_views(make_db) -> None:  # noqa: ANN001
+def test_regress_and_bias_views(make_db) -> None:
     s = Synth(langs=("en", "de", "fi", "sw"), n_queries=30, slope=0.2, noise=0.02,
               distances={("en", "de"): 0.2, ("en", "fi"): 0.7, ("en", "sw"): 1.0,
                          ("de", "fi"): 0.5, ("de", "sw"): 0.8, ("fi", "sw"): 0.3},
@@ -195,7 +195,7 @@ def test_regress_and_bias_views(make_db) -> None:  # noqa: ANN001
     assert "pool size unknown" in res.stderr  # the synthetic runs name no evaluation data
 
 
-def test_fast_fetch_equals_row_fetch(make_db, monkeypatch) -> None:  # noqa: ANN001
+def test_fast_fetch_equals_row_fetch(make_db, monkeypatch) -> None:
     _, engine = make_db(Synth(n_queries=7, with_multi=True))
     cols = ["ap", "rank_distance", "same_lang_at_10"]
     with engine.connect() as c:
@@ -207,7 +207,7 @@ def test_fast_fetch_equals_row_fetch(make_db, monkeypatch) -> None:  # noqa: ANN
     assert fast["rank_distance"].null_count() == slow["rank_distance"].null_count() > 0
 
 
-def _sql(url: str, query: str):  # noqa: ANN202
+def _sql(url: str, query: str):
     return _invoke(sql_command, [query, "--db", url, "--format", "csv"])
 
 
@@ -239,7 +239,7 @@ def _check_sql(url: str, n_seeds: int) -> None:
     assert _count(url) == before
 
 
-def test_sql_is_read_only_sqlite(make_db) -> None:  # noqa: ANN001
+def test_sql_is_read_only_sqlite(make_db) -> None:
     url, _ = make_db(Synth(n_queries=2, seeds=(0,)))
     _check_sql(url, 1)
 
@@ -270,7 +270,7 @@ def test_same_results_on_sqlite_and_postgres(sqlite_url: str, postgres_url: str)
     _check_sql(postgres_url, 2)
 
 
-def test_bias_intervals_median_and_pool_size(make_db) -> None:  # noqa: ANN001
+def test_bias_intervals_median_and_pool_size(make_db) -> None:
     """--bias: each arm's mean rank distance with an interval (seeds and questions random),
     its median, and divided by the pool size, which comes from the evaluation data the runs'
     configs name (the generated quickstart corpus: 8 languages × 240 documents)."""

@@ -111,7 +111,7 @@ def test_cli_exposure(sqlite_url, tmp_path):
     _populate(sqlite_url)
     base = ["--exposure", "--experiment", "exp", "--db", sqlite_url]
 
-    def run(*extra: str):  # noqa: ANN202
+    def run(*extra: str):
         return CliRunner().invoke(report_command, [*base, *extra])
 
     res = run("--plot", str(tmp_path / "exposure.png"))

@@ -222,7 +222,7 @@ def test_regression_counts_questions_once() -> None:
     assert res.n_pairs == 4
 
 
-def test_datasets_are_never_pooled(make_db) -> None:  # noqa: ANN001
+def test_datasets_are_never_pooled(make_db) -> None:
     from sqlalchemy import insert, select
 
     from xlrun.db.models import QueryResult
@@ -248,7 +248,7 @@ def test_datasets_are_never_pooled(make_db) -> None:  # noqa: ANN001
     assert "dataset" not in one.frame.columns
 
 
-def stats_filter(dataset: str):  # noqa: ANN201
+def stats_filter(dataset: str):
     from xlrun.report.frames import ReportFilter
 
     return ReportFilter(dataset=dataset)

@@ -51,7 +51,7 @@ def _state(engine: Engine) -> dict[str, object]:
 
 
 @pytest.fixture
-def pg(postgres_url: str):  # noqa: ANN201
+def pg(postgres_url: str):
     engine = get_engine(postgres_url)
     _populate(engine)
     yield postgres_url, engine
@@ -59,14 +59,14 @@ def pg(postgres_url: str):  # noqa: ANN201
 
 
 @pytest.fixture
-def lite(sqlite_url: str):  # noqa: ANN201
+def lite(sqlite_url: str):
     engine = get_engine(sqlite_url)
     _populate(engine)
     yield sqlite_url, engine
     engine.dispose()
 
 
-def _sql(url: str, query: str):  # noqa: ANN202
+def _sql(url: str, query: str):
     return CliRunner().invoke(sql_command, [query, "--db", url, "--format", "csv"])
 
 
@@ -112,7 +112,7 @@ MORE_ATTACKS = [
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("attack", ISSUE_ATTACKS + MORE_ATTACKS)
-def test_postgres_attacks_change_nothing(pg, attack: str) -> None:  # noqa: ANN001
+def test_postgres_attacks_change_nothing(pg, attack: str) -> None:
     url, engine = pg
     before = _state(engine)
     res = _sql(url, attack)
@@ -124,14 +124,14 @@ def test_postgres_attacks_change_nothing(pg, attack: str) -> None:  # noqa: ANN0
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("attack", ISSUE_ATTACKS)
-def test_the_issue_statements_are_refused_before_reaching_the_server(pg, attack: str) -> None:  # noqa: ANN001
+def test_the_issue_statements_are_refused_before_reaching_the_server(pg, attack: str) -> None:
     url, _ = pg
     res = _sql(url, attack)
     assert res.exit_code == 2 and "exactly one statement" in res.output, res.output
 
 
 @pytest.mark.postgres
-def test_postgres_queries_still_work(pg) -> None:  # noqa: ANN001
+def test_postgres_queries_still_work(pg) -> None:
     url, _ = pg
     ok = {
         "select count(*) as n from run_metrics": ["n", "6"],
@@ -151,7 +151,7 @@ def test_postgres_queries_still_work(pg) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("attack", ISSUE_ATTACKS + MORE_ATTACKS)
-def test_sqlite_attacks_change_nothing(lite, attack: str) -> None:  # noqa: ANN001
+def test_sqlite_attacks_change_nothing(lite, attack: str) -> None:
     url, engine = lite
     before = _state(engine)
     res = _sql(url, attack)
@@ -195,7 +195,7 @@ def tricky(draw: st.DrawFn) -> str:
 
 
 @pytest.mark.postgres
-def test_postgres_fuzz_of_quoting_tricks_never_writes(pg) -> None:  # noqa: ANN001
+def test_postgres_fuzz_of_quoting_tricks_never_writes(pg) -> None:
     url, engine = pg
     before = _state(engine)
     tried: list[str] = []
@@ -215,12 +215,12 @@ def test_postgres_fuzz_of_quoting_tricks_never_writes(pg) -> None:  # noqa: ANN0
 
 
 @pytest.mark.postgres
-def test_tokenizer_agrees_with_the_server_on_statement_count(pg) -> None:  # noqa: ANN001
+def test_tokenizer_agrees_with_the_server_on_statement_count(pg) -> None:
     """Where Postgres parses a text (PQprepare), our tokenizer finds one statement exactly
     when the server does: the client-side check is no weaker than the server's."""
     from xlrun.report.readonly import _libpq_prepare, split_statement
 
-    url, engine = pg
+    _url, engine = pg
     funcs = _libpq_prepare()
     if funcs is None:
         pytest.skip("psycopg2's libpq is not reachable")

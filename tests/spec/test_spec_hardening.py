@@ -98,7 +98,7 @@ def test_conflicting_eval_axes_no_longer_collapse(tmp_path: Path) -> None:
     assert len(_compile(ok, tmp_path)) == 4
 
 
-def _submit(tmp_path: Path, text: str, *args: str):  # noqa: ANN202
+def _submit(tmp_path: Path, text: str, *args: str):
     spec = tmp_path / "s.toml"
     spec.write_text(text)
     db = tmp_path / "x.db"
@@ -130,7 +130,7 @@ def test_a_huge_grid_asks_for_yes(tmp_path: Path) -> None:
 def test_the_confirmed_large_grid_is_submitted(tmp_path: Path) -> None:
     n = GRID_CONFIRM_RUNS + 1
     big = QS.replace("[[eval]]", f"[grid]\nseeds = {list(range(n))}\n[[eval]]")
-    res, db = _submit(tmp_path, big, "--yes")
+    res, _db = _submit(tmp_path, big, "--yes")
     assert res.exit_code == 0 and f"{n} new" in res.output, res.output
 
 

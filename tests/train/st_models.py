@@ -36,7 +36,7 @@ def sample_texts() -> list[str]:
     return out
 
 
-def _unigram_tokenizer():  # noqa: ANN202
+def _unigram_tokenizer():
     from tokenizers import (
         Tokenizer,
         decoders,
@@ -64,14 +64,14 @@ def _unigram_tokenizer():  # noqa: ANN202
                                    unk_token="<unk>", mask_token="<mask>")
 
 
-def _bpe_tokenizer():  # noqa: ANN202
+def _bpe_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(_texts() + [QWEN_PROMPT], trainers.BpeTrainer(
+    tok.train_from_iterator([*_texts(), QWEN_PROMPT], trainers.BpeTrainer(
         vocab_size=400, special_tokens=["<|endoftext|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     eos = tok.token_to_id("<|endoftext|>")
@@ -122,7 +122,7 @@ def hf_folder(kind: str, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def st_modules():  # noqa: ANN201 - the sentence-transformers module classes
+def st_modules():
     """``(Transformer, Pooling, Dense, Normalize)`` of the installed sentence-transformers."""
     try:
         from sentence_transformers.base.modules import Dense, Normalize, Transformer

@@ -27,16 +27,16 @@ def _config() -> RunConfig:
                                         log_every=2, seed=1), eval=[])
 
 
-def _interrupted(toy_corpus, make_encoder, folder):  # noqa: ANN001, ANN202
+def _interrupted(toy_corpus, make_encoder, folder):
     done: list[int] = []
     hooks = TrainHooks(checkpoint_dir=folder, progress=lambda s, n: done.append(s),
                        should_stop=lambda: len(done) >= 2)
     train(_config(), toy_corpus, make_encoder(seed=0), None, hooks)
-    (step, path), = checkpoints(folder)
+    (_step, path), = checkpoints(folder)
     return path
 
 
-def test_damaged_checkpoint_names_the_folder(toy_corpus, make_encoder, tmp_path) -> None:  # noqa: ANN001
+def test_damaged_checkpoint_names_the_folder(toy_corpus, make_encoder, tmp_path) -> None:
     folder = _interrupted(toy_corpus, make_encoder, tmp_path)
     f = folder / "trainer.pt"
     intact = f.read_bytes()

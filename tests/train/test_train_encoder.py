@@ -33,7 +33,7 @@ def _oom_above(enc: Encoder, max_tokens: int, monkeypatch: pytest.MonkeyPatch) -
     sizes: list[int] = []
     real = enc.embed_tokens
 
-    def embed_tokens(batch, side="passage"):  # noqa: ANN001, ANN202 - mirrors Encoder.embed_tokens
+    def embed_tokens(batch, side="passage"):
         n, width = batch["input_ids"].shape
         sizes.append(n)
         if n * width > max_tokens:
@@ -71,14 +71,14 @@ def test_encode_tokenizes_once_and_batches_by_token_count(monkeypatch: pytest.Mo
     class Counting:
         """The tokenizer, counting calls."""
 
-        def __init__(self, tok) -> None:  # noqa: ANN001
+        def __init__(self, tok) -> None:
             self.tok = tok
 
-        def __call__(self, *a, **k):  # noqa: ANN002, ANN003, ANN204
+        def __call__(self, *a, **k):
             calls.append(1)
             return self.tok(*a, **k)
 
-        def __getattr__(self, name: str):  # noqa: ANN204
+        def __getattr__(self, name: str):
             return getattr(self.tok, name)
 
     expected = enc.encode(texts, "passage", batch_size=4)
@@ -86,7 +86,7 @@ def test_encode_tokenizes_once_and_batches_by_token_count(monkeypatch: pytest.Mo
     batches: list[list[int]] = []
     real = enc.embed_tokens
 
-    def embed_tokens(batch, side="passage"):  # noqa: ANN001, ANN202
+    def embed_tokens(batch, side="passage"):
         batches.append(batch["attention_mask"].sum(1).tolist())
         assert batch["input_ids"].shape[1] == max(batches[-1])  # padded to its own longest
         return real(batch, side)

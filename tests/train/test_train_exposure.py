@@ -77,7 +77,7 @@ def test_random_arm_plan_is_what_the_random_sampler_draws():
 
 @pytest.mark.parametrize("pairing", ["within", "across", "cluster_batch"])
 def test_matched_plan_keeps_the_random_arms_shares_on_balanced_data(pairing):
-    balanced = {lang: 150 for lang in UNBALANCED}
+    balanced = dict.fromkeys(UNBALANCED, 150)
     s = make_sampler(sampling(language_sampling="clustered", pairing=pairing),
                      corpus(balanced), 32, seed=1, clusters=CLUSTERS)
     ref = random_arm_plan(s.languages, s.weights, s.partners, 0.5)
@@ -181,7 +181,7 @@ def test_exact_schedule_has_exactly_round_mono_ratio_times_steps_mono_batches(se
     dict(language_sampling="clustered", pairing="cluster_batch"),
 ])
 def test_exact_schedule_puts_each_language_at_its_planned_share(arm):
-    balanced = {lang: 150 for lang in UNBALANCED}
+    balanced = dict.fromkeys(UNBALANCED, 150)
     n = 700
     s = make_sampler(sampling(schedule="exact", **arm), corpus(balanced), 32, seed=3,
                      clusters=CLUSTERS if arm["language_sampling"] == "clustered" else None,

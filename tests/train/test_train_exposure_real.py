@@ -73,7 +73,7 @@ def test_clustered_arms_train_each_language_as_often_as_the_random_arm(study, di
     for arm in clustered:
         config = by_key[arm.run_keys[0]].config
         assert config.sampling.exposure == "matched" and config.sampling.schedule == "exact"
-        sampler, batches = _simulate(config, corpus, arm.clusters)
+        _sampler, batches = _simulate(config, corpus, arm.clusters)
         q, d = Counter(), Counter()
         label = {lang: i for i, c in enumerate(arm.clusters) for lang in c}
         for b in batches:

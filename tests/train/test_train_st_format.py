@@ -31,13 +31,13 @@ from xlrun.train.st_format import ModelFormatError, read_folder
 TOL = 1e-5
 
 
-def sentence_transformer(path: Path):  # noqa: ANN201
+def sentence_transformer(path: Path):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(path), device="cpu")
 
 
-def assert_same(enc: Encoder, st, texts: list[str], passage_prompt_name: str | None = None,  # noqa: ANN001
+def assert_same(enc: Encoder, st, texts: list[str], passage_prompt_name: str | None = None,
                 batch_size: int = 4) -> None:
     """xlrun's query/passage vectors equal sentence-transformers' encode_query/encode_document."""
     kw = {"prompt_name": passage_prompt_name} if passage_prompt_name else {}
@@ -128,9 +128,9 @@ def test_every_pooling_mode_without_the_prompt(tmp: Path, kind: str, mode: str) 
     assert enc.config.normalize
     st = sentence_transformer(path)
     texts = sample_texts()
-    for side, ref in (("query", st.encode_query(texts, batch_size=3)),
+    for side, raw in (("query", st.encode_query(texts, batch_size=3)),
                       ("passage", st.encode_document(texts, batch_size=3))):
-        ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+        ref = raw / np.linalg.norm(raw, axis=1, keepdims=True)
         got = enc.encode(texts, side, batch_size=4)
         assert float(np.abs(got - ref).max()) <= TOL, side
 
@@ -219,7 +219,7 @@ def test_trained_model_saves_as_sentence_transformers(shape: str, labse: Path, e
                     train=TrainSection(steps=4, batch_size=8, lr=1e-2, warmup_ratio=0.0, seed=3),
                     eval=[EvalSection(dataset="local")])
     train(run, TrainCorpus.from_examples(toy_examples(), name="toy"), enc)
-    after = {k: v for k, v in enc.state_dict().items()}
+    after = dict(enc.state_dict().items())
     changed = {k.split(".")[0] for k in base if not torch.equal(base[k], after[k])}
     assert changed == ({"model", "dense"} if shape == "labse" else {"model"})
     trained = enc.encode(texts, "query")

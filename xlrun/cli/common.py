@@ -9,7 +9,7 @@ import functools
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -87,13 +87,13 @@ def handle_errors(fn: F) -> F:
 def sigterm_as_interrupt() -> None:
     """Treat SIGTERM (SLURM time limit, preemption, ``kill``) like Ctrl-C: the current run goes
     back to the queue instead of being left ``running``."""
-    def handler(signum, frame):  # noqa: ANN001, ARG001
+    def handler(signum: int, frame: object) -> NoReturn:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
 
 
-def console():  # noqa: ANN201
+def console() -> Console:
     """A rich console on stdout (plain text when not a terminal)."""
     return Console(soft_wrap=False, width=200 if not sys.stdout.isatty() else None)
 

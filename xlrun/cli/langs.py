@@ -128,7 +128,7 @@ def distances_cmd(source: str, langs_: str, fmt: str, model: str | None, texts: 
     else:
         rows = [[a] + [f"{dm.values[i, j]:.3f}" for j in range(len(dm.langs))]
                 for i, a in enumerate(dm.langs)]
-        print_table(f"distances: {dm.source}", [""] + list(dm.langs), rows)
+        print_table(f"distances: {dm.source}", ["", *list(dm.langs)], rows)
 
 
 @langs.command("clusters")

@@ -22,6 +22,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -120,7 +121,7 @@ XQuAD-R ~157k query rows plus top-k rows) is written in one transaction of ~10-2
 several workers may queue behind it."""
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
@@ -219,7 +220,7 @@ def explain_db_error(e: BaseException, engine: Engine | None = None) -> XlrunErr
     return None
 
 
-def alembic_config(url: str):  # noqa: ANN201 - alembic.config.Config
+def alembic_config(url: str) -> Config:
     """An Alembic config pointing at xlrun's migrations."""
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))

@@ -53,7 +53,7 @@ class SubmitResult:
     running: int
 
 
-def _insert(conn: Connection, table: Table):  # noqa: ANN202
+def _insert(conn: Connection, table: Table) -> Any:
     """An INSERT that ignores rows whose primary key exists (dialect-specific)."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
@@ -160,7 +160,7 @@ def heartbeat(engine: Engine, run_id: int, worker: str) -> bool:
     return res.rowcount == 1
 
 
-def db_now(conn: Connection):  # noqa: ANN201 - a SQL expression
+def db_now(conn: Connection) -> Any:
     """The database server's current UTC time: heartbeats are stamped and judged by one clock,
     so workers on machines with skewed clocks never reclaim each other's live runs."""
     if conn.dialect.name == "sqlite":
@@ -168,7 +168,7 @@ def db_now(conn: Connection):  # noqa: ANN201 - a SQL expression
     return func.now()
 
 
-def _stale_cutoff(conn: Connection, seconds: float):  # noqa: ANN202 - a SQL expression
+def _stale_cutoff(conn: Connection, seconds: float) -> Any:
     if conn.dialect.name == "sqlite":
         return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{-float(seconds):+.3f} seconds")
     return func.now() - timedelta(seconds=seconds)

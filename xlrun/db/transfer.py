@@ -200,9 +200,8 @@ def _read(conn: Connection, table: Table, stmt: Select) -> pa.Table:
         cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
         arrays = []
         for i, (f, values) in enumerate(zip(schema, cols, strict=True)):
-            if i in dt_idx:
-                values = [_utc_naive(v) for v in values]
-            arrays.append(pa.array(list(values), type=f.type))
+            column = [_utc_naive(v) for v in values] if i in dt_idx else list(values)
+            arrays.append(pa.array(column, type=f.type))
         batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
     return pa.Table.from_batches(batches, schema=schema)
 
@@ -662,7 +661,7 @@ def import_database(engine: Engine, in_dir: str | Path) -> ImportSummary:
     frames = verify_export(src, manifest)
     exps, runs = frames["experiments"], frames["runs"]
     export_counts = {t.name: _run_counts(frames[t.name]) for t in RUN_TABLES}
-    rows_in: dict[str, int] = {name: 0 for name in TABLES}
+    rows_in: dict[str, int] = dict.fromkeys(TABLES, 0)
     try:
         with engine.begin() as conn:
             # experiments: by name
@@ -716,9 +715,9 @@ def import_database(engine: Engine, in_dir: str | Path) -> ImportSummary:
                                   + ", ".join(str(int(i)) for i in targets) + ")"))
                 for row in _remap(runs, "id", replace).to_pylist():
                     rid = row.pop("id")
-                    if conn.dialect.name == "sqlite":
-                        row = {k: _utc_naive(v) for k, v in row.items()}
-                    conn.execute(update(RUNS).where(RUNS.c.id == rid).values(**row))
+                    values = ({k: _utc_naive(v) for k, v in row.items()}
+                              if conn.dialect.name == "sqlite" else row)
+                    conn.execute(update(RUNS).where(RUNS.c.id == rid).values(**values))
             rows_in["runs"] = _insert_frame(conn, RUNS, _remap(runs, "id", run_ids))
             for t in RUN_TABLES:
                 rows_in[t.name] = _insert_frame(conn, t, _remap(frames[t.name], "run_id",

@@ -34,7 +34,7 @@ from xlrun.evaluate.runner import evaluate_dataset
 from xlrun.evaluate.tasks import DATASETS
 from xlrun.execute.cache import WarmCache
 from xlrun.execute.distributed import launch
-from xlrun.execute.progress import NullProgress, Progress
+from xlrun.execute.progress import NullProgress, Progress, ProgressTask
 from xlrun.execute.run_context import RunContext, RunOutcome
 from xlrun.execute.training import load_encoder, train_recorded
 from xlrun.langsim.cluster import clusters_for_run
@@ -171,7 +171,8 @@ def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder: Encoder,
             data = cache.eval_data(cfg, dataset.load) if cache is not None else dataset.load(cfg)
         label = f"run {run_id}: {cfg.dataset}"
         with progress.task(label, None) as bar:
-            def on_progress(stage: str, done: int, total: int, bar=bar, label=label) -> None:
+            def on_progress(stage: str, done: int, total: int, bar: ProgressTask = bar,
+                            label: str = label) -> None:
                 bar.update(done, total, f"{label}: {stage}")
 
             out = evaluate_dataset(encoder, data, cfg, progress=on_progress)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -62,7 +62,7 @@ class NullProgress:
 
 
 class _RichTask:
-    def __init__(self, progress, task_id) -> None:  # noqa: ANN001
+    def __init__(self, progress: Any, task_id: Any) -> None:
         self._p, self._id = progress, task_id
 
     def advance(self, n: int = 1) -> None:

@@ -66,7 +66,7 @@ def limit_threads(threads: int) -> int:
     Safe to call again with another number (the intra-op pool follows; the inter-op pool is
     set only by the first call, as PyTorch allows). Returns ``threads``.
     """
-    global _applied, _interop_set
+    global _applied, _interop_set  # noqa: PLW0603 - the process's thread state, set once
     threads = max(1, int(threads))
     os.environ.update(thread_env(threads))
     if "torch" in sys.modules or _applied is None:

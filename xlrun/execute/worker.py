@@ -122,7 +122,7 @@ def run_lanes(db_url: str, options: WorkerOptions, lanes: int,
     procs: list[subprocess.Popen] = []
     stopping = False
 
-    def forward(signum: int, frame: object) -> None:  # noqa: ARG001
+    def forward(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
         for p in procs:

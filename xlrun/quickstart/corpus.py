@@ -136,8 +136,9 @@ class _World:
     splits: dict[str, list[Entity]]  # "train", "test", "dev", "test_distractors", ...
 
 
-def _entities(kind: str, n: int, names: _Names, rng: random.Random, world_countries,
-              lakes, given, towns: list[str]) -> list[Entity]:
+def _entities(kind: str, n: int, names: _Names, rng: random.Random,
+              world_countries: tuple[str, ...], lakes: tuple[str, ...],
+              given: tuple[str, ...], towns: list[str]) -> list[Entity]:
     out = []
     for _ in range(n):
         if kind == "person":

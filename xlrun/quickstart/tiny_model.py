@@ -79,7 +79,7 @@ def fingerprint(seed: int = 0) -> str:
     return h.hexdigest()
 
 
-def _normalizer():  # noqa: ANN202 - tokenizers types
+def _normalizer() -> normalizers.Normalizer:
 
     return normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
 
@@ -123,7 +123,7 @@ def build_vocab(seed: int = 0) -> list[str]:
     return vocab
 
 
-def _train_tokenizer(seed: int):  # noqa: ANN202 - tokenizers.Tokenizer
+def _train_tokenizer(seed: int) -> Tokenizer:
 
     vocab = {piece: i for i, piece in enumerate(build_vocab(seed))}
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))

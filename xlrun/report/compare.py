@@ -15,6 +15,7 @@ What a cell compares, in the open:
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -256,7 +257,7 @@ def cell_matrices(per_run: pl.DataFrame, cells: Sequence[str], value: str
     unit = keyed["unit"].to_numpy()
     val = keyed[value].to_numpy().astype(np.float64)
     bounds = [0, *(np.flatnonzero(np.diff(cid)) + 1).tolist(), len(cid)]
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, stop in itertools.pairwise(bounds):
         if start == stop:
             continue
         runs, ri = np.unique(run[start:stop], return_inverse=True)

@@ -298,8 +298,8 @@ def load_query_results(
     if run_ids is not None:
         stmt = stmt.where(table.c.run_id.in_(list(run_ids)))
     schema: dict[str, Any] = {"run_id": pl.Int64}
-    schema.update({k: pl.String for k in key[1:]})
-    schema.update({c: pl.Float64 for c in wanted})
+    schema.update(dict.fromkeys(key[1:], pl.String))
+    schema.update(dict.fromkeys(wanted, pl.Float64))
     fast = _fetch_grouped(conn, stmt, wanted, schema)
     if fast is not None:
         return fast

@@ -264,7 +264,7 @@ def _frame(columns: list[str], rows: list[tuple[Any, ...]]) -> pl.DataFrame:
         return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
     except (TypeError, pl.exceptions.PolarsError):
         text = [tuple(None if v is None else str(v) for v in r) for r in rows]
-        return pl.DataFrame(text, schema={n: pl.String for n in names}, orient="row")
+        return pl.DataFrame(text, schema=dict.fromkeys(names, pl.String), orient="row")
 
 
 def _libpq_prepare() -> Any:

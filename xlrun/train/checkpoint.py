@@ -108,7 +108,7 @@ def _load(path: Path, map_location: str | torch.device) -> Any:
         return torch.load(path, map_location=map_location, weights_only=False)
     except (KeyboardInterrupt, MemoryError):
         raise
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
+    except Exception as e:
         raise CorruptCheckpoint(path, f"{type(e).__name__}: {str(e).strip()[:200]}") from e
 
 

@@ -262,7 +262,7 @@ def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, mode: str,
     raise ValueError(f"unknown pooling {mode!r}")
 
 
-def _load_transformer(folder: ModelFolder):  # noqa: ANN202 - transformers types
+def _load_transformer(folder: ModelFolder) -> torch.nn.Module:
 
     kwargs = {"subfolder": folder.subfolder} if folder.subfolder else {}
     try:
@@ -274,7 +274,7 @@ def _load_transformer(folder: ModelFolder):  # noqa: ANN202 - transformers types
     return model.float()
 
 
-def _load_tokenizer(folder: ModelFolder):  # noqa: ANN202 - transformers types
+def _load_tokenizer(folder: ModelFolder) -> Any:
 
     kwargs = {"subfolder": folder.subfolder} if folder.subfolder else {}
     tokenizer = AutoTokenizer.from_pretrained(folder.transformer, **kwargs)

@@ -15,6 +15,8 @@ one process) gathering is a no-op.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -28,7 +30,7 @@ class _GatherWithGrad(torch.autograd.Function):
     """all_gather whose backward returns the all-reduced gradient of the local slice."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         world, rank = dist.get_world_size(), dist.get_rank()
         ctx.rank, ctx.n = rank, x.shape[0]
         parts = [torch.empty_like(x) for _ in range(world)]
@@ -36,7 +38,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return torch.cat(parts, 0)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous()
         dist.all_reduce(grad)
         return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]

@@ -23,7 +23,7 @@ def read_hf(name: str, split: str = "train", revision: str = "") -> list[TrainEx
     path, _, config = name.partition(":")
     try:
         ds = datasets.load_dataset(path, config or None, split=split, revision=revision or None)
-    except Exception as e:  # noqa: BLE001 - many network/hub errors
+    except Exception as e:
         raise UsageError(f"cannot load Hugging Face dataset {name!r} (split {split!r}): {e}") from e
     missing = [c for c in ("query", "passage", "lang") if c not in ds.column_names]
     if missing:

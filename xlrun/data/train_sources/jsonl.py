@@ -13,7 +13,7 @@ import json
 import lzma
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from xlrun.data.train_sources.base import TrainSource, register
 from xlrun.data.types import TrainExample
@@ -52,7 +52,7 @@ def example_from_record(rec: Mapping[str, Any], default_id: str, where: str) -> 
                         passage=str(rec["passage"]))
 
 
-def _open(path: Path):  # noqa: ANN202 - text file object
+def _open(path: Path) -> IO[str]:
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding="utf-8")
     if path.suffix == ".xz":
@@ -78,7 +78,7 @@ def iter_jsonl(path: str | Path) -> Iterator[TrainExample]:
     n = 0
     try:
         with _open(path) as f:
-            for n, line in enumerate(f, 1):  # noqa: B007 - n names the line in errors
+            for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:

@@ -73,8 +73,8 @@ def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[dict[str, A
     n = 0
     try:
         with opener(path, "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):  # noqa: B007 - n names the line in errors
-                line = line.strip()
+            for n, raw in enumerate(f, 1):
+                line = raw.strip()
                 if not line:
                     continue
                 try:

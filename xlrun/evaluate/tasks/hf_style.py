@@ -104,8 +104,8 @@ def build_language(lang: str, query_records: Iterable[dict[str, Any]],
 def read_topics(path: Path) -> Iterator[tuple[str, str]]:
     """``(query_id, query)`` from a MIRACL topics TSV (``qid <TAB> query``)."""
     with open(path, encoding="utf-8", newline="") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
+        for n, raw in enumerate(f, 1):
+            line = raw.rstrip("\r\n")
             if not line.strip():
                 continue
             qid, sep, text = line.partition("\t")

@@ -105,7 +105,7 @@ def fetch(repo_id: str, patterns: Sequence[str], revision: str) -> Path:
     """:func:`download` with the hub's errors turned into :class:`HubAccessError`."""
     try:
         return download(repo_id, tuple(patterns), revision)
-    except Exception as exc:  # noqa: BLE001 - mapped below, re-raised when unknown
+    except Exception as exc:
         mapped = hub_error(repo_id, revision, exc)
         if mapped is exc:
             raise

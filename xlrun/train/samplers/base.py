@@ -63,7 +63,7 @@ class Batch:
 class _BatchGuard:
     """What a batch already holds: parallel ids, and query/passage texts per language."""
 
-    __slots__ = ("ids", "queries", "passages", "qgroup", "pgroup")
+    __slots__ = ("ids", "passages", "pgroup", "qgroup", "queries")
 
     def __init__(self, qgroup: dict[str, list[int]], pgroup: dict[str, list[int]]) -> None:
         self.ids: set[int] = set()
@@ -84,7 +84,7 @@ class _BatchGuard:
 class _Queue:
     """A shuffled, per-epoch recycled queue of parallel ids (indices into the id table)."""
 
-    __slots__ = ("ids", "key", "q", "d", "seed", "epoch", "pos", "deferred", "_perm")
+    __slots__ = ("_perm", "d", "deferred", "epoch", "ids", "key", "pos", "q", "seed")
 
     def __init__(self, ids: np.ndarray, q: str, d: str, seed: int) -> None:
         self.ids = ids
