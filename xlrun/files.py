@@ -1,4 +1,5 @@
-"""Writing files so that readers and concurrent writers never see a partial one.
+"""Reading text and JSON-lines files (compressed or not), and writing files so that readers
+and concurrent writers never see a partial one.
 
 Caches (embeddings, language-similarity matrices, downloads) are shared by every worker on a
 machine; two workers may compute the same entry at once. Each writes its own temporary file
@@ -8,10 +9,47 @@ both wrote the same content.
 
 from __future__ import annotations
 
+import gzip
+import json
+import lzma
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
+
+from xlrun.errors import UsageError
+
+
+def open_text(path: Path) -> IO[str]:
+    """``path`` opened as UTF-8 text, read through gzip or xz when it ends in ``.gz``/``.xz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    if path.suffix == ".xz":
+        return lzma.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, decoded value)`` for every non-blank line of a JSON-lines file.
+
+    Raises:
+        UsageError: naming the file and the line: invalid JSON, or a file that cannot be read
+            (not UTF-8, a corrupt .gz/.xz, an I/O error).
+    """
+    n = 0
+    try:
+        with open_text(path) as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield n, json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UsageError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno})"
+                                     ) from e
+    except (UnicodeDecodeError, OSError, EOFError, lzma.LZMAError) as e:
+        raise UsageError(f"{path}:{n + 1}: cannot be read ({e})") from e
 
 
 def atomic_write(target: str | Path, write: Callable[[Path], None]) -> Path:

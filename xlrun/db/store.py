@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from xlrun.db.models import (
     utcnow,
 )
 from xlrun.errors import UsageError
+from xlrun.processes import pid_alive
 from xlrun.spec.schema import CompiledRun
 
 CHUNK = 5000
@@ -234,7 +234,7 @@ def reclaim_dead_local(engine: Engine, host: str | None = None) -> list[int]:
     dead = []
     for rid, worker in held:
         parts = worker.split(":")
-        if len(parts) >= 2 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+        if len(parts) >= 2 and parts[1].isdigit() and not pid_alive(int(parts[1])):
             dead.append((rid, worker))
     reclaimed = []
     with engine.begin() as conn:
@@ -246,16 +246,6 @@ def reclaim_dead_local(engine: Engine, host: str | None = None) -> list[int]:
             if res.rowcount == 1:
                 reclaimed.append(rid)
     return reclaimed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def finish_run(engine: Engine, run_id: int, status: str, error: str | None = None,

@@ -31,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from xlrun.processes import pid_alive
+
 THREAD_ENV_VARS: tuple[str, ...] = (
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS",
@@ -98,16 +100,6 @@ def _registry_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"xlrun-workers-{uid}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class WorkerRegistry:
     """Live workers of this user on this host, one file per process (``<pid>`` → weight).
 
@@ -143,7 +135,7 @@ class WorkerRegistry:
             for f in self.dir.iterdir():
                 if not f.name.isdigit():
                     continue
-                if not _alive(int(f.name)):
+                if not pid_alive(int(f.name)):
                     with contextlib.suppress(OSError):
                         f.unlink()
                     continue

@@ -8,16 +8,15 @@ skipped; ``.gz`` / ``.xz`` files are read transparently.
 
 from __future__ import annotations
 
-import gzip
 import json
-import lzma
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from xlrun.data.train_sources.base import TrainSource, register
 from xlrun.data.types import TrainExample
 from xlrun.errors import UnknownLanguageError, UsageError
+from xlrun.files import json_lines
 from xlrun.languages import normalize
 from xlrun.spec.schema import TrainDataSection
 
@@ -52,14 +51,6 @@ def example_from_record(rec: Mapping[str, Any], default_id: str, where: str) -> 
                         passage=str(rec["passage"]))
 
 
-def _open(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    if path.suffix == ".xz":
-        return lzma.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
-
-
 def iter_jsonl(path: str | Path) -> Iterator[TrainExample]:
     """Examples of a JSON-lines file, in file order.
 
@@ -75,20 +66,8 @@ def iter_jsonl(path: str | Path) -> Iterator[TrainExample]:
     if not path.is_file():
         raise UsageError(f"training file not found: {path}")
     stem = path.name.split(".")[0]
-    n = 0
-    try:
-        with _open(path) as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UsageError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno})"
-                                     ) from e
-                yield example_from_record(rec, f"{stem}:{n}", f"{path}:{n}")
-    except (UnicodeDecodeError, OSError, EOFError, lzma.LZMAError) as e:
-        raise UsageError(f"{path}:{n + 1}: cannot be read ({e})") from e
+    for n, rec in json_lines(path):
+        yield example_from_record(rec, f"{stem}:{n}", f"{path}:{n}")
 
 
 def read_jsonl(path: str | Path) -> list[TrainExample]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from xlrun.errors import SpecError, UsageError
 from xlrun.evaluate.types import EvalData, Query
+from xlrun.files import json_lines
 from xlrun.languages import normalize
 
 
@@ -62,41 +61,26 @@ def finish(data: EvalData, max_queries_per_language: int) -> EvalData:
 
 
 def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
-    """Records of a ``.jsonl`` or ``.jsonl.gz`` file; each must be a JSON object whose
+    """Records of a ``.jsonl`` (or ``.gz``/``.xz``) file; each must be a JSON object whose
     ``required`` fields are non-empty strings.
 
     Raises:
         UsageError: naming the file, the line and the fault (invalid JSON, not an object, a
             missing or non-string field, not UTF-8, a corrupt .gz).
     """
-    opener = gzip.open if path.name.endswith(".gz") else open
-    n = 0
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for n, raw in enumerate(f, 1):
-                line = raw.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UsageError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno})"
-                                     ) from e
-                if not isinstance(rec, dict):
-                    raise UsageError(f"{path}:{n}: expected a JSON object, got "
-                                     f"{type(rec).__name__}")
-                for key in required:
-                    value = rec.get(key)
-                    if value is None or value == "":
-                        raise UsageError(f"{path}:{n}: missing {key!r} (each line needs "
-                                         f"{', '.join(required)})")
-                    ok = (str, int) if key.endswith("id") else (str,)
-                    if not isinstance(value, ok) or isinstance(value, bool):
-                        raise UsageError(f"{path}:{n}: {key!r} must be a string, got "
-                                         f"{type(value).__name__} {value!r:.40}")
-                yield rec
-    except (UnicodeDecodeError, OSError, EOFError) as e:
-        raise UsageError(f"{path}:{n + 1}: cannot be read ({e})") from e
+    for n, rec in json_lines(path):
+        if not isinstance(rec, dict):
+            raise UsageError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
+        for key in required:
+            value = rec.get(key)
+            if value is None or value == "":
+                raise UsageError(f"{path}:{n}: missing {key!r} (each line needs "
+                                 f"{', '.join(required)})")
+            ok = (str, int) if key.endswith("id") else (str,)
+            if not isinstance(value, ok) or isinstance(value, bool):
+                raise UsageError(f"{path}:{n}: {key!r} must be a string, got "
+                                 f"{type(value).__name__} {value!r:.40}")
+        yield rec
 
 
 def find_file(folder: Path, stems: Sequence[str], exts: Sequence[str] = (".jsonl", ".jsonl.gz")
