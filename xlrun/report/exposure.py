@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 from sqlalchemy import Connection, Engine, func, select
 
@@ -158,26 +157,7 @@ def plot_exposure(report: Report, path: str | Path) -> Path:
         panels = [(arm, cross.filter(pl.col("arm") == arm)) for arm in arms]
         return plots.heatmaps(panels, path, "epochs", title=report.title,
                               label="epochs (pairs per run / id pool)")
-    plt = plots._pyplot()
-    arms = list(dict.fromkeys(frame["arm"].to_list()))
-    langs = sorted(frame["lang"].unique().to_list())
-    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 0.6 * len(langs) * max(1, len(arms)) / 2),
-                                            7.0), sharex=True)
-    width = 0.8 / max(1, len(arms))
-    x = np.arange(len(langs))
-    for ax, col, name in zip(axes, ("query_share", "passage_share"), ("query", "passage"),
-                             strict=True):
-        for i, arm in enumerate(arms):
-            sub = dict(frame.filter(pl.col("arm") == arm).select("lang", col).iter_rows())
-            ax.bar(x + (i - (len(arms) - 1) / 2) * width,
-                   [100 * (sub.get(lang) or 0.0) for lang in langs], width, label=arm)
-        ax.set_ylabel(f"share of {name} texts (%)")
-        ax.grid(axis="y", alpha=0.3)
-    axes[1].set_xticks(x, langs)
-    axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(plots._wrap(report.title, fig.get_figwidth()), fontsize=9)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    return out
+    return plots.grouped_bar_panels(
+        frame, path, "lang", [("query_share", "share of query texts (%)"),
+                              ("passage_share", "share of passage texts (%)")],
+        group="arm", scale=100.0, title=report.title)

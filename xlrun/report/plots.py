@@ -175,6 +175,40 @@ def bar_chart(df: pl.DataFrame, path: str | Path, category: str, value: str = "m
     return out
 
 
+def grouped_bar_panels(df: pl.DataFrame, path: str | Path, category: str,
+                       panels: list[tuple[str, str]], group: str, scale: float = 1.0,
+                       title: str | None = None) -> Path:
+    """One panel per ``(column, y label)`` of ``panels``, stacked: bars of ``column`` per
+    ``category`` value, one bar per ``group`` value side by side (values times ``scale``;
+    a missing value is drawn as 0)."""
+    plt = _pyplot()
+    groups = list(dict.fromkeys(df[group].to_list()))
+    cats = sorted(df[category].unique().to_list())
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, sharex=True,
+                             figsize=(max(6.0, 0.3 * len(cats) * max(1, len(groups))),
+                                      3.5 * len(panels)))
+    width = 0.8 / max(1, len(groups))
+    x = np.arange(len(cats))
+    for ax, (column, ylabel) in zip(axes[:, 0], panels, strict=True):
+        for i, g in enumerate(groups):
+            values = dict(df.filter(pl.col(group) == g).select(category, column).iter_rows())
+            ax.bar(x + (i - (len(groups) - 1) / 2) * width,
+                   [scale * (values.get(c) or 0.0) for c in cats], width, label=str(g))
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xticks(x, cats)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    rows = -(-len(groups) // 2)  # two labels per legend row, below the panels
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(_wrap(title, fig.get_figwidth()), fontsize=9)
+    fig.tight_layout(rect=(0, 0.03 * rows + 0.01, 1, 1))
+    out = Path(path)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    return out
+
+
 def coefficient_plot(df: pl.DataFrame, path: str | Path, title: str | None = None,
                      xlabel: str = "coefficient (95% interval)") -> Path:
     """Write a coefficient plot (``term, coef, ci_low, ci_high``, one row per term): points
