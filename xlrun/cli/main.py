@@ -224,6 +224,8 @@ def show(run_id: int, db_url: str | None) -> None:
               help='e.g. "passage: " (default: the model\'s document prompt, else none).')
 @click.option("--max-length", default=None, type=int,
               help="Tokens per text (default: the model's lengths, else 512).")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Let a model that ships its own modelling code run it (only if you trust it).")
 @click.option("--top-k", default=100, show_default=True, type=int)
 @click.option("--batch-size", default=128, show_default=True, type=int)
 @click.option("--experiment", default="baselines", show_default=True,
@@ -233,8 +235,9 @@ def show(run_id: int, db_url: str | None) -> None:
 @handle_errors
 def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str, langs: str,
              settings: str, pooling: str | None, query_prefix: str | None,
-             passage_prefix: str | None, max_length: int | None, top_k: int, batch_size: int,
-             experiment: str, device: str, db_url: str | None) -> None:
+             passage_prefix: str | None, max_length: int | None, trust_remote_code: bool,
+             top_k: int, batch_size: int, experiment: str, device: str,
+             db_url: str | None) -> None:
     """Evaluate MODEL (hub id or local path) zero-shot and store it as a run (sampler none)."""
     from xlrun.db.engine import get_engine
     from xlrun.evaluate.tasks import DATASETS
@@ -256,7 +259,8 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
         max_length = 512  # a plain Hugging Face model declares no lengths
     model_table = {"name": model, "pooling": pooling, "query_prefix": query_prefix,
                    "passage_prefix": passage_prefix, "query_max_length": max_length,
-                   "passage_max_length": max_length}
+                   "passage_max_length": max_length,
+                   "trust_remote_code": trust_remote_code or None}
     spec_dict = {
         "experiment": {"name": experiment},
         "model": {k: v for k, v in model_table.items() if v is not None},

@@ -175,4 +175,6 @@ def _model_rows(config_json: str) -> tuple[str, list[list[Any]]]:
     if info.get("format") == "sentence-transformers":
         rows.append(["lowercase", json.dumps(bool(info.get("lowercase"))), "model"])
         rows.append(["similarity", info.get("similarity", "cosine"), "model"])
+    if info.get("trust_remote_code"):
+        rows.append(["trust_remote_code", "true", "spec"])
     return str(info.get("format", "")), rows

@@ -48,6 +48,7 @@ KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("model", "include_prompt"): None,
     ("model", "query_prompt_name"): None,
     ("model", "passage_prompt_name"): None,
+    ("model", "trust_remote_code"): False,
 }
 """Config fields added after run keys were first issued, each with the value that leaves the
 key as it was: a field at that value is left out of the hash, so upgrading xlrun never turns

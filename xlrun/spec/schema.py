@@ -75,6 +75,9 @@ class ModelSection:
     ``include_prompt``, prompts, lengths), else xlrun's default (``mean``, no prefix, 64/256
     tokens; see :data:`xlrun.train.encoder.DEFAULTS`); a field set here overrides the model.
     ``query_prompt_name`` / ``passage_prompt_name`` pick one of the model's named prompts.
+    ``trust_remote_code = true`` lets a model that ships its own modelling code (a config
+    ``auto_map``, e.g. ``Alibaba-NLP/gte-multilingual-base``) run that code; off by default,
+    as in Hugging Face and sentence-transformers: only for models whose code you trust.
     """
 
     name: str
@@ -86,6 +89,7 @@ class ModelSection:
     include_prompt: bool | None = None
     query_prompt_name: str | None = None
     passage_prompt_name: str | None = None
+    trust_remote_code: bool = False
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import contextlib
 import dataclasses
 import gc
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -86,8 +86,10 @@ class EncoderConfig(ModelSection):
         return self.query_max_length if side == "query" else self.passage_max_length
 
 
-SELECTORS: tuple[str, ...] = ("name", "query_prompt_name", "passage_prompt_name")
-"""``[model]`` fields that choose (a model, a named prompt) rather than set a value."""
+SELECTORS: tuple[str, ...] = ("name", "query_prompt_name", "passage_prompt_name",
+                              "trust_remote_code")
+"""``[model]`` fields that choose (a model, a named prompt, whether its code may run) rather
+than set an embedding value."""
 SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EncoderConfig)
                                   if f.name not in SELECTORS)
 """The resolved settings an encoder reports (:meth:`Encoder.describe`)."""
@@ -171,7 +173,8 @@ def resolve_config(folder: ModelFolder, spec: ModelSection | None = None,
                                 else f"model (similarity {sim!r})")
     else:
         values["normalize"], sources["normalize"] = True, "default"
-    return EncoderConfig(name=folder.name, **values), sources
+    return EncoderConfig(name=folder.name, trust_remote_code=bool(spec_value("trust_remote_code")),
+                         **values), sources
 
 
 # --------------------------------------------------------------------------- modules
@@ -262,22 +265,46 @@ def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, mode: str,
     raise ValueError(f"unknown pooling {mode!r}")
 
 
-def _load_transformer(folder: ModelFolder) -> torch.nn.Module:
+def _load_kwargs(folder: ModelFolder, trust_remote_code: bool) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"subfolder": folder.subfolder} if folder.subfolder else {}
+    if trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    return kwargs
 
-    kwargs = {"subfolder": folder.subfolder} if folder.subfolder else {}
+
+@contextlib.contextmanager
+def _remote_code_hint(name: str, trust_remote_code: bool) -> Iterator[None]:
+    """Turn transformers' refusal to run a model's own code into an error naming the spec key."""
     try:
-        model = AutoModel.from_pretrained(folder.transformer, add_pooling_layer=False, **kwargs)
-    except TypeError:
-        model = AutoModel.from_pretrained(folder.transformer, **kwargs)
+        yield
+    except ValueError as e:
+        if trust_remote_code or "trust_remote_code" not in str(e):
+            raise
+        raise ModelFormatError(
+            f"{name}: the model ships its own modelling code (its config has an auto_map), "
+            "which xlrun runs only when asked: set `trust_remote_code = true` in [model] "
+            "(xlrun evaluate: --trust-remote-code) if you trust that code") from e
+
+
+def _load_transformer(folder: ModelFolder, trust_remote_code: bool = False) -> torch.nn.Module:
+
+    kwargs = _load_kwargs(folder, trust_remote_code)
+    with _remote_code_hint(folder.name, trust_remote_code):
+        try:
+            model = AutoModel.from_pretrained(folder.transformer, add_pooling_layer=False,
+                                              **kwargs)
+        except TypeError:
+            model = AutoModel.from_pretrained(folder.transformer, **kwargs)
     # fp32 master weights whatever the checkpoint's dtype: CUDA runs autocast to bf16, and
     # an fp16 checkpoint trained in fp16 would lose its small updates
     return model.float()
 
 
-def _load_tokenizer(folder: ModelFolder) -> Any:
+def _load_tokenizer(folder: ModelFolder, trust_remote_code: bool = False) -> Any:
 
-    kwargs = {"subfolder": folder.subfolder} if folder.subfolder else {}
-    tokenizer = AutoTokenizer.from_pretrained(folder.transformer, **kwargs)
+    with _remote_code_hint(folder.name, trust_remote_code):
+        tokenizer = AutoTokenizer.from_pretrained(folder.transformer,
+                                                  **_load_kwargs(folder, trust_remote_code))
     if folder.do_lower_case:
         _lowercase(tokenizer)
     return tokenizer
@@ -513,6 +540,7 @@ class Encoder(torch.nn.Module):
             "lowercase": f.do_lower_case,
             "similarity": f.similarity_fn_name or "cosine",
             "prompts": dict(f.prompts),
+            "trust_remote_code": self.config.trust_remote_code,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -551,8 +579,8 @@ def load_encoder(model: ModelSection | str, device: str | torch.device = "auto")
     spec = ModelSection(name=model) if isinstance(model, str) else model
     dev = resolve_device(device) if isinstance(device, str) else device
     folder = st_format.read_folder(spec.name)
-    tokenizer = _load_tokenizer(folder)
-    transformer = _load_transformer(folder)
+    tokenizer = _load_tokenizer(folder, spec.trust_remote_code)
+    transformer = _load_transformer(folder, spec.trust_remote_code)
     limit = _tokenizer_limit(tokenizer, transformer)
     config, sources = resolve_config(folder, spec, limit)
     dense = [Dense.from_folder(d) for d in folder.dense]
