@@ -11,8 +11,13 @@ halve on CUDA out-of-memory. Prints docs/s and tokens/s (non-padding tokens) per
     python benchmarks/encode_throughput.py --device cpu --tiny      # seconds; for CI
 
 ``--tiny`` builds a small random BertModel and a word-level tokenizer from scratch (no
-downloads) and uses short lengths. sentence-transformers is optional: without it, xlrun is
+downloads) and uses short lengths. ``--random bge-m3`` (or ``xlmr-base``) builds that
+architecture with random weights (BGE-M3: XLM-R large, 8,194 positions) and the word-level
+tokenizer — the throughput of a random model is the trained model's, and it needs no network
+(the GPU allocation has none). sentence-transformers is optional: without it, xlrun is
 reported alone.
+
+    python benchmarks/encode_throughput.py --random bge-m3 --device cuda --n-docs 128
 """
 
 from __future__ import annotations
@@ -61,6 +66,44 @@ def build_tiny_model(out: Path, max_positions: int = 1024) -> Path:
     return out
 
 
+RANDOM_ARCHS: dict[str, dict[str, int]] = {
+    "bge-m3": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+               "intermediate_size": 4096, "max_position_embeddings": 8194},
+    "xlmr-base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                  "intermediate_size": 3072, "max_position_embeddings": 514},
+}
+"""Architectures ``--random`` builds (XLM-R family, vocabulary 250,002 as in the real models)."""
+
+
+def build_random_model(out: Path, arch: str, device: str | torch.device = "cpu") -> Path:
+    """Save ``arch`` (:data:`RANDOM_ARCHS`) with random weights and a word-level tokenizer
+    (one word of :data:`WORDS` = one token, XLM-R's special-token ids) to ``out``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+
+    dims = RANDOM_ARCHS[arch]
+    positions = dims["max_position_embeddings"] - 2  # XLM-R offsets positions by pad id + 1
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for w in WORDS:
+        vocab[w] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", unk_token="<unk>", cls_token="<s>",
+                                   sep_token="</s>", model_max_length=positions)
+    torch.manual_seed(0)
+    cfg = XLMRobertaConfig(vocab_size=250002, type_vocab_size=1, pad_token_id=1, **dims)
+    with torch.device(device):  # initialising 568M weights is much faster on a GPU
+        model = XLMRobertaModel(cfg, add_pooling_layer=False)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    fast.save_pretrained(out)
+    del model
+    return out
+
+
 def make_docs(n: int, n_words: int, seed: int = 0) -> list[str]:
     """``n`` documents of about ``n_words`` words (lengths vary ±25%)."""
     rng = random.Random(seed)
@@ -105,6 +148,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     ap.add_argument("--model", default="", help="hub id or local folder (not with --tiny)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tiny", action="store_true", help="random tiny model, short docs")
+    ap.add_argument("--random", choices=sorted(RANDOM_ARCHS), default="",
+                    help="a random model of this architecture (no download)")
     ap.add_argument("--lengths", type=int, nargs="+", default=None,
                     help="document lengths in tokens (default 512 8192; tiny: 64 256)")
     ap.add_argument("--n-docs", type=int, default=0, help="docs per length (default 256; tiny 32)")
@@ -119,9 +164,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         lengths = args.lengths or [64, 256]
         n_docs = args.n_docs or 32
     else:
-        if not args.model:
-            ap.error("--model is required without --tiny")
-        model_path = args.model
+        if bool(args.model) == bool(args.random):
+            ap.error("give --model or --random (or --tiny)")
+        model_path = args.model or str(build_random_model(
+            Path(tmp.name) / args.random, args.random, resolve_device(args.device)))
         lengths = args.lengths or [512, 8192]
         n_docs = args.n_docs or 256
     device = resolve_device(args.device)
@@ -149,7 +195,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         runners: list[tuple[str, Callable[[list[str], int], object]]] = [("xlrun", run_xlrun)]
         if SentenceTransformer is not None:
             word = models.Transformer(model_path, max_seq_length=length)
-            pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+            dim = (word.get_embedding_dimension() if hasattr(word, "get_embedding_dimension")
+                   else word.get_word_embedding_dimension())
+            pool = models.Pooling(dim, pooling_mode="mean")
             st = SentenceTransformer(modules=[word, pool], device=str(device))
             if device.type == "cuda":
                 st = st.to(torch.bfloat16)

@@ -161,28 +161,95 @@ def bench_xlrun(args, cfg, tok, queries, passages, device) -> dict:
     return {"steps": steps, "seconds": seconds, "peak_gib": _peak_gib(device)}
 
 
-def bench_st(args, cfg, tok, queries, passages, device) -> dict | None:
-    """Time SentenceTransformerTrainer + MultipleNegativesRankingLoss, or None if absent."""
-    try:
-        from datasets import Dataset
-        from sentence_transformers import (
-            SentenceTransformer,
-            SentenceTransformerTrainer,
-            SentenceTransformerTrainingArguments,
-            losses,
-        )
-        from sentence_transformers import models as st_models
-        from transformers import TrainerCallback
-    except ImportError as e:
-        print(f"sentence-transformers side skipped: {e}", file=sys.stderr)
-        return None
+def _st_model(args, cfg, tok, device):
+    """The random model as a sentence-transformers model (Transformer → mean pooling)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import models as st_models
 
     tmp = Path(tempfile.mkdtemp(prefix="xlrun-bench-"))
     _random_model(cfg, args.seed, torch.device("cpu")).save_pretrained(tmp / "model")
     tok.save_pretrained(tmp / "model")
     transformer = st_models.Transformer(str(tmp / "model"), max_seq_length=args.passage_len)
     pooling = st_models.Pooling(cfg.hidden_size, pooling_mode="mean")
-    st = SentenceTransformer(modules=[transformer, pooling], device=str(device))
+    return SentenceTransformer(modules=[transformer, pooling], device=str(device)), tmp
+
+
+def bench_st_loop(args, cfg, tok, queries, passages, device) -> dict:
+    """Time sentence-transformers' modules and MultipleNegativesRankingLoss in a plain loop.
+
+    For machines without ``datasets``/``accelerate`` (which SentenceTransformerTrainer needs):
+    the same model, loss, batches, bf16 autocast, AdamW (fused on CUDA, as the trainer's
+    default), warmup + linear decay and clipping, without the trainer's data loader.
+    """
+    from sentence_transformers import losses
+
+    st, _ = _st_model(args, cfg, tok, device)
+    loss_fn = losses.MultipleNegativesRankingLoss(st)
+    total = args.warmup + args.steps
+    opt = torch.optim.AdamW(st.parameters(), lr=2e-5,
+                            **({"fused": True} if device.type == "cuda" else {}))
+    warm = max(1, int(0.1 * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min((i + 1) / warm, max(0.0, (total - i) / max(1, total - warm))))
+    st.train()
+    _reset_peak(device)
+    start = time.perf_counter()
+    for step in range(total):
+        if step == args.warmup:
+            _sync(device)
+            start = time.perf_counter()
+        lo = (step * args.batch) % (len(queries) - args.batch + 1)
+        feats = []
+        for texts in (queries[lo:lo + args.batch], passages[lo:lo + args.batch]):
+            f = st.tokenize(texts)
+            feats.append({k: v.to(device) if hasattr(v, "to") else v for k, v in f.items()})
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = loss_fn(feats, None)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(st.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    _sync(device)
+    return {"steps": args.steps, "seconds": time.perf_counter() - start,
+            "peak_gib": _peak_gib(device), "how": "plain loop (no datasets/accelerate)"}
+
+
+def _st_trainer() -> tuple | None:
+    """What SentenceTransformerTrainer needs, or None where ``datasets``/``accelerate`` are
+    missing (the GPU image)."""
+    try:
+        import accelerate  # noqa: F401
+        from datasets import Dataset
+        from sentence_transformers import (
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+            losses,
+        )
+        from transformers import TrainerCallback
+    except ImportError as e:
+        print(f"SentenceTransformerTrainer unavailable ({e}): timing sentence-transformers' "
+              "modules and loss in a plain loop", file=sys.stderr)
+        return None
+    return (Dataset, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses,
+            TrainerCallback)
+
+
+def bench_st(args, cfg, tok, queries, passages, device) -> dict | None:
+    """Time SentenceTransformerTrainer + MultipleNegativesRankingLoss; without
+    ``datasets``/``accelerate``, :func:`bench_st_loop`; None without sentence-transformers."""
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError as e:
+        print(f"sentence-transformers side skipped: {e}", file=sys.stderr)
+        return None
+    trainer_parts = _st_trainer()
+    if trainer_parts is None:
+        return bench_st_loop(args, cfg, tok, queries, passages, device)
+    Dataset, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses, \
+        TrainerCallback = trainer_parts
+
+    st, tmp = _st_model(args, cfg, tok, device)
     total = args.warmup + args.steps
     marks: dict[str, float] = {}
 
@@ -209,7 +276,7 @@ def bench_st(args, cfg, tok, queries, passages, device) -> dict | None:
     trainer.train()
     _sync(device)
     return {"steps": args.steps, "seconds": time.perf_counter() - marks["start"],
-            "peak_gib": _peak_gib(device)}
+            "peak_gib": _peak_gib(device), "how": "SentenceTransformerTrainer"}
 
 
 def summarise(name: str, res: dict, args, flops_per_pair: float) -> dict:
@@ -222,6 +289,7 @@ def summarise(name: str, res: dict, args, flops_per_pair: float) -> dict:
         "tflops": round(pairs_s * flops_per_pair / 1e12, 3),
         "mfu": round(pairs_s * flops_per_pair / (args.peak_tflops * 1e12), 4),
         "peak_gpu_gib": None if res["peak_gib"] is None else round(res["peak_gib"], 2),
+        **({"how": res["how"]} if "how" in res else {}),
     }
 
 

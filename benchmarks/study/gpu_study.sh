@@ -19,10 +19,14 @@
 #      unfinished runs in seed-major order on LANES warm worker lanes, a hard deadline
 #      BUDGET_S seconds after this script started, then `db export --done-only`;
 #   5. at most 8 small files in OUT_DIR: study-export.tar, status.txt, timings.csv,
-#      lanes.log, run.json, smoke.txt, study.log.
+#      lanes.log, run.json, smoke.txt, study.log, bench.json;
+#   6. if the study finished early and BENCH_MIN_S seconds remain: the throughput benchmarks
+#      (benchmarks/study/throughput.py: training and encoding vs sentence-transformers) →
+#      bench.json. BENCH=0 skips them, BENCH_ARGS=--tiny runs toy models (CPU rehearsal).
 #
 # Settings (environment): BUDGET_S (540), LANES (4), THREADS (0 = cores / lanes),
 # XLRUN_STUDY_DEVICE (cuda), SMOKE_S (30), MIN_RUN_S (45), EXPORT_RESERVE_S (45),
+# BENCH (1), BENCH_MIN_S (100), BENCH_ARGS (""),
 # DEVICE_DIR (.device), STUDY_SPECS (the two study specs), RESUME_DIR (docs/study/export),
 # SKIP_INSTALL (1: use what is installed — the CPU rehearsal), XLRUN_STUDY_WORK (/tmp/xlrun-study).
 set -euo pipefail
@@ -101,4 +105,16 @@ $PY benchmarks/study/study.py run "$OUT" --deadline "$DEADLINE" --device "$DEVIC
   --lanes "${LANES:-4}" --threads "${THREADS:-0}" --specs "${SPECS[@]}" \
   --resume "${RESUME_DIR:-docs/study/export}" --min-run "${MIN_RUN_S:-45}" \
   --export-reserve "${EXPORT_RESERVE_S:-45}" || fail "the study run (see above)"
+
+# 6. throughput benchmarks with the time the study left (its export is already written)
+LEFT=$(( DEADLINE - $(date +%s) ))
+if [ "${BENCH:-1}" = 1 ] && [ "$LEFT" -ge "${BENCH_MIN_S:-100}" ]; then
+  say "throughput benchmarks, ${LEFT}s left"
+  # shellcheck disable=SC2086
+  timeout $(( LEFT > 10 ? LEFT - 5 : 5 )) $PY benchmarks/study/throughput.py "$OUT/bench.json" \
+    --device "$DEVICE" --deadline "$DEADLINE" ${BENCH_ARGS:-} \
+    || say "the throughput benchmarks stopped early (the study's files are complete)"
+else
+  say "no throughput benchmarks (${LEFT}s left; BENCH=${BENCH:-1})"
+fi
 say "done: $(ls "$OUT" | tr '\n' ' ')"

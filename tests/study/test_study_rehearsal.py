@@ -3,7 +3,8 @@
 The same script the GPU machine runs, with the install step skipped, on CPU: a tiny random
 model pack around the real tokenizer (restricted to the data slice), a small slice of the
 real MLQA-R/XQuAD-R data (a generated LAReQA-format corpus without ../shared), the two study
-specs cut to the untrained reference + hybrid/size + hybrid/clustered × 2 seeds. Then the
+specs cut to the untrained reference + hybrid/size + hybrid/clustered × 2 seeds, then the
+throughput benchmarks on toy models with the time left. Then the
 export is imported and reported through every command of docs/results.md, and a second
 call resumes from the first one's export under a deadline that leaves no time for new runs.
 """
@@ -45,7 +46,8 @@ def test_gpu_study_script_rehearsed_on_cpu(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = _env(tmp_path, SKIP_INSTALL="1", XLRUN_STUDY_DEVICE="cpu", DEVICE_DIR=str(dev),
                STUDY_SPECS=specs, RESUME_DIR=str(tmp_path / "none"), LANES="2",
-               BUDGET_S="500", MIN_RUN_S="20", EXPORT_RESERVE_S="30", SMOKE_S="400")
+               BUDGET_S="500", MIN_RUN_S="20", EXPORT_RESERVE_S="30", SMOKE_S="400",
+               BENCH_ARGS="--tiny", BENCH_MIN_S="20")
     t0 = time.monotonic()
     p = subprocess.run(["bash", str(STUDY / "gpu_study.sh"), str(out)], capture_output=True,
                        text=True, timeout=900, env=env)
@@ -53,13 +55,17 @@ def test_gpu_study_script_rehearsed_on_cpu(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     files = sorted(f.name for f in out.iterdir())
     assert len(files) <= 8 and {"study-export.tar", "status.txt", "timings.csv", "run.json",
-                                "smoke.txt", "study.log", "lanes.log"} <= set(files), files
+                                "smoke.txt", "study.log", "lanes.log", "bench.json"} <= set(files), files
     report = json.loads((out / "run.json").read_text())
     assert report["status"] == {"done": 10}, (report, (out / "status.txt").read_text())
     assert report["export_bytes"] < 8e6
     timings = (out / "timings.csv").read_text().splitlines()
     assert len(timings) == 11 and "encode" in timings[0]
     assert "smoke ok on cpu" in (out / "smoke.txt").read_text()
+    # the time the study left went to the throughput benchmarks (toy models here)
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["skipped"] == [] and bench["tiny"] is True, bench
+    assert {"train_ratio", "encode_ratio_256"} <= set(bench["summary"]), bench["summary"]
 
     # the export reports through every documented command
     p = subprocess.run([sys.executable, str(STUDY / "check_results_doc.py"), "--export",
