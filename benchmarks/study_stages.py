@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,11 +104,11 @@ def main() -> int:
                                 ).all()
             n_qr = conn.execute(sql("SELECT COUNT(*) FROM query_results WHERE run_id = 1")
                                 ).scalar_one()
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     st = rows[0].started_at
     st = datetime.fromisoformat(st) if isinstance(st, str) else st
-    first_start = (st if st.tzinfo else st.replace(tzinfo=timezone.utc)).timestamp()
+    first_start = (st if st.tzinfo else st.replace(tzinfo=UTC)).timestamp()
     print(f"{len(rows)} runs in one worker process, {wall:.1f}s wall; query_results per run: "
           f"{n_qr}; process start → first claim ≈ {max(0.0, first_start - t0):.1f}s")
     print("wall seconds (cpu seconds of the worker process in brackets)")

@@ -261,9 +261,10 @@ def _generated_lareqa(dst: Path, languages: Sequence[str], seed: int) -> None:
 
 
 def _rehearsal_spec(real: Path, dst: Path, data_dir: str, *, train: str, evaluate: str,
-                    k: int) -> None:
+                    k: int, min_cluster_size: int = 0) -> None:
     """A study spec cut down to the untrained reference + hybrid/size + hybrid/clustered
-    (URIEL syntax) × seeds 1, 2; 20 steps of 4 pairs; same experiment name and eval setup."""
+    (URIEL syntax) × seeds 1, 2; 20 steps of 4 pairs; same experiment name and eval setup
+    (``min_cluster_size``, when given, replaces or adds the spec's)."""
     import re
 
     text = real.read_text()
@@ -272,7 +273,11 @@ def _rehearsal_spec(real: Path, dst: Path, data_dir: str, *, train: str, evaluat
     text = re.sub(r'(?m)^path = "\$\{XLRUN_XQUADR[^\n]*$', f'path = "{data_dir}/xquad-r"', text)
     text = re.sub(r"(?m)^steps = \d+", "steps = 20", text)
     text = re.sub(r"(?m)^batch_size = 64", "batch_size = 4", text)
-    text = re.sub(r"(?m)^n_clusters = \d+", f"n_clusters = {k}", text)
+    text = re.sub(r"(?m)^n_clusters = \d+[^\n]*$", f"n_clusters = {k}", text)
+    if min_cluster_size:
+        text = re.sub(r"(?m)^min_cluster_size = \d+[^\n]*\n", "", text)
+        text = text.replace(f"n_clusters = {k}\n",
+                            f"n_clusters = {k}\nmin_cluster_size = {min_cluster_size}\n", 1)
     text = re.sub(r"(?m)^query_max_length = \d+", "query_max_length = 32", text)
     text = re.sub(r"(?m)^passage_max_length = \d+", "passage_max_length = 64", text)
     # a 12-paragraph slice of unbalanced MLQA-R cannot be exposure-matched within the study's
@@ -301,8 +306,9 @@ def rehearsal(out: Path, shared: Path | None, paragraphs: int = 12) -> dict:
                                  out / "tokenizer", texts)
         tok_dir = out / "tokenizer"
     else:
-        _generated_lareqa(out / "data" / "mlqa-r", ("de", "en", "ru"), 0)
-        _generated_lareqa(out / "data" / "xquad-r", ("de", "el", "en", "ru"), 1)
+        # clusterings that leave cross-lingual pairs: at least 2 languages per cluster
+        _generated_lareqa(out / "data" / "mlqa-r", ("de", "en", "es", "ru"), 0)
+        _generated_lareqa(out / "data" / "xquad-r", ("de", "el", "en", "es", "ru", "uk"), 1)
         from xlrun.quickstart.tiny_model import resolve_model_name
 
         tok_dir = Path(resolve_model_name("quickstart:tiny", out / ".quickstart"))
@@ -314,11 +320,14 @@ def rehearsal(out: Path, shared: Path | None, paragraphs: int = 12) -> dict:
     specs.mkdir(exist_ok=True)
     data_dir = os.path.relpath(out / "data", specs)
     langs = {ds: len(list((out / "data" / ds).glob("*.json*"))) for ds in DATASETS}
+    # the real slice keeps the study's k (7 and 11 languages); the generated corpus has 4 and
+    # 6, where k = 2 / 3 with clusters of 2 or more leaves every language a partner
     _rehearsal_spec(ROOT / "experiments" / "lareqa_study.toml", specs / "lareqa_study.toml",
-                    data_dir, train="mlqa-r", evaluate="xquad-r", k=min(3, langs["mlqa-r"]))
+                    data_dir, train="mlqa-r", evaluate="xquad-r",
+                    k=3 if real else 2, min_cluster_size=0 if real else 2)
     _rehearsal_spec(ROOT / "experiments" / "lareqa_study_b.toml",
                     specs / "lareqa_study_b.toml", data_dir, train="xquad-r",
-                    evaluate="mlqa-r", k=min(4, langs["xquad-r"]))
+                    evaluate="mlqa-r", k=4 if real else 3, min_cluster_size=0 if real else 2)
     return {"real_data": real, "languages": langs}
 
 

@@ -90,9 +90,9 @@ def test_resolve_url_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path) -> No
 def test_migrations_are_package_data_and_alembic_cli_works(tmp_path, monkeypatch) -> None:
     """The migrations live inside the package (installed copies have them, no symlink) and the
     plain Alembic command line still drives them: ``alembic -c xlrun/migrations/alembic.ini``."""
+    import tomllib
     from pathlib import Path
 
-    import tomllib
     from alembic.config import main as alembic_main
 
     import xlrun

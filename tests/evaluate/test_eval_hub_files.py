@@ -186,10 +186,16 @@ def test_the_seam_asks_snapshot_download_for_the_pinned_files(
         seen.append((args, kwargs))
         return str(tmp_path)
 
+    from huggingface_hub import constants
+
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     assert hub_files.download("miracl/miracl", ("a/*.tsv",), COMMIT) == tmp_path
-    assert seen == [(("miracl/miracl",), {"repo_type": "dataset", "revision": COMMIT,
-                                           "allow_patterns": ["a/*.tsv"]})]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # offline: the cache only
+    assert hub_files.download("miracl/miracl", ("a/*.tsv",), COMMIT) == tmp_path
+    asked = {"repo_type": "dataset", "revision": COMMIT, "allow_patterns": ["a/*.tsv"]}
+    assert seen == [(("miracl/miracl",), {**asked, "local_files_only": False}),
+                    (("miracl/miracl",), {**asked, "local_files_only": True})]
 
 
 def _hub_cache(root: Path, repo_id: str, commit: str, branch: str = "main") -> None:

@@ -7,7 +7,7 @@ can never be stored twice; child rows cascade with their run.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
@@ -28,7 +28,7 @@ RUN_STATUSES = ("queued", "running", "done", "failed")
 
 def utcnow() -> datetime:
     """Timezone-aware now (stored as UTC)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-import tomllib
 from sqlalchemy import Engine, and_, select
 
 from xlrun.db.models import Experiment, LanguageCluster, Run, RunMetric, TrainLog
@@ -43,7 +43,7 @@ class RunDetails:
 
 def _aware(ts: datetime | None) -> datetime | None:
     if ts is not None and ts.tzinfo is None:
-        return ts.replace(tzinfo=timezone.utc)
+        return ts.replace(tzinfo=UTC)
     return ts
 
 
@@ -54,7 +54,7 @@ def _duration(start: datetime | None, end: datetime | None, status: str) -> str:
     if end is None:
         if status != "running":
             return "-"
-        end = datetime.now(timezone.utc)
+        end = datetime.now(UTC)
     secs = (end - start).total_seconds()
     return f"{secs:.0f}s" if secs < 120 else f"{secs / 60:.1f}m"
 
@@ -98,7 +98,7 @@ def run_overview(engine: Engine, experiment: str | None = None,
             if r.setting not in settings:
                 settings.append(r.setting)
     settings.sort(key=lambda s: ["mono", "cross", "multi"].index(s) if s in ("mono", "cross", "multi") else 9)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     stale = 0
     for r in runs:

@@ -34,7 +34,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +185,7 @@ def _sort_keys(table: Table) -> list[str]:
 # ----------------------------------------------------------------------------- export
 def _utc_naive(value: Any) -> Any:
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 
@@ -348,7 +348,7 @@ def export_database(engine: Engine, out_dir: str | Path,
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "schema_revision": revision,
         "xlrun_version": __version__,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source_dialect": engine.dialect.name, "experiments": names, "done_only": done_only,
         "rows": rows, "omitted_tables": list(OMITTED),
         "rounded": {k: {"columns": list(v), "decimals": DIGITS} for k, v in ROUNDED.items()},

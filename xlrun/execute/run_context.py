@@ -9,11 +9,11 @@ without the training stack.
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from sqlalchemy import Engine
 
 from xlrun.db import store

@@ -17,12 +17,11 @@ import dataclasses
 import difflib
 import math
 import re
+import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
-
-import tomllib
 
 from xlrun import languages
 from xlrun.data.train_sources import TRAIN_SOURCES

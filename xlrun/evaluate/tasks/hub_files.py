@@ -51,10 +51,13 @@ def download(repo_id: str, patterns: Sequence[str], revision: str) -> Path:
     cache and return the snapshot folder (its files keep their repository paths).
 
     The token is the one ``hf auth login`` stored, or ``HF_TOKEN``; public repositories need
-    none. This is the only function that talks to the hub (tests replace it).
+    none. This is the only function that talks to the hub (tests replace it). Offline
+    (``HF_HUB_OFFLINE=1``) it asks for cached files only: some huggingface_hub releases would
+    otherwise try to list a pinned commit's files online.
     """
+    offline = bool(getattr(constants, "HF_HUB_OFFLINE", False))
     return Path(huggingface_hub.snapshot_download(repo_id, repo_type="dataset", revision=revision,
-                                  allow_patterns=list(patterns)))
+                                  allow_patterns=list(patterns), local_files_only=offline))
 
 
 def _status(exc: BaseException) -> int | None:
