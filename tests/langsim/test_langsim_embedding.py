@@ -152,3 +152,61 @@ def test_context_from_corpus_encodes_lazily() -> None:
     dm = distance_matrix("embedding:parallel", ["en", "de", "zh"], context=ctx)
     assert enc.sides == ["query"] * 3
     assert dm.get("en", "de") < dm.get("en", "zh")
+
+
+def test_similarity_is_encoded_in_full_precision_on_every_device() -> None:
+    """The clusters a spec trains with must not depend on where the distances were computed:
+    a CUDA encoder autocasts to bf16, which moved the study's e5 distances by up to 2e-4
+    (gaps between merges in direction B: 3e-4). Similarity encoding asks for fp32."""
+    import contextlib
+
+    from xlrun.data.types import TrainCorpus, TrainExample
+
+    corpus = TrainCorpus.from_examples(
+        TrainExample(parallel_id=f"q{i}", lang=lang, query=f"{lang}: {s}", passage=f"p {s}")
+        for lang in ("en", "de") for i, s in enumerate(SENTENCES))
+
+    class Enc:
+        def __init__(self) -> None:
+            self.full = False
+            self.seen: list[bool] = []
+
+        @contextlib.contextmanager
+        def full_precision(self):
+            self.full = True
+            yield
+            self.full = False
+
+        def encode(self, texts, side):
+            self.seen.append(self.full)
+            return np.vstack([_vec(t) for t in texts])
+
+    enc = Enc()
+    ctx = SimilarityContext.from_corpus(corpus, enc, model_id="fake", min_shared=4)
+    distance_matrix("embedding:parallel", ["en", "de"], context=ctx)
+    assert enc.seen == [True, True]
+
+
+def test_encoder_full_precision_turns_cuda_autocast_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from xlrun.train.encoder import Encoder, EncoderConfig
+
+    model = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=32),
+                      add_pooling_layer=False)
+    enc = Encoder(EncoderConfig(name="tiny"), model, object(), "cpu")
+    assert isinstance(enc.autocast(), contextlib.nullcontext)  # CPU: fp32 anyway
+    monkeypatch.setattr(Encoder, "device", property(lambda self: torch.device("cuda")))
+    with pytest.warns(UserWarning) if not torch.cuda.is_available() else contextlib.nullcontext():
+        assert isinstance(enc.autocast(), torch.autocast)
+    with enc.full_precision():
+        assert isinstance(enc.autocast(), contextlib.nullcontext)
+        with enc.full_precision():
+            pass
+        assert isinstance(enc.autocast(), contextlib.nullcontext)  # nested blocks restore
+    with pytest.warns(UserWarning) if not torch.cuda.is_available() else contextlib.nullcontext():
+        assert isinstance(enc.autocast(), torch.autocast)

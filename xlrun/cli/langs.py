@@ -54,7 +54,8 @@ def _context(model: str | None, texts: Path | None, cache_dir: Path | None,
             from xlrun.train.encoder import load_encoder
 
             state["encoder"] = load_encoder(model, device=device)
-        return state["encoder"].encode(batch, "passage")
+        with state["encoder"].full_precision():  # the same distances on every device
+            return state["encoder"].encode(batch, "passage")
 
     return SimilarityContext(encode=encode, texts=parallel, model_id=model,
                              cache_dir=cache_dir, max_texts=max_texts)

@@ -221,7 +221,8 @@ class _LazyEncoder:
                     "(the distances are cached for the runs) …")
             self._encoder = load_encoder(cfg.model, str(resolve_device(device)),
                                          output_dir / ".models")
-        return self._encoder.encode(texts, side)
+        with self._encoder.full_precision():  # the same distances on every device
+            return self._encoder.encode(texts, side)
 
 
 def _clusters(cfg: RunConfig, corpus: TrainCorpus, encoders: dict[str, Any], experiment: str,

@@ -20,6 +20,7 @@ reused for other inputs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -80,10 +81,18 @@ class SimilarityContext:
         side = "query" if field == "query" else "passage"
 
         def encode(batch: list[str]) -> np.ndarray:
-            return np.asarray(encoder.encode(batch, side), dtype=np.float32)
+            with full_precision(encoder):
+                return np.asarray(encoder.encode(batch, side), dtype=np.float32)
 
         return cls(encode=encode, texts=texts, model_id=model_id, cache_dir=cache_dir,
                    max_texts=max_texts, min_shared=min_shared)
+
+
+def full_precision(encoder: Any) -> contextlib.AbstractContextManager:
+    """``encoder.full_precision()`` where the encoder has it (fp32 on every device, so that
+    distances do not depend on where they are computed), else nothing."""
+    method = getattr(encoder, "full_precision", None)
+    return method() if callable(method) else contextlib.nullcontext()
 
 
 def _by_language(texts: ParallelTexts, langs: Sequence[str]

@@ -367,6 +367,7 @@ class Encoder(torch.nn.Module):
         self.sources = dict(sources or {})
         self.tokenizer_limit = tokenizer_limit
         self._prompt_lengths: dict[str, int] = {}
+        self._full_precision = False
         self.to(torch.device(device) if isinstance(device, str) else device)
 
     @classmethod
@@ -406,10 +407,24 @@ class Encoder(torch.nn.Module):
         return int(getattr(self.model.config, "hidden_size", 0))
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on CUDA, nothing on CPU (fp32)."""
-        if self.device.type == "cuda":
+        """bf16 autocast on CUDA, nothing on CPU (fp32) or inside :meth:`full_precision`."""
+        if self.device.type == "cuda" and not self._full_precision:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def full_precision(self) -> Iterator[None]:
+        """fp32 forward passes on every device inside the block (no bf16 autocast).
+
+        For results that must not depend on the device, such as the ``embedding`` language
+        similarity: its clusters decide which languages meet, and a spec must give the same
+        clusters when it is checked on a CPU and trained on a GPU.
+        """
+        before, self._full_precision = self._full_precision, True
+        try:
+            yield
+        finally:
+            self._full_precision = before
 
     # ------------------------------------------------------------------ tokens
     def token_ids(self, texts: Sequence[str], side: Side) -> list[np.ndarray]:
