@@ -275,3 +275,49 @@ def test_tokenizer_units() -> None:
     for refused in ("COMMIT", "set x = 1", "  ( begin"):
         with pytest.raises(UsageError, match="read-only"):
             check_read_only(refused, "postgresql")
+
+
+@pytest.fixture(params=["psycopg2", "psycopg"])
+def pg_driver(request, pg):
+    """The populated Postgres database reached through each driver xlrun supports there."""
+    url, engine = pg
+    if request.param == "psycopg":
+        pytest.importorskip("psycopg")
+        url = url.replace("postgresql+psycopg2://", "postgresql+psycopg://", 1)
+    return url, engine
+
+
+LAYER_3_BYPASS = [  # turn the session's read-only default off, then write in a new transaction
+    "select 1; commit; set default_transaction_read_only = off; "
+    "set session characteristics as transaction read write; commit; delete from run_metrics",
+    "select 1; rollback; set default_transaction_read_only = off; "
+    "set session characteristics as transaction read write; commit; "
+    "update runs set status = 'queued'",
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("attack", LAYER_3_BYPASS + ISSUE_ATTACKS + MORE_ATTACKS[:10])
+def test_the_server_refuses_several_statements_without_the_tokenizer(
+        pg_driver, attack: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Layer 2 on its own, per driver: with the client-side tokenizer switched off, the
+    server still runs no second statement (psycopg2: PQprepare; psycopg 3: a server-side
+    prepared statement) and the database does not change."""
+    from xlrun.report import readonly
+
+    url, engine = pg_driver
+    monkeypatch.setattr(readonly, "check_read_only", lambda sql, *a, **k: sql)
+    before = _state(engine)
+    res = _sql(url, attack)
+    assert _state(engine) == before, attack
+    if ";" in attack.rstrip().rstrip(";") and "--" not in attack:
+        assert res.exit_code == 2, (attack, res.output)
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.postgres
+def test_psycopg3_reads(pg_driver) -> None:
+    url, _ = pg_driver
+    res = _sql(url, "select status, count(*) as n from runs group by status")
+    assert res.exit_code == 0, res.output
+    assert "done,2" in res.output
