@@ -277,13 +277,13 @@ def test_tokenizer_units() -> None:
             check_read_only(refused, "postgresql")
 
 
-@pytest.fixture(params=["psycopg2", "psycopg"])
+@pytest.fixture(params=["psycopg2", "psycopg", "pg8000"])
 def pg_driver(request, pg):
     """The populated Postgres database reached through each driver xlrun supports there."""
     url, engine = pg
-    if request.param == "psycopg":
-        pytest.importorskip("psycopg")
-        url = url.replace("postgresql+psycopg2://", "postgresql+psycopg://", 1)
+    if request.param != "psycopg2":
+        pytest.importorskip(request.param)
+        url = url.replace("postgresql+psycopg2://", f"postgresql+{request.param}://", 1)
     return url, engine
 
 
@@ -301,8 +301,8 @@ LAYER_3_BYPASS = [  # turn the session's read-only default off, then write in a 
 def test_the_server_refuses_several_statements_without_the_tokenizer(
         pg_driver, attack: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Layer 2 on its own, per driver: with the client-side tokenizer switched off, the
-    server still runs no second statement (psycopg2: PQprepare; psycopg 3: a server-side
-    prepared statement) and the database does not change."""
+    server still runs no second statement (psycopg2: PQprepare; pg8000: prepare_statement;
+    psycopg 3: a server-side prepared statement) and the database does not change."""
     from xlrun.report import readonly
 
     url, engine = pg_driver
@@ -316,7 +316,7 @@ def test_the_server_refuses_several_statements_without_the_tokenizer(
 
 
 @pytest.mark.postgres
-def test_psycopg3_reads(pg_driver) -> None:
+def test_every_driver_reads(pg_driver) -> None:
     url, _ = pg_driver
     res = _sql(url, "select status, count(*) as n from runs group by status")
     assert res.exit_code == 0, res.output

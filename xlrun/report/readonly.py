@@ -10,9 +10,10 @@ Three layers, each enough on its own for the usual cases:
    ``CALL``, ``COPY``, ``INSERT`` … are refused before anything is sent.
 2. **The server parses it as one statement.** Postgres: the text is first sent as a
    prepared statement over the extended protocol (``PQprepare``), which the server refuses
-   for more than one command; only then is it executed (psycopg2; psycopg 3 executes it as
-   a server-side prepared statement, the same check; pg8000 always uses the extended
-   protocol). SQLite: ``sqlite3`` executes one statement and refuses a text holding more.
+   for more than one command; only then is it executed (psycopg2 through libpq's
+   ``PQprepare``, pg8000 through its ``prepare_statement``; psycopg 3 executes it as a
+   server-side prepared statement). SQLite: ``sqlite3`` executes one statement and refuses a
+   text holding more.
 3. **A connection that cannot write.** Postgres: ``SET SESSION CHARACTERISTICS AS
    TRANSACTION READ ONLY`` (and ``default_transaction_read_only``), the statement runs in a
    READ ONLY transaction that is rolled back, and the connection is closed. SQLite: the file
@@ -343,6 +344,11 @@ def _run_postgres(engine: Engine, sql: str) -> tuple[list[str], list[tuple[Any, 
                 _server_checks_one_statement(conn, stmt)
                 conn.autocommit = False
                 conn.set_session(readonly=True)  # BEGIN READ ONLY
+            elif engine.dialect.driver == "pg8000":
+                # pg8000 sends a text without parameters over the simple protocol, which runs
+                # several commands: parse it as a prepared statement first (one command only)
+                name = conn.prepare_statement(stmt, ())[0]
+                conn.close_prepared_statement(name)
             if engine.dialect.driver == "psycopg":
                 # psycopg 3 prepares it on the server, which parses exactly one command
                 cur.execute(stmt, prepare=True)
@@ -396,7 +402,7 @@ def run_readonly(sql: str, url: str | None = None) -> pl.DataFrame:
     except Exception as e:  # DBAPI errors raised by the raw cursor
         if isinstance(e, UsageError):
             raise
-        if type(e).__module__.split(".")[0] in {"sqlite3", "psycopg2", "psycopg"}:
+        if type(e).__module__.split(".")[0] in {"sqlite3", "psycopg2", "psycopg", "pg8000"}:
             if "multiple commands" in str(e):
                 raise UsageError("xlrun sql runs exactly one statement; the server reads "
                                  "several in this text") from e
