@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,23 +41,34 @@ WORDS = ("river", "stone", "light", "window", "garden", "paper", "music", "winte
          "harbour", "mountain", "island")
 
 
-def build_tiny_model(out: Path, max_positions: int = 1024) -> Path:
-    """Save a random 2-layer BertModel and a word-level tokenizer to ``out``."""
+def word_tokenizer(special_ids: tuple[str, ...], max_length: int, **token_names: str) -> Any:
+    """A word-level tokenizer: one word of :data:`WORDS` = one token, between ``cls_token``
+    and ``sep_token``. ``special_ids``: the special tokens in the order of their ids (0, 1,
+    …); ``token_names``: ``pad_token``, ``unk_token``, ``cls_token``, ``sep_token`` (and
+    ``bos_token``/``eos_token``) as ``PreTrainedTokenizerFast`` takes them."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3}
+    vocab = {name: i for i, name in enumerate(special_ids)}
     for w in WORDS:
         vocab[w] = len(vocab)
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    cls, sep = token_names["cls_token"], token_names["sep_token"]
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=token_names["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
-                                   cls_token="[CLS]", sep_token="[SEP]",
-                                   model_max_length=max_positions)
+        single=f"{cls} $A {sep}", special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length,
+                                   **token_names)
+
+
+def build_tiny_model(out: Path, max_positions: int = 1024) -> Path:
+    """Save a random 2-layer BertModel and a word-level tokenizer to ``out``."""
+    from transformers import BertConfig, BertModel
+
+    fast = word_tokenizer(("[PAD]", "[UNK]", "[CLS]", "[SEP]"), max_positions, pad_token="[PAD]",
+                          unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]")
     torch.manual_seed(0)
-    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+    model = BertModel(BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2,
                                  num_attention_heads=2, intermediate_size=64,
                                  max_position_embeddings=max_positions),
                       add_pooling_layer=False)
@@ -78,21 +90,13 @@ RANDOM_ARCHS: dict[str, dict[str, int]] = {
 def build_random_model(out: Path, arch: str, device: str | torch.device = "cpu") -> Path:
     """Save ``arch`` (:data:`RANDOM_ARCHS`) with random weights and a word-level tokenizer
     (one word of :data:`WORDS` = one token, XLM-R's special-token ids) to ``out``."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+    from transformers import XLMRobertaConfig, XLMRobertaModel
 
     dims = RANDOM_ARCHS[arch]
     positions = dims["max_position_embeddings"] - 2  # XLM-R offsets positions by pad id + 1
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for w in WORDS:
-        vocab[w] = len(vocab)
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", unk_token="<unk>", cls_token="<s>",
-                                   sep_token="</s>", model_max_length=positions)
+    fast = word_tokenizer(("<s>", "<pad>", "</s>", "<unk>"), positions, bos_token="<s>",
+                          eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                          cls_token="<s>", sep_token="</s>")
     torch.manual_seed(0)
     cfg = XLMRobertaConfig(vocab_size=250002, type_vocab_size=1, pad_token_id=1, **dims)
     with torch.device(device):  # initialising 568M weights is much faster on a GPU
