@@ -23,6 +23,7 @@ very large.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
@@ -208,7 +209,7 @@ class _LazyEncoder:
         self._args = (cfg, output_dir, device, log)
         self._encoder: Any = None
 
-    def encode(self, texts: list[str], side: str) -> Any:
+    def _load(self) -> Any:
         if self._encoder is None:
             # deferred on purpose: PyTorch and the model load only when an embedding
             # distance is not cached yet (submitting a spec needs neither otherwise)
@@ -221,8 +222,15 @@ class _LazyEncoder:
                     "(the distances are cached for the runs) …")
             self._encoder = load_encoder(cfg.model, str(resolve_device(device)),
                                          output_dir / ".models")
-        with self._encoder.full_precision():  # the same distances on every device
-            return self._encoder.encode(texts, side)
+        return self._encoder
+
+    def full_precision(self) -> contextlib.AbstractContextManager:
+        """The loaded encoder's :meth:`~xlrun.train.encoder.Encoder.full_precision` (what
+        :meth:`SimilarityContext.from_corpus` asks of every encoder)."""
+        return self._load().full_precision()
+
+    def encode(self, texts: list[str], side: str) -> Any:
+        return self._load().encode(texts, side)
 
 
 def _clusters(cfg: RunConfig, corpus: TrainCorpus, encoders: dict[str, Any], experiment: str,
