@@ -321,6 +321,14 @@ def _server_checks_one_statement(dbapi_conn: Any, stmt: str) -> bool:
     return True
 
 
+def _fetch(cur: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and rows of an executed DB-API cursor; a statement without rows is an
+    error (``xlrun sql`` answers queries)."""
+    if cur.description is None:
+        raise UsageError("the statement returned no rows (not a query)")
+    return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
+
+
 def _run_postgres(engine: Engine, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     raw = engine.raw_connection()
     try:
@@ -354,10 +362,7 @@ def _run_postgres(engine: Engine, sql: str) -> tuple[list[str], list[tuple[Any, 
                 cur.execute(stmt, prepare=True)
             else:
                 cur.execute(stmt)  # the user's query is the point of this command
-            if cur.description is None:
-                raise UsageError("the statement returned no rows (not a query)")
-            columns = [d[0] for d in cur.description]
-            rows = [tuple(r) for r in cur.fetchall()]
+            columns, rows = _fetch(cur)
         finally:
             cur.close()
             conn.rollback()
@@ -373,10 +378,7 @@ def _run_sqlite(engine: Engine, sql: str) -> tuple[list[str], list[tuple[Any, ..
         cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cur.execute(stmt)  # sqlite3 runs one statement and refuses a text with more
-            if cur.description is None:
-                raise UsageError("the statement returned no rows (not a query)")
-            columns = [d[0] for d in cur.description]
-            rows = [tuple(r) for r in cur.fetchall()]
+            columns, rows = _fetch(cur)
         finally:
             cur.close()
             conn.rollback()
