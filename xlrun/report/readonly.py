@@ -290,6 +290,9 @@ def _libpq_prepare() -> Any:
 
 _PGRES_COMMAND_OK = 1
 
+SEVERAL_STATEMENTS = "xlrun sql runs exactly one statement; the server reads several in this text"
+"""The error when the server (not the tokenizer) finds more than one statement."""
+
 
 def _server_checks_one_statement(dbapi_conn: Any, stmt: str) -> bool:
     """Parse ``stmt`` on the server as a prepared statement (the extended protocol accepts
@@ -312,8 +315,7 @@ def _server_checks_one_statement(dbapi_conn: Any, stmt: str) -> bool:
             msg = (message(res) if res else b"").decode(codec, "replace").strip()
             msg = re.sub(r"^ERROR:\s*", "", msg)
             if "multiple commands" in msg:
-                raise UsageError("xlrun sql runs exactly one statement; the server reads "
-                                 "several in this text")
+                raise UsageError(SEVERAL_STATEMENTS)
             raise UsageError(f"SQL error: {msg or 'the server refused the statement'}")
     finally:
         if res:
@@ -333,7 +335,8 @@ def _run_postgres(engine: Engine, sql: str) -> tuple[list[str], list[tuple[Any, 
     raw = engine.raw_connection()
     try:
         conn = raw.driver_connection
-        psycopg2 = engine.dialect.driver == "psycopg2"
+        driver = engine.dialect.driver
+        psycopg2 = driver == "psycopg2"
         conn.rollback()
         if psycopg2:
             conn.autocommit = True
@@ -352,12 +355,12 @@ def _run_postgres(engine: Engine, sql: str) -> tuple[list[str], list[tuple[Any, 
                 _server_checks_one_statement(conn, stmt)
                 conn.autocommit = False
                 conn.set_session(readonly=True)  # BEGIN READ ONLY
-            elif engine.dialect.driver == "pg8000":
+            elif driver == "pg8000":
                 # pg8000 sends a text without parameters over the simple protocol, which runs
                 # several commands: parse it as a prepared statement first (one command only)
                 name = conn.prepare_statement(stmt, ())[0]
                 conn.close_prepared_statement(name)
-            if engine.dialect.driver == "psycopg":
+            if driver == "psycopg":
                 # psycopg 3 prepares it on the server, which parses exactly one command
                 cur.execute(stmt, prepare=True)
             else:
@@ -406,8 +409,7 @@ def run_readonly(sql: str, url: str | None = None) -> pl.DataFrame:
             raise
         if type(e).__module__.split(".")[0] in {"sqlite3", "psycopg2", "psycopg", "pg8000"}:
             if "multiple commands" in str(e):
-                raise UsageError("xlrun sql runs exactly one statement; the server reads "
-                                 "several in this text") from e
+                raise UsageError(SEVERAL_STATEMENTS) from e
             raise UsageError(f"SQL error: {str(e).strip()}") from e
         raise
     finally:
