@@ -24,6 +24,7 @@ from xlrun.cli.common import (
 )
 from xlrun.cli.langs import langs as langs_group
 from xlrun.cli.report import report_command, sql_command
+from xlrun.cli.track import track
 from xlrun.cli.transfer import db_export, db_import
 from xlrun.cli.worker import worker
 
@@ -367,5 +368,6 @@ main.add_command(langs_group)
 main.add_command(report_command)
 main.add_command(sql_command)
 main.add_command(worker)
+main.add_command(track)
 db.add_command(db_export)
 db.add_command(db_import)

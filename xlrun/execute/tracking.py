@@ -1,6 +1,7 @@
 """A stored run's trackers, for whichever process executes it: the ``[tracking]`` of the
 experiment's stored spec (its latest submission), opened as a
-:class:`~xlrun.tracking.session.TrackingSession` for the run.
+:class:`~xlrun.tracking.session.TrackingSession` for the run; and :func:`replay_run`, which
+reports a finished run afterwards from the database (``xlrun track``).
 
 A tracker problem here never fails the run: an unusable ``[tracking]`` section or a missing
 library is a warning, and the run goes on without that tracker.
@@ -11,7 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from xlrun.errors import XlrunError
+from sqlalchemy import Engine
+
+from xlrun.db import store
+from xlrun.db.run_results import metric_rows, train_log_rows
+from xlrun.errors import UsageError, XlrunError
 from xlrun.execute.run_context import RunContext
 from xlrun.spec.load import stored_tracking
 from xlrun.tracking.base import TRACKERS, EvalResult, TrackedRun, run_params
@@ -81,3 +86,41 @@ def replay_train_log(session: TrackingSession, rows: Sequence[dict[str, Any]]) -
     in other processes (a multi-GPU run under ``torchrun``)."""
     for r in rows:
         session.on_log(int(r["step"]), float(r["loss"]), float(r["lr"]), r["examples_per_s"])
+
+
+def replay_run(engine: Engine, run_id: int, report_to: Sequence[str],
+               warn: Warn | None = None) -> TrackingSession:
+    """Report a stored run to ``report_to`` afterwards, from the database: its logged steps
+    (``train_log``), its hyperparameters and its measures per dataset split
+    (``run_metrics``) — for runs made before a tracker was configured, or whose tracker
+    failed. Each tracker takes its options from the run's stored ``[tracking]`` when that
+    names it, else its defaults. Returns the closed session (its ``warnings``).
+
+    Raises:
+        UsageError: an unknown tracker, or one whose library is not installed.
+    """
+    ctx = RunContext.load(engine, run_id)
+    trackers_options: dict[str, Any] = {}
+    try:
+        trackers_options = stored_tracking(ctx.spec_toml).options
+    except XlrunError:
+        trackers_options = {}
+    run = tracked_run(ctx)
+    trackers = []
+    for name in report_to:
+        cls = TRACKERS.get(name, "--report-to")
+        missing = cls.missing()
+        if missing:
+            raise UsageError(f"{name} needs {' and '.join(missing)}, which is not installed: "
+                             f"pip install 'xlrun[{cls.extra}]'")
+        trackers.append(cls(trackers_options.get(name) or cls.Options(), run))
+    session = TrackingSession(trackers, run, warn)
+    replay_train_log(session, train_log_rows(engine, run_id))
+    by_split: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in metric_rows(engine, run_id):
+        by_split.setdefault((r["dataset"], r["split"]), []).append(r)
+    for (dataset, split), rows in by_split.items():
+        session.log_eval(EvalResult(dataset, split, tuple(rows)))
+    status = store.get_run(engine, run_id)["status"]
+    session.close("done" if status == "done" else "failed")
+    return session
