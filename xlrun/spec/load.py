@@ -375,8 +375,9 @@ def parse_tracking(raw: Any, *, check_installed: bool = True) -> TrackingSection
         tracker.validate(options[name], f"tracking.{name}")
         missing = tracker.missing() if check_installed else []
         if missing:
-            raise SpecError(where, f"{name} needs {' and '.join(missing)}, which is not "
-                            f"installed: pip install 'xlrun[{tracker.extra}]'", value=name)
+            raise SpecError(where, f"{name} needs the Python module {' and '.join(missing)}, "
+                            f"which is not installed: pip install 'xlrun[{tracker.extra}]'",
+                            value=name)
     for name in TRACKERS.names():
         if name in raw and name not in options:
             raise SpecError(f"tracking.{name}", "options for a tracker that "
