@@ -15,13 +15,16 @@ from xlrun.db.engine import get_engine
 from xlrun.db.run_results import metric_rows
 
 
-@pytest.fixture
-def evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str, object]:
-    monkeypatch.chdir(tmp_path)
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
+    tmp_path = tmp_path_factory.mktemp("evaluate")
     db = f"sqlite:///{tmp_path / 'ev.db'}"
-    result = CliRunner().invoke(main, [
-        "evaluate", "quickstart:tiny", "--dataset", "quickstart", "--langs", "en,de,ru",
-        "--db", db, "--device", "cpu", "--top-k", "3", "--mteb-results", "mteb-out"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)  # the default output_dir, xlrun-out, is relative
+        result = CliRunner().invoke(main, [
+            "evaluate", "quickstart:tiny", "--dataset", "quickstart", "--langs", "en,de,ru",
+            "--db", db, "--device", "cpu", "--top-k", "3", "--mteb-results",
+            str(tmp_path / "mteb-out")])
     assert result.exit_code == 0, result.output
     return tmp_path, db, result
 
@@ -59,8 +62,10 @@ def test_evaluate_prints_the_stored_measures_once_done(evaluated) -> None:
     assert "note: cross: per query language" in result.stdout
 
 
-def test_evaluate_writes_mteb_results_and_prints_again_when_done_before(evaluated) -> None:
+def test_evaluate_writes_mteb_results_and_prints_again_when_done_before(
+        evaluated, monkeypatch: pytest.MonkeyPatch) -> None:
     tmp, db, first = evaluated
+    monkeypatch.chdir(tmp)
     loaded = mteb.ResultCache(tmp / "mteb-out").load_results(include_remote=False)
     (model,) = loaded.model_results
     assert model.model_name == "quickstart:tiny"
@@ -68,7 +73,7 @@ def test_evaluate_writes_mteb_results_and_prints_again_when_done_before(evaluate
         "xlrun-quickstart-cross", "xlrun-quickstart-mono", "xlrun-quickstart-multi"]
     again = CliRunner().invoke(main, ["evaluate", "quickstart:tiny", "--dataset", "quickstart",
                                       "--langs", "en,de,ru", "--db", db, "--device", "cpu",
-                                      "--top-k", "3", "--mteb-results", "mteb-out"])
+                                      "--top-k", "3"])
     assert again.exit_code == 0 and "already evaluated: run 1" in again.stdout
     assert _table(again.stdout) == _table(first.stdout)
 

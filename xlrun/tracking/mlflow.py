@@ -1,8 +1,8 @@
 """``mlflow``: an MLflow run per xlrun run, through MLflow's own client.
 
 ``[tracking.mlflow]``: ``tracking_uri`` (default ``$MLFLOW_TRACKING_URI``, else a SQLite store
-``sqlite:///<output_dir>/mlflow.db``; a server ``http://…``, a database URL or a ``file:``
-folder work as MLflow accepts them) and ``experiment_name`` (default the xlrun experiment's
+``sqlite:///<output_dir>/mlflow.db``; a server ``http://…`` or a database URL work as MLflow
+accepts them) and ``experiment_name`` (default the xlrun experiment's
 name). Each run is tagged ``xlrun.run_key`` and found again by that tag, so a resumed or
 requeued run continues its MLflow run instead of starting a second one. Logged: the
 hyperparameters as params (only those not logged yet: MLflow refuses to change one), the
@@ -12,6 +12,7 @@ training metrics per logged step, the final measures, and the run's end (``FINIS
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -59,8 +60,8 @@ class MlflowTracker(Tracker):
                 ("file:", "databricks", "/", "./", "../", "~"))):
             raise SpecError(f"{key_path}.tracking_uri", "not a tracking URI",
                             value=mask_secrets(uri),
-                            allowed="sqlite:///path/mlflow.db, http(s)://host:port, "
-                                    "postgresql://…, file:/path or an absolute folder")
+                            allowed="sqlite:///path/mlflow.db, http(s)://host:port or a "
+                                    "database URL (postgresql://…)")
 
     def tracking_uri(self) -> str:
         """The store this run logs to."""
@@ -78,6 +79,8 @@ class MlflowTracker(Tracker):
         from mlflow.entities.lifecycle_stage import LifecycleStage
         from mlflow.tracking import MlflowClient
 
+        # MLflow announces creating its tables at INFO on stderr, through the run's progress bars
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         r = self.run
         client = MlflowClient(tracking_uri=self.tracking_uri())
         name = self.options.experiment_name or r.experiment
