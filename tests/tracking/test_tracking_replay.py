@@ -71,3 +71,8 @@ def test_a_finished_run_is_reported_afterwards(tmp_path: Path,
 
     bad = CliRunner().invoke(main, ["track", str(ids[0]), "--report-to", "comet", "--db", db])
     assert bad.exit_code == 2 and "unknown tracker" in bad.output
+    other = text.replace("steps = 4", "steps = 2")
+    (queued,) = store.submit_runs(engine, "later", other,
+                                  compile_spec(parse_spec(other, base_dir=tmp_path))).run_ids
+    bad = CliRunner().invoke(main, ["track", str(queued), "--report-to", "mteb", "--db", db])
+    assert bad.exit_code == 2 and f"run {queued} is queued" in bad.output

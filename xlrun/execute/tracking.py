@@ -97,8 +97,13 @@ def replay_run(engine: Engine, run_id: int, report_to: Sequence[str],
     names it, else its defaults. Returns the closed session (its ``warnings``).
 
     Raises:
-        UsageError: an unknown tracker, or one whose library is not installed.
+        UsageError: an unknown tracker, one whose library is not installed, or a run that is
+            queued or running (its trackers are fed as it runs).
     """
+    status = store.get_run(engine, run_id)["status"]
+    if status in ("queued", "running"):
+        raise UsageError(f"run {run_id} is {status}: it reports to its [tracking] as it runs; "
+                         "track it afterwards once it is done or failed")
     ctx = RunContext.load(engine, run_id)
     trackers_options: dict[str, Any] = {}
     try:
@@ -121,6 +126,5 @@ def replay_run(engine: Engine, run_id: int, report_to: Sequence[str],
         by_split.setdefault((r["dataset"], r["split"]), []).append(r)
     for (dataset, split), rows in by_split.items():
         session.log_eval(EvalResult(dataset, split, tuple(rows)))
-    status = store.get_run(engine, run_id)["status"]
     session.close("done" if status == "done" else "failed")
     return session
