@@ -1,6 +1,6 @@
 """Registries: the one list of their names; a component is one file.
 
-The five worked examples of ``docs/extending.md`` are loaded from that page, each from its
+The six worked examples of ``docs/extending.md`` are loaded from that page, each from its
 single file, and used through the spec loader, ``xlrun submit``'s data checks, the dataset
 loader and ``xlrun report``'s comparison, exactly as a built-in component is.
 """
@@ -32,15 +32,16 @@ from xlrun.report.statistics import TESTS
 from xlrun.spec.grid import compile_spec
 from xlrun.spec.load import REGISTRIES, parse_spec
 from xlrun.spec.schema import EvalSection, TrainDataSection
+from xlrun.tracking import TRACKERS, TrackedRun, TrackingSession
 from xlrun.train.samplers import SAMPLERS, make_sampler
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "extending.md"
 ALL = {"samplers": SAMPLERS, "train_sources": TRAIN_SOURCES, "distance_sources": DISTANCE_SOURCES,
-       "datasets": DATASETS, "tests": TESTS, "executors": EXECUTORS}
+       "datasets": DATASETS, "tests": TESTS, "executors": EXECUTORS, "trackers": TRACKERS}
 PACKAGES = ["xlrun.train.samplers", "xlrun.data.train_sources",
             "xlrun.langsim.distance_sources", "xlrun.evaluate.tasks", "xlrun.report.statistics",
-            "xlrun.execute.executors"]
+            "xlrun.execute.executors", "xlrun.tracking"]
 
 
 def doc_files() -> dict[str, str]:
@@ -85,7 +86,7 @@ def test_the_page_has_one_example_per_kind() -> None:
     folders = {str(Path(p).parent) for p in files}
     assert folders == {"xlrun/train/samplers", "xlrun/data/train_sources",
                        "xlrun/langsim/distance_sources", "xlrun/evaluate/tasks",
-                       "xlrun/report/statistics"}
+                       "xlrun/report/statistics", "xlrun/tracking"}
     for path in files:  # a new file, not one that exists
         assert not (REPO / path).exists(), path
 
@@ -267,3 +268,24 @@ def test_train_source_registry_drives_the_corpus(tmp_path: Path, toys: dict) -> 
     section = TrainDataSection(source="tsv", path=str(files["train"]), languages=["de"],
                                max_per_language=7)
     assert load_train_corpus(section).size("de") == 7
+
+
+def test_the_example_tracker_logs_a_run(tmp_path: Path, toys: dict) -> None:
+    files = _write_data(tmp_path)
+    text = SPEC.format(out=tmp_path / "out", **files)
+    spec = parse_spec(text + '[tracking]\nreport_to = ["csv_log"]\n[tracking.csv_log]\n'
+                      'decimals = 2\n', base_dir=tmp_path)
+    options = spec.tracking.options["csv_log"]
+    assert options.decimals == 2
+    with pytest.raises(SpecError) as err:
+        parse_spec(text + '[tracking]\nreport_to = ["csv_log"]\n[tracking.csv_log]\n'
+                   'decimals = 40\n', base_dir=tmp_path)
+    assert err.value.path == "tracking.csv_log.decimals"
+    run = TrackedRun(experiment="toys", run_id=1, run_key="k1", arm="a", seed=0, model="m",
+                     steps=4, output_dir=tmp_path / "out")
+    session = TrackingSession([TRACKERS.get("csv_log")(options, run)], run)
+    session.on_log(2, 1.23456, 1e-3, None)
+    session.close()
+    assert session.warnings == []
+    assert (tmp_path / "out" / "toys" / "k1.csv").read_text().splitlines() == [
+        "step,name,value", "2,train/loss,1.23", "2,train/learning_rate,0.0"]

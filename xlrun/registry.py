@@ -11,6 +11,7 @@ registry                        package (one file per component)        spec fie
 ``DATASETS``                    :mod:`xlrun.evaluate.tasks`             ``[[eval]] dataset``
 ``EXECUTORS``                   :mod:`xlrun.execute.executors`          ``executor.kind``
 ``TESTS``                       :mod:`xlrun.report.statistics`          ``report --test``
+``TRACKERS``                    :mod:`xlrun.tracking`                   ``tracking.report_to``
 ==============================  ======================================  ====================
 
 A component registers itself when its module is imported, and each package's ``__init__``

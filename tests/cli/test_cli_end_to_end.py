@@ -133,7 +133,7 @@ def test_evaluate_stores_a_baseline_run(tmp_path: Path, monkeypatch: pytest.Monk
     db = f"sqlite:///{tmp_path / 'ev.db'}"
     args = ["evaluate", "quickstart:tiny", "--dataset", "quickstart", "--langs", "en,el",
             "--settings", "mono,multi", "--db", db, "--device", "cpu", "--top-k", "3"]
-    assert "done" in invoke(*args)
+    assert "measures per setting and query language" in invoke(*args)
     assert "already evaluated" in invoke(*args)
     out = invoke("sql", "--db", db, "--format", "csv",
                  "SELECT sampler, setting, COUNT(*) FROM query_results q JOIN runs r "

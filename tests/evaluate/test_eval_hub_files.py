@@ -331,7 +331,7 @@ def test_xlrun_evaluate_on_miracl_as_documented(hub: StandIn, tmp_path: Path,
                                        "--langs", "sw,te", "--db", db, "--device", "cpu",
                                        "--top-k", "3"])
     assert result.exit_code == 0, result.output
-    assert "done" in result.stdout
+    assert "measures per setting and query language" in result.stdout
     out = CliRunner().invoke(main, ["sql", "--db", db, "--format", "csv",
                                     "SELECT q.query_lang, q.setting, COUNT(*) FROM query_results q "
                                     "GROUP BY 1, 2 ORDER BY 1, 2"])

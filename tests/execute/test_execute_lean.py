@@ -1,5 +1,6 @@
 """The run path imports only what a bare GPU image has (PyTorch, transformers, numpy, pyarrow,
-…) plus small wheels: no polars (reports only), faiss, lang2vec or datasets."""
+…) plus small wheels: no polars (reports only), faiss, lang2vec or datasets, and no tracker's
+library (mlflow, wandb, tensorboard, mteb) when the spec names no ``[tracking]``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BLOCKED = ("polars", "faiss", "lang2vec", "datasets")
+BLOCKED = ("polars", "faiss", "lang2vec", "datasets", "mlflow", "wandb", "tensorboard", "mteb")
 PRELUDE = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in BLOCKED)
 
 RUN = """

@@ -24,10 +24,13 @@ from xlrun.cli.common import (
 )
 from xlrun.cli.langs import langs as langs_group
 from xlrun.cli.report import report_command, sql_command
+from xlrun.cli.track import track
 from xlrun.cli.transfer import db_export, db_import
 from xlrun.cli.worker import worker
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from xlrun.execute.submission import Submission
 
 
@@ -231,14 +234,21 @@ def show(run_id: int, db_url: str | None) -> None:
 @click.option("--experiment", default="baselines", show_default=True,
               help="Experiment the run is stored under.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--mteb-results", "mteb_results", default=None, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Also write MTEB result files (DIR/results/<model>/<revision>/*.json).")
+@click.option("--report-to", "report_to", default="", metavar="TRACKERS",
+              help="Comma-separated trackers for the measures: tensorboard, mlflow, wandb, "
+                   "mteb (options from MLFLOW_TRACKING_URI, WANDB_PROJECT, WANDB_MODE).")
 @db_option
 @handle_errors
 def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str, langs: str,
              settings: str, pooling: str | None, query_prefix: str | None,
              passage_prefix: str | None, max_length: int | None, trust_remote_code: bool,
              top_k: int, batch_size: int, experiment: str, device: str,
-             db_url: str | None) -> None:
-    """Evaluate MODEL (hub id or local path) zero-shot and store it as a run (sampler none)."""
+             db_url: str | None, mteb_results: Path | None = None, report_to: str = "") -> None:
+    """Evaluate MODEL (hub id or local path) zero-shot, store it as a run (sampler none) and
+    print its measures per setting and language."""
     from xlrun.db.engine import get_engine
     from xlrun.evaluate.tasks import DATASETS
     from xlrun.execute import submission
@@ -267,14 +277,16 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
         "train": {"steps": 0},
         "eval": [eval_table],
     }
+    tracking = _tracking_table(report_to, mteb_results)
+    if tracking:
+        spec_dict["tracking"] = tracking
     sub = submission.prepare(parse_spec(dumps(spec_dict), base_dir=Path.cwd()))
     engine = get_engine(db_url)
     result = submission.enqueue(engine, sub)
     with RichProgress() as progress:
         done = submission.execute(engine, sub, result.run_ids, executor="local", device=device,
                                   progress=progress)
-    for o in done.outcomes:
-        click.echo(f"run {o.run_id}: {o.status} in {o.seconds:.1f}s")
+    for o in done.outcomes:  # the executor has logged "run N: done in …s" once already
         if o.error:
             click.echo(o.error, err=True)
     if not done.outcomes:
@@ -282,6 +294,40 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
                    f"{result.run_ids[0]}`)")
     if done.failed:
         sys.exit(1)
+    _print_measures(engine, result.run_ids[0])
+
+
+def _tracking_table(report_to: str, mteb_results: Path | None) -> dict[str, object]:
+    """``[tracking]`` of ``xlrun evaluate``'s spec from ``--report-to`` and
+    ``--mteb-results`` (empty: neither given)."""
+    from xlrun.tracking import TRACKERS
+
+    names = [x.strip() for x in report_to.split(",") if x.strip()]
+    for name in names:
+        if name not in TRACKERS:
+            raise click.BadParameter(f"unknown tracker {name!r}; allowed: "
+                                     f"{', '.join(TRACKERS.names())}", param_hint="--report-to")
+    if mteb_results is not None and "mteb" not in names:
+        names.append("mteb")
+    table: dict[str, object] = {"report_to": list(dict.fromkeys(names))} if names else {}
+    if mteb_results is not None:
+        table["mteb"] = {"dir": str(mteb_results.expanduser().resolve())}
+    return table
+
+
+def _print_measures(engine: Engine, run_id: int) -> None:
+    """A run's measures per setting and query language (4 decimals; ``xlrun sql`` gives
+    them as stored)."""
+    from xlrun.db.run_results import measures_table
+
+    t = measures_table(engine, run_id)
+    if not t.rows:
+        click.echo(f"run {run_id} has no measures")
+        return
+    print_table(t.title, t.columns, [[f"{v:.4f}" if isinstance(v, float) else v for v in r]
+                                     for r in t.rows])
+    for note in t.notes:
+        click.echo(f"note: {note}")
 
 
 # ----------------------------------------------------------------------------- db
@@ -322,5 +368,6 @@ main.add_command(langs_group)
 main.add_command(report_command)
 main.add_command(sql_command)
 main.add_command(worker)
+main.add_command(track)
 db.add_command(db_export)
 db.add_command(db_import)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import OperationalError
 from xlrun.data.train_sources import load_train_corpus
 from xlrun.data.types import TrainCorpus
 from xlrun.db import store
+from xlrun.db.run_results import train_log_rows
 from xlrun.errors import DatabaseUnavailable, XlrunError
 from xlrun.evaluate.runner import evaluate_dataset
 from xlrun.evaluate.tasks import DATASETS
@@ -36,10 +37,12 @@ from xlrun.execute.cache import WarmCache
 from xlrun.execute.distributed import launch
 from xlrun.execute.progress import NullProgress, Progress, ProgressTask
 from xlrun.execute.run_context import RunContext, RunOutcome
+from xlrun.execute.tracking import eval_result, model_revision, open_tracking, replay_train_log
 from xlrun.execute.training import load_encoder, train_recorded
 from xlrun.langsim.cluster import clusters_for_run
 from xlrun.langsim.embedding import SimilarityContext
 from xlrun.spec.schema import RunConfig
+from xlrun.tracking import TrackingSession
 from xlrun.train.encoder import Encoder, resolve_device
 
 __all__ = ["STAGES", "ClaimLost", "RunOutcome", "StageTimer", "execute_run"]
@@ -124,7 +127,7 @@ class ClaimLost(XlrunError):
 
 def _train(engine: Engine, ctx: RunContext, encoder: Encoder, progress: Progress,
            heartbeat: _Heartbeat, db_url: str, timer: StageTimer,
-           cache: WarmCache | None) -> Encoder:
+           cache: WarmCache | None, tracking: TrackingSession) -> Encoder:
     config, run_id = ctx.config, ctx.run_id
     with timer.stage("data"):
         corpus = (cache.train_corpus(config.train_data, load_train_corpus) if cache is not None
@@ -135,6 +138,7 @@ def _train(engine: Engine, ctx: RunContext, encoder: Encoder, progress: Progress
             clusters = _clusters(engine, ctx, corpus, encoder)
     if config.train.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         model_dir = launch(db_url, run_id, config.train.gpus, ctx.workdir / "model")
+        replay_train_log(tracking, train_log_rows(engine, run_id))  # logged by the ranks
         return load_encoder(dataclasses.replace(config.model, name=str(model_dir)),
                             str(encoder.device), ctx.workdir / ".models")
     with timer.stage("train"), progress.task(f"run {run_id}: training", config.train.steps) as bar:
@@ -142,7 +146,8 @@ def _train(engine: Engine, ctx: RunContext, encoder: Encoder, progress: Progress
             bar.update(step, total)
 
         summary = train_recorded(engine, run_id, ctx.workdir, config, corpus, encoder, clusters,
-                                 stop=lambda: heartbeat.lost, on_progress=on_progress)
+                                 stop=lambda: heartbeat.lost, on_progress=on_progress,
+                                 listeners=[tracking])
     if summary.resumed_from:
         progress.log(f"run {run_id}: resumed from the checkpoint at step {summary.resumed_from}")
     if heartbeat.lost:
@@ -164,7 +169,8 @@ def _clusters(engine: Engine, ctx: RunContext, corpus: TrainCorpus,
 
 
 def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder: Encoder,
-              progress: Progress, timer: StageTimer, cache: WarmCache | None) -> None:
+              progress: Progress, timer: StageTimer, cache: WarmCache | None,
+              tracking: TrackingSession) -> None:
     for i, cfg in enumerate(config.eval):
         dataset = DATASETS.get(cfg.dataset, f"eval[{i}].dataset")
         with timer.stage("data"):
@@ -182,6 +188,8 @@ def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder: Encoder,
             store.write_results(engine, run_id, cfg.dataset, cfg.split,
                                 {"query_results": out.query_results, "retrieved": out.retrieved,
                                  "run_metrics": out.run_metrics})
+        tracking.log_eval(eval_result(cfg.dataset, cfg.split, out.run_metrics, out.info,
+                                      data.meta))
 
 
 def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto",
@@ -210,10 +218,13 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
                            if cache is not None
                            else load_encoder(config.model, dev, ctx.models_dir))
             store.set_run_model_info(engine, run_id, encoder.describe())
-            if config.train.steps > 0:
-                encoder = _train(engine, ctx, encoder, progress, beat,
-                                 engine.url.render_as_string(hide_password=False), timer, cache)
-            _evaluate(engine, run_id, config, encoder, progress, timer, cache)
+            warn = None if isinstance(progress, NullProgress) else progress.log
+            with open_tracking(ctx, warn, model_revision(encoder)).closing() as tracking:
+                if config.train.steps > 0:
+                    encoder = _train(engine, ctx, encoder, progress, beat,
+                                     engine.url.render_as_string(hide_password=False), timer,
+                                     cache, tracking)
+                _evaluate(engine, run_id, config, encoder, progress, timer, cache, tracking)
         with timer.stage("write"):
             timings = timer.summary()
             finished = store.finish_run(engine, run_id, "done", worker=worker, timings=timings)

@@ -72,12 +72,18 @@ class RunContext:
         output_dir: the experiment's ``output_dir`` (the one stored at submit time, else the
             stored spec's).
         workdir: the run's own folder (checkpoints, saved model, caches).
+        experiment: the experiment's name.
+        run_key: the run's key.
+        spec_toml: the experiment's stored spec (its latest submission).
     """
 
     run_id: int
     config: RunConfig
     output_dir: Path
     workdir: Path
+    experiment: str = ""
+    run_key: str = ""
+    spec_toml: str = ""
 
     @classmethod
     def load(cls, engine: Engine, run_id: int) -> RunContext:
@@ -86,7 +92,8 @@ class RunContext:
         stored = json.loads(row["config_json"]).get("output_dir")
         out = Path(stored) if stored else output_dir_of(row["spec_toml"])
         return cls(run_id, config_from_json(row["config_json"]), out,
-                   run_dir(out, row["experiment"], row["run_key"]))
+                   run_dir(out, row["experiment"], row["run_key"]), row["experiment"],
+                   row["run_key"], row["spec_toml"] or "")
 
     @property
     def models_dir(self) -> Path:

@@ -8,7 +8,7 @@ the same on every ``torchrun`` rank of a multi-GPU run.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from xlrun.spec.schema import ModelSection, RunConfig
 from xlrun.train import encoder as encoders
 from xlrun.train.encoder import Encoder
 from xlrun.train.samplers import Batch
-from xlrun.train.trainer import TrainHooks, TrainSummary, train
+from xlrun.train.trainer import TrainHooks, TrainListener, TrainSummary, train
 
 
 def load_encoder(model: ModelSection, device: str, cache_dir: Path) -> Encoder:
@@ -73,22 +73,26 @@ class TrainRecorder:
         """The sampler's plan (``sampling_plan`` rows), written at once."""
         store.write_sampling_plan(self.engine, self.run_id, rows)
 
-    def hooks(self, on_progress: Callable[[int, int], None] | None = None) -> TrainHooks:
-        """The :class:`~xlrun.train.trainer.TrainHooks` to pass to ``train``."""
+    def hooks(self, on_progress: Callable[[int, int], None] | None = None,
+              listeners: Sequence[TrainListener] = ()) -> TrainHooks:
+        """The :class:`~xlrun.train.trainer.TrainHooks` to pass to ``train`` (``listeners``:
+        e.g. the run's trackers)."""
         return TrainHooks(on_log=self.on_log, on_batch=self.on_batch, on_plan=self.on_plan,
                           progress=on_progress,
-                          checkpoint_dir=self.workdir / "checkpoints", should_stop=self.stop)
+                          checkpoint_dir=self.workdir / "checkpoints", should_stop=self.stop,
+                          listeners=listeners)
 
 
 def train_recorded(engine: Engine, run_id: int, workdir: Path, config: RunConfig,
                    corpus: TrainCorpus, encoder: Encoder, clusters: list[list[str]] | None,
                    *, stop: Callable[[], bool] | None = None,
-                   on_progress: Callable[[int, int], None] | None = None) -> TrainSummary:
+                   on_progress: Callable[[int, int], None] | None = None,
+                   listeners: Sequence[TrainListener] = ()) -> TrainSummary:
     """Train ``encoder`` as ``config`` says, recording logs, batches and the plan of run
     ``run_id`` and checkpointing into ``workdir`` (what is buffered is written even when
-    training fails)."""
+    training fails); ``listeners`` are told how training goes (the run's trackers)."""
     recorder = TrainRecorder(engine, run_id, workdir, stop=stop)
     try:
-        return train(config, corpus, encoder, clusters, recorder.hooks(on_progress))
+        return train(config, corpus, encoder, clusters, recorder.hooks(on_progress, listeners))
     finally:
         recorder.flush()

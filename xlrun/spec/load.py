@@ -40,9 +40,12 @@ from xlrun.spec.schema import (
     RunConfig,
     SamplingSection,
     Spec,
+    TrackerName,
+    TrackingSection,
     TrainDataSection,
     TrainSection,
 )
+from xlrun.tracking import TRACKERS
 from xlrun.train.samplers import SAMPLERS
 
 REGISTRIES: dict[str, Registry[Any]] = {
@@ -50,6 +53,7 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "train_sources": TRAIN_SOURCES,
     "datasets": DATASETS,
     "executors": EXECUTORS,
+    "trackers": TRACKERS,
 }
 """The registries :class:`~xlrun.spec.schema.Registered` fields name."""
 
@@ -59,7 +63,8 @@ RUN_SECTIONS: dict[str, type] = {
     "sampling": SamplingSection,
     "train": TrainSection,
 }
-TOP_LEVEL = ["experiment", "model", "train_data", "sampling", "train", "eval", "grid", "executor"]
+TOP_LEVEL = ["experiment", "model", "train_data", "sampling", "train", "eval", "grid", "executor",
+             "tracking"]
 MAX_INT = 2**31 - 1
 """Largest integer a spec value may hold (seeds are stored as 32-bit integers)."""
 MAX_NAME_LENGTH = 200
@@ -330,8 +335,71 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
     )
     grid = _parse_grid(interpolate(raw.get("grid"), "grid"))
     spec = Spec(experiment=experiment, base=base, grid=grid, executor=executor,
-                source_toml=text, raw=raw, base_dir=str(base_dir) if base_dir else None)
+                source_toml=text, raw=raw, base_dir=str(base_dir) if base_dir else None,
+                tracking=parse_tracking(raw.get("tracking")))
     return dataclasses.replace(spec, base=resolve_paths(spec.base, base_dir))
+
+
+def parse_tracking(raw: Any, *, check_installed: bool = True) -> TrackingSection:
+    """``[tracking]`` (already ``${VAR}``-expanded): ``report_to``, ``close_timeout_s`` and
+    one options table per named tracker, each built from the tracker's ``Options`` and checked
+    by its ``validate``.
+
+    ``check_installed``: a tracker whose library is missing is an error naming the extra to
+    install (at submit time; a worker that lacks it warns and runs without it instead).
+
+    Raises:
+        SpecError: an unknown key or tracker, a tracker named twice, options for a tracker
+            ``report_to`` does not name, a bad option, or a missing library.
+    """
+    if raw is None:
+        return TrackingSection()
+    if not isinstance(raw, dict):
+        raise SpecError("tracking", "expected a table", value=raw)
+    allowed = ["report_to", "close_timeout_s", *TRACKERS.names()]
+    for key in raw:
+        if key not in allowed:
+            raise SpecError(f"tracking.{key}", "unknown key", value=key, allowed=allowed,
+                            has_value=False)
+    report_to = convert(raw.get("report_to", []), list[TrackerName], "tracking.report_to")
+    timeout = convert(raw.get("close_timeout_s", 60.0), float, "tracking.close_timeout_s")
+    if timeout <= 0:
+        raise SpecError("tracking.close_timeout_s", "must be more than 0 seconds", value=timeout)
+    options: dict[str, Any] = {}
+    for i, name in enumerate(report_to):
+        where = f"tracking.report_to[{i}]"
+        if name in options:
+            raise SpecError(where, "this tracker is named twice", value=name)
+        tracker = TRACKERS.get(name, where)
+        options[name] = build_section(tracker.Options, raw.get(name, {}), f"tracking.{name}")
+        tracker.validate(options[name], f"tracking.{name}")
+        missing = tracker.missing() if check_installed else []
+        if missing:
+            raise SpecError(where, f"{name} needs the Python module {' and '.join(missing)}, "
+                            f"which is not installed: pip install 'xlrun[{tracker.extra}]'",
+                            value=name)
+    for name in TRACKERS.names():
+        if name in raw and name not in options:
+            raise SpecError(f"tracking.{name}", "options for a tracker that "
+                            "tracking.report_to does not name", has_value=False,
+                            allowed=f'report_to = [..., "{name}"], or remove [tracking.{name}]')
+    return TrackingSection(report_to=report_to, close_timeout_s=timeout, options=options)
+
+
+def stored_tracking(spec_toml: str) -> TrackingSection:
+    """``[tracking]`` of a stored spec (``experiments.spec_toml``), ``${VAR}`` expanded now:
+    what a process executing one of its runs reports to. A tracker whose library is missing
+    here is kept (it warns when it starts).
+
+    Raises:
+        SpecError: the section is not valid (or a variable it uses is not set here).
+    """
+    try:
+        raw = tomllib.loads(spec_toml).get("tracking")
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError("tracking", f"the stored spec is not valid TOML ({e})",
+                        has_value=False) from e
+    return parse_tracking(interpolate(raw, "tracking"), check_installed=False)
 
 
 def check_name(name: str, key: str) -> None:

@@ -33,6 +33,8 @@ DatasetName = Annotated[str, Registered("datasets")]
 """``[[eval]] dataset``: an evaluation dataset."""
 ExecutorName = Annotated[str, Registered("executors")]
 """``executor.kind``: an executor."""
+TrackerName = Annotated[str, Registered("trackers")]
+"""``tracking.report_to``: an experiment tracker."""
 
 LanguageSampling = Literal["uniform", "size", "clustered"]
 Pairing = Literal["within", "across", "cluster_batch"]
@@ -197,6 +199,21 @@ class ExecutorSection:
 
 
 @dataclass(frozen=True)
+class TrackingSection:
+    """``[tracking]``: where runs are mirrored besides the database (no part of a run key).
+
+    ``report_to`` names trackers (the transformers convention: ``tensorboard``, ``mlflow``,
+    ``wandb``, and ``mteb`` for MTEB result files); each may have a table
+    ``[tracking.<name>]`` of its options, held here in ``options`` as the tracker's own
+    dataclass. ``close_timeout_s``: how long a run waits, at its end, for its trackers.
+    """
+
+    report_to: list[TrackerName] = field(default_factory=list)
+    close_timeout_s: float = 60.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One fully resolved run: the unit of work, storage and hashing."""
 
@@ -277,3 +294,4 @@ class Spec:
     source_toml: str
     raw: dict[str, Any]
     base_dir: str | None = None  # relative paths (also in [grid] values) resolve against it
+    tracking: TrackingSection = field(default_factory=TrackingSection)

@@ -1,7 +1,7 @@
 """A minimal TOML writer for the specs xlrun generates (``xlrun evaluate``).
 
-Handles what specs contain: tables, arrays of tables, strings, numbers, booleans and
-(nested) arrays of those.
+Handles what specs contain: tables (and tables inside them, such as ``[tracking.mteb]``),
+arrays of tables, strings, numbers, booleans and (nested) arrays of those.
 """
 
 from __future__ import annotations
@@ -22,12 +22,20 @@ def _value(v: Any) -> str:
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
-def _table(lines: list[str], header: str, table: dict[str, Any]) -> None:
+def _key(k: str) -> str:
+    return json.dumps(k) if "." in k else k
+
+
+def _table(lines: list[str], header: str, table: dict[str, Any], name: str = "") -> None:
     lines.append(header)
     for k, v in table.items():
         if not isinstance(v, dict):
-            lines.append(f"{json.dumps(k) if '.' in k else k} = {_value(v)}")
+            lines.append(f"{_key(k)} = {_value(v)}")
     lines.append("")
+    for k, v in table.items():
+        if isinstance(v, dict):
+            sub = f"{name}.{_key(k)}" if name else _key(k)
+            _table(lines, f"[{sub}]", v, sub)
 
 
 def dumps(doc: dict[str, Any]) -> str:
@@ -35,10 +43,10 @@ def dumps(doc: dict[str, Any]) -> str:
     lines: list[str] = []
     for name, value in doc.items():
         if isinstance(value, dict):
-            _table(lines, f"[{name}]", value)
+            _table(lines, f"[{name}]", value, name)
         elif isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
             for item in value:
-                _table(lines, f"[[{name}]]", item)
+                _table(lines, f"[[{name}]]", item, name)
         else:
             lines.insert(0, f"{name} = {_value(value)}")
     return "\n".join(lines)

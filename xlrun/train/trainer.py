@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -72,6 +72,23 @@ from xlrun.train.samplers import Batch, BatchSampler, PairRef, make_sampler
 from xlrun.train.schedule import linear_warmup_decay
 
 
+class TrainListener(Protocol):
+    """Told how training goes, on rank 0 (an experiment tracker: :mod:`xlrun.tracking`).
+
+    Called inside the training loop: a listener returns at once and never raises (the
+    trackers' session queues the call for a background thread).
+    """
+
+    def on_train_begin(self, step: int, total: int) -> None:
+        """Training starts at ``step`` (after a resume) of ``total`` optimizer steps."""
+
+    def on_log(self, step: int, loss: float, lr: float, examples_per_s: float) -> None:
+        """A logged step, as :attr:`TrainHooks.on_log` gets it."""
+
+    def on_train_end(self, summary: TrainSummary) -> None:
+        """Training ended (also when stopped early)."""
+
+
 @dataclass
 class TrainHooks:
     """Callbacks from the trainer to its caller (the trainer never touches the DB).
@@ -86,6 +103,7 @@ class TrainHooks:
         checkpoint_dir: where checkpoints go and where training resumes from.
         should_stop: polled after every step (every ``log_every`` steps under DDP); when it
             returns True a checkpoint is written (if there is a directory) and training ends.
+        listeners: told of the start, every logged step and the end (:class:`TrainListener`).
     """
 
     on_log: Callable[[int, float, float, float], None] | None = None
@@ -94,6 +112,7 @@ class TrainHooks:
     progress: Callable[[int, int], None] | None = None
     checkpoint_dir: Path | None = None
     should_stop: Callable[[], bool] | None = None
+    listeners: Sequence[TrainListener] = ()
 
 
 @dataclass(frozen=True)
@@ -433,6 +452,7 @@ class Trainer:
         self.final_loss = mean
         if self.hooks.on_log is not None and self.dist.main:
             self.hooks.on_log(self.step, mean, lr, rate)
+        self.tell("on_log", self.step, mean, lr, rate)
         self._loss_sum.zero_()
         self._window_steps, self._window_t0 = 0, now
 
@@ -451,6 +471,12 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict()})
         self.dist.barrier()
         return path or latest_checkpoint(self.ckpt_dir)
+
+    def tell(self, event: str, *args: Any) -> None:
+        """Call ``event`` (a :class:`TrainListener` method) on every listener (rank 0)."""
+        if self.dist.main:
+            for listener in self.hooks.listeners:
+                getattr(listener, event)(*args)
 
     def stop_requested(self) -> bool:
         """``hooks.should_stop()`` (asked on rank 0, every ``sync_every`` steps under DDP, the
@@ -471,6 +497,7 @@ class Trainer:
         t, hooks = self.cfg, self.hooks
         t0 = time.perf_counter()
         start_step = self.step
+        self.tell("on_train_begin", self.step, t.steps)
         while self.step < t.steps:
             lr = self.optimizer_step()
             step = self.step
@@ -499,9 +526,11 @@ class Trainer:
         rate = done * t.grad_accum * t.batch_size * self.dist.world / max(seconds, 1e-9)
         if self.final_loss is not None and not math.isfinite(self.final_loss):
             raise TrainingDiverged(f"training diverged: non-finite loss at step {self.step}")
-        return TrainSummary(steps=self.step, final_loss=self.final_loss, seconds=seconds,
-                            examples_per_s=rate, checkpoint=self.saved,
-                            resumed_from=self.resumed_from)
+        summary = TrainSummary(steps=self.step, final_loss=self.final_loss, seconds=seconds,
+                               examples_per_s=rate, checkpoint=self.saved,
+                               resumed_from=self.resumed_from)
+        self.tell("on_train_end", summary)
+        return summary
 
 
 def train(run: RunConfig, corpus: TrainCorpus, encoder: Encoder,

@@ -16,6 +16,11 @@ whole corpus. A qrels row with relevance > 0 marks ``doc_id`` relevant; without 
 which is how parallel data is written: one row per (question, answer in some language).
 The dataset is *parallel* (the ``cross`` setting is defined) when ``meta.json`` says so or,
 without that key, when some query has relevant documents in two or more languages.
+
+A folder in the BEIR layout (``corpus.jsonl`` with ``_id``/``title``/``text``,
+``queries.jsonl``, ``qrels/<split>.tsv``), or a folder of such folders named by language, is
+recognised by its ``qrels/`` folder and read as :mod:`xlrun.evaluate.tasks.beir` says (BEIR
+has no language field: a single folder's language is the one ``languages`` names).
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ from pathlib import Path
 
 from xlrun.errors import UsageError
 from xlrun.evaluate.tasks.base import EvalDataset, register
+from xlrun.evaluate.tasks.beir import (
+    beir_languages,
+    beir_layout,
+    beir_splits,
+    check_beir_section,
+    load_beir,
+)
 from xlrun.evaluate.tasks.common import find_file, finish, read_jsonl, select_languages
 from xlrun.evaluate.types import Document, EvalData, Query
 from xlrun.languages import normalize
@@ -56,8 +68,23 @@ class LocalDataset(EvalDataset):
 
     read_at_submit = True
 
+    def known_splits(self, cfg: EvalSection) -> tuple[str, ...] | None:
+        """Any split (a label), except in the BEIR layout: a ``qrels/<split>.tsv``."""
+        return beir_splits(cfg.path)
+
+    def known_languages(self, cfg: EvalSection) -> list[str] | None:
+        """Unknown before loading, except for a folder of BEIR folders (their names)."""
+        return beir_languages(cfg.path)
+
+    def validate(self, cfg: EvalSection, key_path: str) -> None:
+        """The common checks, and a BEIR folder's one language."""
+        super().validate(cfg, key_path)
+        check_beir_section(cfg, key_path)
+
     def load(self, cfg: EvalSection) -> EvalData:
-        """Load a folder in the layout above."""
+        """Load a folder in the layout above (or in the BEIR layout)."""
+        if beir_layout(cfg.path) is not None:
+            return load_beir(cfg, self.name)
         return load_local(cfg)
 
 
