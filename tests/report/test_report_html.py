@@ -210,3 +210,19 @@ def test_database_url_is_shown_without_secrets() -> None:
     shown = safe_url("postgresql+psycopg2://alice:s3cret@db:5432/x?sslpassword=hush&app=y")
     assert "s3cret" not in shown and "hush" not in shown and "alice" in shown
     assert "app=y" in shown
+
+
+@pytest.mark.postgres
+def test_page_on_postgres_has_the_sqlite_numbers(study: tuple[str, Path, str], postgres_url: str,
+                                                 tmp_path: Path) -> None:
+    _, _, text = study
+    engine = new_engine(postgres_url)
+    build(engine, Study())
+    out = write_page(engine, ReportRequest(filter=ReportFilter(experiment="study"),
+                                           compare="arm", baseline="hybrid/size"),
+                     tmp_path / "pg.html")
+    engine.dispose()
+    pg = page_data(out.read_text(encoding="utf-8"))
+    lite = page_data(text)
+    assert pg["reports"] == lite["reports"]
+    assert pg["drilldown"]["rows"] == lite["drilldown"]["rows"]

@@ -204,8 +204,10 @@ def _wide(frame: pl.DataFrame, baseline: str, level: float) -> str:
             if arm != baseline and r.get("delta") is not None:
                 d = r["delta"]
                 cls = "up" if d > 0 else "down" if d < 0 else ""
-                inner += (f'<div class="delta {cls}">Δ {d:+.4f} [{_e(format_value("ci_low", r["ci_low"]))}, '
-                          f'{_e(format_value("ci_high", r["ci_high"]))}] '
+                interval = ("(no interval)" if r["ci_low"] is None or r["ci_high"] is None
+                            else f"[{format_value('ci_low', r['ci_low'])}, "
+                                 f"{format_value('ci_high', r['ci_high'])}]")
+                inner += (f'<div class="delta {cls}">Δ {d:+.4f} {_e(interval)} '
                           f'<span class="mark">{_e(figures.stars(r.get("mark")))}</span></div>'
                           f'<div class="p">p {_e(format_value("p", r["p"]))} · Holm '
                           f'{_e(format_value("p_holm", r["p_holm"]))} · {_e(r["design"])}</div>')
