@@ -192,6 +192,8 @@ def test_bad_requests_write_nothing(study: tuple[str, Path, str], tmp_path: Path
     assert res.exit_code == 2 and "--html writes every view" in res.output
     res = _invoke(["--db", url, "--compare", "arm", "--baseline", "x", "--html", str(page)])
     assert res.exit_code == 2 and "--baseline" in res.output
+    res = _invoke(["--db", url, *BASE, "--html", str(tmp_path / "no" / "p.html")])
+    assert res.exit_code == 2 and "does not exist" in res.output
     assert not page.exists() and not list(tmp_path.iterdir())
 
 

@@ -131,10 +131,15 @@ def _hover(r: dict[str, Any], arm: str | None, setting: str | None, comparing: b
             f"{stars(r.get('mark'))}<br>{r.get('design') or ''}")
 
 
-def _cell(r: dict[str, Any], comparing: bool) -> str:
+CELL_NUMBERS_UP_TO = 10
+"""Heatmap columns up to which every cell prints its number (beyond: stars only; the
+numbers are on hover)."""
+
+
+def _cell(r: dict[str, Any], comparing: bool, numbers: bool = True) -> str:
     if comparing:
-        return f"{_fmt(r['delta'], True, 3)}{stars(r.get('mark'))}"
-    return _fmt(r["mean"], digits=3)
+        return (f"{_fmt(r['delta'], True, 3)}" if numbers else "") + stars(r.get("mark"))
+    return _fmt(r["mean"], digits=3) if numbers else ""
 
 
 def pair_heatmaps(frame: pl.DataFrame, kind: str, arms: Sequence[str], metric: str,
@@ -202,7 +207,7 @@ def pair_heatmaps(frame: pl.DataFrame, kind: str, arms: Sequence[str], metric: s
         for r in part.iter_rows(named=True):
             i, j = ri[r["query_lang"]], ci[r["doc_lang"]]
             z[i][j] = r[value]
-            text[i][j] = _cell(r, comparing)
+            text[i][j] = _cell(r, comparing, len(cols) <= CELL_NUMBERS_UP_TO)
             hover[i][j] = _hover(r, arm, setting, comparing, metric, pct)
         row, col = k // n_cols + 1, k % n_cols + 1
         fig.add_trace(go.Heatmap(
@@ -298,10 +303,11 @@ def bias_figure(frame: pl.DataFrame, colours: dict[str, str], level: float) -> g
             y = [_num(v) for v in part[col].to_list()]
             low = [_num(v) for v in part[lo].to_list()]
             high = [_num(v) for v in part[hi].to_list()]
+            has = any(a is not None and b is not None for a, b in zip(low, high, strict=True))
             fig.add_bar(
                 x=x, y=y, name=g or col, legendgroup=g or col, showlegend=row == 1,
                 marker_color=colours.get(g) if g else None, row=row, col=1,
-                error_y={"type": "data", "symmetric": False,
+                error_y={"type": "data", "symmetric": False, "visible": has,
                          "array": [None if h is None or v is None else h - v
                                    for v, h in zip(y, high, strict=True)],
                          "arrayminus": [None if lo_ is None or v is None else v - lo_

@@ -22,6 +22,7 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 from sqlalchemy import Connection, Engine
 
+from xlrun.errors import UsageError
 from xlrun.report import plots
 from xlrun.report.build import Report, ReportRequest
 from xlrun.report.frames import describe_where
@@ -52,14 +53,17 @@ def write_page(engine: Engine | Connection, request: ReportRequest, path: str | 
 
     Raises:
         UsageError: what ``xlrun report --by setting --compare …`` raises for the request
-            (unknown experiment, no finished runs, a bad ``--where`` or ``--baseline``).
+            (unknown experiment, no finished runs, a bad ``--where`` or ``--baseline``), or
+            the folder of ``path`` does not exist.
     """
+    out = Path(path)
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write the page to {out}: folder {out.parent} does not exist")
     if isinstance(engine, Engine):
         with engine.connect() as conn:
-            return write_page(conn, request, path, title=title)
+            return write_page(conn, request, out, title=title)
     data = build_page_data(engine, request)
     text = render_page(data, title=title)
-    out = Path(path)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
