@@ -81,17 +81,16 @@ def load_times(page: Path, loads: int, screenshot: Path | None) -> tuple[float, 
     return statistics.median(to_load), statistics.median(to_charts)
 
 
-def save_screenshot(tab: object, path: Path, width: int = 1100) -> None:
-    """The page from its top to the end of the first cross-lingual heatmap (overview, arms ×
-    settings, forest plot, mono and cross heatmaps) as a PNG ``width`` pixels wide, 256
-    colours."""
+def save_screenshot(tab: object, path: Path, width: int = 1000) -> None:
+    """The page from its top to the end of the forest plot (overview, stage timings, arms ×
+    settings) as a PNG ``width`` pixels wide, 256 colours."""
     from PIL import Image
 
     tab.set_viewport_size({"width": 1280, "height": 1000})  # type: ignore[attr-defined]
     tab.wait_for_timeout(800)  # type: ignore[attr-defined]
     bottom = tab.evaluate(  # type: ignore[attr-defined]
-        """() => { const figs = [...document.querySelectorAll('#pairs figure.chart')];
-                   const f = figs[1] || figs[0] || document.querySelector('#settings');
+        """() => { const f = document.querySelector('figure[data-chart="forest"]')
+                             || document.querySelector('#settings');
                    return f.getBoundingClientRect().bottom + window.scrollY + 12; }""")
     png = tab.screenshot(full_page=True)  # type: ignore[attr-defined]
     im = Image.open(io.BytesIO(png)).convert("RGB")
