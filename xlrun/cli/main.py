@@ -197,8 +197,11 @@ def show(run_id: int, db_url: str | None) -> None:
                     "model or xlrun's default", ["setting", "value", "from"], d.model_rows)
     if d.training:
         t = d.training
-        click.echo(f"training: {t['steps']} logged steps, loss {t['first_loss']:.4f} → "
-                   f"{t['last_loss']:.4f}, {t['examples_per_s'] or 0:.1f} examples/s")
+        from xlrun.cli.sparkline import sparkline
+
+        click.echo(f"training: {t['rows']} logged rows (steps {t['first_step']}–{t['steps']}), "
+                   f"loss {t['first_loss']:.4f} → {t['last_loss']:.4f} "
+                   f"{sparkline(t['losses'])}, {t['examples_per_s'] or 0:.1f} examples/s")
     if d.clusters:
         click.echo("language clusters: " + "; ".join(" ".join(c) for c in d.clusters))
     if r.get("timings_json"):

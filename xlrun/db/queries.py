@@ -143,7 +143,9 @@ def run_details(engine: Engine, run_id: int) -> RunDetails:
     if logs:
         eps = [r.examples_per_s for r in logs if r.examples_per_s]
         training = {"steps": logs[-1].step, "first_loss": logs[0].loss, "last_loss": logs[-1].loss,
-                    "examples_per_s": sum(eps) / len(eps) if eps else None}
+                    "examples_per_s": sum(eps) / len(eps) if eps else None,
+                    "rows": len(logs), "first_step": logs[0].step,
+                    "losses": [float(r.loss) for r in logs]}
     clusters: dict[int, list[str]] = {}
     for r in clusters_rows:
         clusters.setdefault(r.cluster, []).append(r.lang)

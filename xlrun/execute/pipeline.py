@@ -141,13 +141,20 @@ def _train(engine: Engine, ctx: RunContext, encoder: Encoder, progress: Progress
         replay_train_log(tracking, train_log_rows(engine, run_id))  # logged by the ranks
         return load_encoder(dataclasses.replace(config.model, name=str(model_dir)),
                             str(encoder.device), ctx.workdir / ".models")
-    with timer.stage("train"), progress.task(f"run {run_id}: training", config.train.steps) as bar:
+    label = f"run {run_id}: training"
+    with timer.stage("train"), progress.task(label, config.train.steps) as bar:
+        shown = {"step": 0, "total": config.train.steps}
+
         def on_progress(step: int, total: int) -> None:
+            shown.update(step=step, total=total)
             bar.update(step, total)
+
+        def on_loss(loss: float) -> None:  # the running loss: the last logged window's mean
+            bar.update(shown["step"], shown["total"], f"{label} (loss {loss:.4f})")
 
         summary = train_recorded(engine, run_id, ctx.workdir, config, corpus, encoder, clusters,
                                  stop=lambda: heartbeat.lost, on_progress=on_progress,
-                                 listeners=[tracking])
+                                 listeners=[tracking], on_loss=on_loss)
     if summary.resumed_from:
         progress.log(f"run {run_id}: resumed from the checkpoint at step {summary.resumed_from}")
     if heartbeat.lost:
