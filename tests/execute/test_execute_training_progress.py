@@ -56,7 +56,7 @@ def test_training_bar_shows_the_running_loss(monkeypatch: pytest.MonkeyPatch,
                                              tmp_path: Path) -> None:
     def fake_train(engine: Any, run_id: int, workdir: Path, config: Any, corpus: Any,
                    encoder: Any, clusters: Any, *, stop: Any, on_progress: Any,
-                   on_loss: Any) -> Any:
+                   listeners: Any, on_loss: Any) -> Any:
         for step in range(1, 7):  # the trainer: progress every step, a log every 3
             on_progress(step, 6)
             if step % 3 == 0:
@@ -71,7 +71,7 @@ def test_training_bar_shows_the_running_loss(monkeypatch: pytest.MonkeyPatch,
     ctx = SimpleNamespace(config=config, run_id=7, workdir=tmp_path)
     progress = RecordingProgress()
     pipeline._train(None, ctx, None, progress, SimpleNamespace(lost=False), "sqlite://",
-                    pipeline.StageTimer(), None)
+                    pipeline.StageTimer(), None, None)
     updates = progress.bars["run 7: training"]
     assert [u for u in updates if u[1] is not None] == [
         (3, "run 7: training (loss 0.3333)"), (6, "run 7: training (loss 0.1667)")]
