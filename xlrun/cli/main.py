@@ -25,6 +25,7 @@ from xlrun.cli.common import (
 from xlrun.cli.langs import langs as langs_group
 from xlrun.cli.report import report_command, sql_command
 from xlrun.cli.transfer import db_export, db_import
+from xlrun.cli.trec import export_trec_command, import_run_command
 from xlrun.cli.worker import worker
 
 if TYPE_CHECKING:
@@ -322,5 +323,7 @@ main.add_command(langs_group)
 main.add_command(report_command)
 main.add_command(sql_command)
 main.add_command(worker)
+main.add_command(export_trec_command)
+main.add_command(import_run_command)
 db.add_command(db_export)
 db.add_command(db_import)

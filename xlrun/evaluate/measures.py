@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from xlrun.errors import SpecError
+from xlrun.errors import SpecError, UsageError
 from xlrun.evaluate import metrics as M
 
 MAX_NAME_LENGTH = 32
@@ -66,6 +66,11 @@ _CUTOFF: dict[str, str] = {"AP": "optional", "nDCG": "optional", "RR": "optional
 _REL: frozenset[str] = frozenset({"AP", "RR", "P", "Success", "Rprec"})
 _NEEDS_JUDGED = frozenset({"Judged", "Bpref", "infAP"})
 _SET_MEASURES = frozenset({"NumRet", "SetP", "SetR", "SetF", "SetAP"})
+
+
+class MeasureError(UsageError):
+    """A measure name ir_measures cannot parse or xlrun cannot compute (the message says
+    which and why)."""
 
 
 @dataclass(frozen=True)
@@ -141,73 +146,80 @@ def _refusal(family: str, params: dict[str, Any]) -> str | None:
     return None
 
 
-def _to_measure(m: Any, text: str, where: str) -> Measure:
+def _to_measure(m: Any, text: str) -> Measure:
     family = str(m.NAME)
     params = dict(m.params)
     why = _refusal(family, params)
     if why is not None:
-        raise SpecError(where, f"measure {text!r} is not supported: {why}", value=text,
-                        allowed=_supported_text())
+        raise MeasureError(f"measure {text!r} is not supported: {why}")
     unknown = sorted(set(params) - {"cutoff", "rel", "judged_only", "dcg", "recall"})
     if unknown:
-        raise SpecError(where, f"measure {text!r}: unknown parameter(s) {', '.join(unknown)}",
-                        value=text, allowed=_supported_text())
+        raise MeasureError(f"measure {text!r}: unknown parameter(s) {', '.join(unknown)}")
     rel = 1
     if "rel" in params:
         rel_value = _positive_int(params["rel"])
         if family not in _REL or rel_value is None:
-            raise SpecError(where, f"measure {text!r}: rel= must be a positive integer and "
-                            f"applies to {', '.join(sorted(_REL))}", value=text)
+            raise MeasureError(f"measure {text!r}: rel= must be a positive integer and "
+                               f"applies to {', '.join(sorted(_REL))}")
         rel = rel_value
     cutoff = None
     need = _CUTOFF[family]
     if "cutoff" in params:
         cutoff = _positive_int(params["cutoff"])
         if need == "none":
-            raise SpecError(where, f"measure {text!r}: {family} takes no cutoff", value=text)
+            raise MeasureError(f"measure {text!r}: {family} takes no cutoff")
         if cutoff is None:
-            raise SpecError(where, f"measure {text!r}: the cutoff must be a positive integer",
-                            value=text)
+            raise MeasureError(f"measure {text!r}: the cutoff must be a positive integer")
     elif need == "required":
-        raise SpecError(where, f"measure {text!r} needs a cutoff (e.g. {family}@10): "
-                        "without one it would count the whole ranking", value=text)
+        raise MeasureError(f"measure {text!r} needs a cutoff (e.g. {family}@10): "
+                           "without one it would count the whole ranking")
     recall = None
     if family == "IPrec":
         recall = params.get("recall")
         if isinstance(recall, bool) or not isinstance(recall, (int, float)) \
                 or not 0.0 <= float(recall) <= 1.0:
-            raise SpecError(where, f"measure {text!r}: IPrec needs a recall level in [0, 1], "
-                            "e.g. IPrec@0.5", value=text)
+            raise MeasureError(f"measure {text!r}: IPrec needs a recall level in [0, 1], "
+                               "e.g. IPrec@0.5")
         recall = float(recall)
         cutoff = None
     try:
         name = str(m)
-    except Exception as exc:
-        raise SpecError(where, f"measure {text!r} is not valid ({exc})", value=text) from exc
+    except Exception as exc:  # ir_measures could not print it: a bad parameter
+        raise MeasureError(f"measure {text!r} is not valid ({exc})") from exc
     if len(name) > MAX_NAME_LENGTH:
-        raise SpecError(where, f"measure name {name!r} is longer than {MAX_NAME_LENGTH} "
-                        "characters", value=text)
+        raise MeasureError(f"measure name {name!r} is longer than {MAX_NAME_LENGTH} "
+                           "characters")
     return Measure(name, family, cutoff, rel, recall)
 
 
-def parse_measure(text: str, where: str = "measure") -> list[Measure]:
+def measures_of(text: str) -> list[Measure]:
     """The measures ``text`` names (one, or several for a trec_eval name such as
     ``P.5,10``).
 
     Raises:
-        SpecError: naming ``where``, the value and the supported forms, when ir_measures
-            cannot parse ``text`` or xlrun cannot compute the measure exactly.
+        MeasureError: ir_measures cannot parse ``text``, or xlrun cannot compute the measure
+            exactly (the message says why).
     """
     if not isinstance(text, str) or not text.strip():
-        raise SpecError(where, "expected a measure name such as 'nDCG@10'", value=text,
-                        allowed=_supported_text())
+        raise MeasureError(f"expected a measure name such as 'nDCG@10', got {text!r}")
     parsed = _ir_parse(text.strip())
     if not parsed:
-        raise SpecError(where, f"unknown measure {text!r}: ir_measures cannot parse it "
-                        "(names are case-sensitive: AP, nDCG@10, RR@10, R@100, P@1, ...; "
-                        "trec_eval's names such as ndcg_cut.10 work too)", value=text,
-                        allowed=_supported_text())
-    return [_to_measure(m, text, where) for m in parsed]
+        raise MeasureError(f"unknown measure {text!r}: ir_measures cannot parse it (names are "
+                           "case-sensitive: AP, nDCG@10, RR@10, R@100, P@1, ...; trec_eval's "
+                           "names such as ndcg_cut.10 work too)")
+    return [_to_measure(m, text) for m in parsed]
+
+
+def parse_measure(text: str, where: str = "measure") -> list[Measure]:
+    """:func:`measures_of` for a spec value at key path ``where``.
+
+    Raises:
+        SpecError: naming ``where``, the value, why, and the supported forms.
+    """
+    try:
+        return measures_of(text)
+    except MeasureError as e:
+        raise SpecError(where, str(e), value=text, allowed=_supported_text()) from None
 
 
 def parse_measures(texts: Sequence[str], where: str = "measures") -> list[Measure]:

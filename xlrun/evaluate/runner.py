@@ -114,8 +114,8 @@ class EvalOutput:
 
 
 @dataclass
-class _Collection:
-    """The encoded candidates of one language (or of the pool)."""
+class Collection:
+    """The candidates of one language (or of the pool): vectors and ids."""
 
     vectors: np.ndarray
     group: np.ndarray | None  # chunk row → document index (chunked documents)
@@ -155,7 +155,7 @@ def _empty(schema: pa.Schema) -> pa.Table:
 
 def _encode_all(encoder: Any, data: EvalData, cfg: EvalSection, cache: EmbeddingCache,
                 model_key: str | None, progress: Progress | None
-                ) -> tuple[dict[str, np.ndarray], dict[str, _Collection]]:
+                ) -> tuple[dict[str, np.ndarray], dict[str, Collection]]:
     model, stable = model_fingerprint(encoder, model_key)
 
     def run(stage: str, lang: str, side: str, variant: str, texts: list[str],
@@ -177,7 +177,7 @@ def _encode_all(encoder: Any, data: EvalData, cfg: EvalSection, cache: Embedding
             queries[lang] = run("encode queries", lang, "query", "q", [q.text for q in qs],
                                 done_q, total_q)
 
-    collections: dict[str, _Collection] = {}
+    collections: dict[str, Collection] = {}
     budget = chunk_budget(encoder, cfg.max_length) if cfg.chunk_long_documents else 0
     variant = f"max_length={cfg.max_length};chunk={budget}"
     texts_by_lang: dict[str, tuple[list[str], np.ndarray | None]] = {}
@@ -196,13 +196,13 @@ def _encode_all(encoder: Any, data: EvalData, cfg: EvalSection, cache: Embedding
         for lang, (texts, group) in texts_by_lang.items():
             docs = data.corpus[lang]
             vecs = run("encode passages", lang, "passage", variant, texts, done_d, total_d)
-            collections[lang] = _Collection(
+            collections[lang] = Collection(
                 vecs, group, np.array([d.id for d in docs], dtype=object),
                 np.array([d.lang for d in docs], dtype=object))
     return queries, collections
 
 
-def _pool(collections: dict[str, _Collection]) -> _Collection:
+def _pool(collections: dict[str, Collection]) -> Collection:
     parts = [collections[lang] for lang in sorted(collections)]
     chunked = any(c.group is not None for c in parts)
     groups: list[np.ndarray] = []
@@ -213,7 +213,7 @@ def _pool(collections: dict[str, _Collection]) -> _Collection:
             g = c.group if c.group is not None else np.arange(n, dtype=np.int64)
             groups.append(g + offset)
         offset += n
-    return _Collection(np.concatenate([c.vectors for c in parts]),
+    return Collection(np.concatenate([c.vectors for c in parts]),
                        np.concatenate(groups) if chunked else None,
                        np.concatenate([c.ids for c in parts]),
                        np.concatenate([c.langs for c in parts]))
@@ -233,7 +233,7 @@ class ResultFrames:
         self.groups: list[tuple[str, str, str, dict[str, np.ndarray]]] = []
 
     def add(self, setting: str, qlang: str, dlang: str, qids: np.ndarray, ranks: np.ndarray,
-            top_idx: np.ndarray, top_scores: np.ndarray, col: _Collection,
+            top_idx: np.ndarray, top_scores: np.ndarray, col: Collection,
             rel_idx: np.ndarray, top_k: int, bias_cols: dict[str, np.ndarray] | None,
             grades: np.ndarray | None = None) -> None:
         """One cell: ``ranks`` (n, m) of the relevant documents ``rel_idx`` (indices into
@@ -395,8 +395,9 @@ def aggregate(query_results: pa.Table) -> pa.Table:
     return _metrics_table(rows)
 
 
-def _pairs(settings: Sequence[str], qlangs: list[str], dlangs: list[str], parallel: bool
-           ) -> list[tuple[str, str, str]]:
+def setting_cells(settings: Sequence[str], qlangs: list[str], dlangs: list[str], parallel: bool
+                  ) -> list[tuple[str, str, str]]:
+    """The ``(setting, query_lang, doc_lang)`` cells an evaluation searches, in order."""
     out: list[tuple[str, str, str]] = []
     for setting in SETTINGS:
         if setting not in settings:
@@ -411,7 +412,7 @@ def _pairs(settings: Sequence[str], qlangs: list[str], dlangs: list[str], parall
     return out
 
 
-def _grades(data: EvalData, queries: Sequence[Any], rel_arr: np.ndarray, col: _Collection
+def _grades(data: EvalData, queries: Sequence[Any], rel_arr: np.ndarray, col: Collection
             ) -> np.ndarray:
     """The grade of each entry of ``rel_arr`` (0 for padding)."""
     out = (rel_arr >= 0).astype(np.float64)
@@ -452,7 +453,7 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
     dlangs = sorted(collections)
     pool = _pool(collections) if collections and "multi" in cfg.settings else None
     frames = ResultFrames(data, parse_measures(cfg.measures, "eval.measures"))
-    pairs = _pairs(cfg.settings, qlangs, dlangs, data.parallel)
+    pairs = setting_cells(cfg.settings, qlangs, dlangs, data.parallel)
     index_of: dict[str, dict[str, int]] = {
         lang: {d: i for i, d in enumerate(c.ids)} for lang, c in collections.items()}
     pool_index = ({d: i for i, d in enumerate(pool.ids)} if pool is not None else {})
