@@ -131,3 +131,18 @@ def test_import_is_idempotent_and_errors_name_the_fault(imported: tuple[str, Pat
     con = sqlite3.connect(db.removeprefix("sqlite:///"))
     assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 3  # nothing written
     con.close()
+
+
+def test_the_sql_of_docs_section_9_runs(imported: tuple[str, Path, Path]) -> None:
+    """Every query of docs/sql.md section 9 runs on this database (nDCG@100 → nDCG@20, which
+    it stores) and returns rows."""
+    db = imported[0]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sql.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## 9. "):]
+    blocks = section.split("```sql\n")[1:]
+    assert len(blocks) == 3
+    for block in blocks:
+        query = block.split("```")[0].replace("'my-exp'", "'trec'").replace("nDCG@100", "nDCG@20")
+        query = query.replace("'R@1000'", "'R@50'")
+        out = invoke("sql", query, "--format", "csv", "--db", db)
+        assert len(out.strip().splitlines()) > 1, query

@@ -228,6 +228,8 @@ def show(run_id: int, db_url: str | None) -> None:
 @click.option("--trust-remote-code", is_flag=True,
               help="Let a model that ships its own modelling code run it (only if you trust it).")
 @click.option("--top-k", default=100, show_default=True, type=int)
+@click.option("--measures", default="",
+              help='Comma-separated ir_measures names stored per query, e.g. "nDCG@10,R@1000".')
 @click.option("--batch-size", default=128, show_default=True, type=int)
 @click.option("--experiment", default="baselines", show_default=True,
               help="Experiment the run is stored under.")
@@ -238,7 +240,7 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
              settings: str, pooling: str | None, query_prefix: str | None,
              passage_prefix: str | None, max_length: int | None, trust_remote_code: bool,
              top_k: int, batch_size: int, experiment: str, device: str,
-             db_url: str | None) -> None:
+             db_url: str | None, measures: str = "") -> None:
     """Evaluate MODEL (hub id or local path) zero-shot and store it as a run (sampler none)."""
     from xlrun.db.engine import get_engine
     from xlrun.evaluate.tasks import DATASETS
@@ -256,6 +258,8 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
         "batch_size": batch_size}
     if revision:  # only when given: an unset key leaves run keys as they were
         eval_table["revision"] = revision
+    if measures:
+        eval_table["measures"] = [m.strip() for m in measures.split(",") if m.strip()]
     if max_length is None and not is_sentence_transformers(model):
         max_length = 512  # a plain Hugging Face model declares no lengths
     model_table = {"name": model, "pooling": pooling, "query_prefix": query_prefix,

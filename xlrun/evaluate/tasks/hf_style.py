@@ -23,8 +23,9 @@ their loading scripts (``datasets`` ≥ 4 does not run them), through
   ``<split>`` is ``train`` or ``dev`` (``testA``/``testB`` are ``test-a``/``test-b`` and
   have topics only: MIRACL publishes no judgements for them, so they cannot be evaluated
   from the hub). Every language has ``dev``; ``de`` and ``yo`` have no ``train``.
-  Judgements are kept as MIRACL grades them: relevance > 0 is relevant; documents judged 0
-  (MIRACL's explicit negatives) and unjudged documents are not.
+  Judgements are kept as MIRACL grades them: relevance > 0 is relevant (a grade above 1 is
+  kept in ``EvalData.grades``, the gain of graded measures); documents judged 0 (MIRACL's
+  explicit negatives) and unjudged documents are not.
 
 Local (``path`` = a folder), either the same files in the hub layout above (for MIRACL both
 repositories' language folders side by side, e.g. what ``hf download … --local-dir DIR``
