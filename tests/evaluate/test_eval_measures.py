@@ -251,3 +251,31 @@ def test_runner_measures_equal_pytrec_eval_with_ties_and_grades() -> None:
                         & (pl.col("query_lang") == POOL))["value"][0]
         want = qm.filter((pl.col("measure") == name) & (pl.col("setting") == "cross"))["value"]
         assert got == pytest.approx(want.mean(), abs=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_search_breaks_ties_by_the_given_order(backend: str) -> None:
+    """exact_search with ``tie_break``: top-k and relevant ranks follow (score desc,
+    tie_break asc), also where the k-th score ties beyond the top-k (faiss: within what it
+    returns)."""
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    from xlrun.evaluate.search import exact_search
+
+    rng = np.random.default_rng(5)
+    docs = rng.integers(-1, 2, size=(200, 3)).astype(np.float32)  # 27 distinct vectors
+    queries = rng.integers(-1, 2, size=(30, 3)).astype(np.float32)
+    tie = rng.permutation(200)
+    rel = [list(rng.choice(200, size=4, replace=False)) for _ in range(30)]
+    res = exact_search(queries, docs, 7, rel, device="cpu", backend=backend, tie_break=tie)
+    for i, q in enumerate(queries):
+        scores = docs @ q
+        order = sorted(range(200), key=lambda d, s=scores: (-s[d], tie[d]))
+        if backend == "torch":
+            assert res.top_idx[i].tolist() == order[:7]
+        else:  # faiss picks among scores tied at the 7th itself; it orders what it picked
+            got = res.top_idx[i].tolist()
+            assert [scores[d] for d in got] == [scores[d] for d in order[:7]]
+            assert got == sorted(got, key=lambda d, s=scores: (-s[d], tie[d]))
+        rank_of = {d: r + 1 for r, d in enumerate(order)}
+        assert sorted(res.relevant_ranks[i].tolist()) == sorted(rank_of[d] for d in rel[i])

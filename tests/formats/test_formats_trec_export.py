@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from trec_fixtures import invoke
 
 from xlrun.formats import trec
 

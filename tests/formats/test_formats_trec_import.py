@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from trec_fixtures import invoke
 
 from xlrun.evaluate.tasks import load_dataset
 from xlrun.formats import trec
@@ -146,3 +146,24 @@ def test_the_sql_of_docs_section_9_runs(imported: tuple[str, Path, Path]) -> Non
         query = query.replace("'R@1000'", "'R@50'")
         out = invoke("sql", query, "--format", "csv", "--db", db)
         assert len(out.strip().splitlines()) > 1, query
+
+
+def test_import_from_flags_into_a_new_database(imported: tuple[str, Path, Path],
+                                               tmp_path: Path) -> None:
+    """--dataset and its options instead of --like: the mono queries only (the rest of the
+    file is ignored, with a note); a bad file leaves no database behind."""
+    run_file = imported[1]
+    db = f"sqlite:///{tmp_path / 'new.db'}"
+    bad = tmp_path / "bad.run"
+    bad.write_text("mono/en/en/q0 Q0 en:1 1\n")
+    args = ["--dataset", "quickstart", "--langs", "en,de", "--max-queries-per-language", "20",
+            "--settings", "mono", "--name", "bm25", "--experiment", "refs", "--db", db]
+    assert "expected 6 fields" in invoke("import-run", bad, *args, code=2)
+    assert not (tmp_path / "new.db").exists()
+    text = invoke("import-run", run_file, *args, "--measures", "ndcg_cut.10,P@1")
+    assert "imported bm25 as run 1 of experiment 'refs': 40 queries" in text
+    assert "queries of the run are outside the evaluated settings" in text
+    con = sqlite3.connect(tmp_path / "new.db")
+    assert con.execute("SELECT DISTINCT measure FROM query_measures ORDER BY 1").fetchall() == \
+        [("P@1",), ("nDCG@10",)]
+    con.close()

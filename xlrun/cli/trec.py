@@ -104,12 +104,17 @@ def import_run_command(run_file: str, name: str, experiment: str, like: int | No
       xlrun report --experiment lareqa-a --compare arm --baseline bm25 --by setting
     """
     from xlrun.db.engine import get_engine
-    from xlrun.formats.trec_import import import_trec_run
+    from xlrun.formats.trec_import import like_section, prepare_import, store_import
 
-    table = None
-    if like is None:
-        if not dataset:
-            raise click.UsageError("give --dataset (with its options) or --like RUN_ID")
+    if like is not None:
+        reader = get_engine(db_url, create=False)
+        try:
+            table = like_section(reader, like, dataset or None)
+        finally:
+            reader.dispose()
+    elif not dataset:
+        raise click.UsageError("give --dataset (with its options) or --like RUN_ID")
+    else:
         from xlrun.evaluate.tasks import DATASETS
 
         table = {"dataset": dataset, "path": data_path,
@@ -120,26 +125,27 @@ def import_run_command(run_file: str, name: str, experiment: str, like: int | No
                  "top_k": 100 if top_k is None else top_k}
         if revision:
             table["revision"] = revision
+    prepared = prepare_import(run_file, name=name, experiment=experiment, table=table,
+                              measures=None if measures is None
+                              else [m for m in measures.split(",") if m.strip()],
+                              top_k=top_k)
     engine = get_engine(db_url)
     try:
-        result = import_trec_run(engine, run_file, name=name, experiment=experiment,
-                                 table=table, like=like, dataset=dataset or None,
-                                 measures=None if measures is None
-                                 else [m for m in measures.split(",") if m.strip()],
-                                 top_k=top_k)
+        s = store_import(engine, prepared)
     finally:
         engine.dispose()
-    s, cov = result.stored, result.coverage
-    where = f"{result.section.dataset}/{result.section.split}"
+    cov = prepared.coverage
+    where = f"{prepared.section.dataset}/{prepared.section.split}"
     if not s.new:
-        click.echo(f"already imported: run {s.run_id} of experiment {result.experiment!r} "
+        click.echo(f"already imported: run {s.run_id} of experiment {experiment!r} "
                    f"(see `xlrun show {s.run_id}`)")
         return
-    click.echo(f"imported {name} as run {s.run_id} of experiment {result.experiment!r}: "
-               f"{cov.evaluated} queries of {where} in {', '.join(result.section.settings)}")
-    ndcg = result.output.run_metrics.to_pydict()
-    for setting, metric, q, d, value in zip(ndcg["setting"], ndcg["metric"], ndcg["query_lang"],
-                                            ndcg["doc_lang"], ndcg["value"], strict=True):
+    click.echo(f"imported {name} as run {s.run_id} of experiment {experiment!r}: "
+               f"{cov.evaluated} queries of {where} in {', '.join(prepared.section.settings)}")
+    means = prepared.output.run_metrics.to_pydict()
+    for setting, metric, q, d, value in zip(means["setting"], means["metric"],
+                                            means["query_lang"], means["doc_lang"],
+                                            means["value"], strict=True):
         if metric in ("map", "ndcg@10") and q == d == "all":
             click.echo(f"  {setting:6} {metric:8} {value:.4f}")
     if cov.without_results:
@@ -150,5 +156,5 @@ def import_run_command(run_file: str, name: str, experiment: str, like: int | No
                    f"settings and languages and were ignored (e.g. "
                    f"{', '.join(cov.ignored_examples)})", err=True)
     if s.same_arm:
-        click.echo(f"note: arm {name!r} now has {s.same_arm + 1} runs in {result.experiment!r}; "
+        click.echo(f"note: arm {name!r} now has {s.same_arm + 1} runs in {experiment!r}; "
                    "reports treat them as its seeds", err=True)

@@ -6,7 +6,8 @@ The run file's query ids are xlrun's (``<setting>/<query_lang>/<doc_lang>/<query
 dataset's as xlrun loads them. The evaluation section is built from the flags, like
 ``xlrun evaluate``'s, or copied from one of xlrun's own runs (``like``: the same dataset
 folder, languages, settings, query sample and measures, so every query pairs with that
-run's). How the ranking is scored: :mod:`xlrun.evaluate.external`. How it is stored:
+run's). :func:`prepare_import` scores the file without touching the database, so a bad file
+or section writes nothing; :func:`store_import` stores it. How the ranking is scored: :mod:`xlrun.evaluate.external`. How it is stored:
 :mod:`xlrun.db.external_runs`.
 """
 
@@ -42,17 +43,6 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 """An imported run's name: its arm label (``--baseline bm25``)."""
 
 
-@dataclass(frozen=True)
-class ImportedRun:
-    """What :func:`import_trec_run` did."""
-
-    stored: StoredRun
-    experiment: str
-    section: EvalSection
-    coverage: RunCoverage
-    output: EvalOutput
-
-
 def check_name(name: str) -> str:
     """``name`` if it can label an arm: letters, digits and ``_ . + -``, at most 64, and not
     the name of a sampler (nor ``none``, the untrained arm).
@@ -72,19 +62,23 @@ def check_name(name: str) -> str:
     return name
 
 
-def _like_section(engine: Engine, run_id: int, dataset: str | None) -> EvalSection:
+def like_section(engine: Engine, run_id: int, dataset: str | None) -> dict[str, Any]:
+    """The ``[[eval]]`` table run ``run_id`` used for ``dataset`` (its only one when
+    ``dataset`` is None).
+
+    Raises:
+        UsageError: no such run, or not exactly one matching section.
+    """
     run = store.get_run(engine, run_id)
-    sections = json.loads(run["config_json"]).get("eval", [])
-    if dataset is not None:
-        sections = [s for s in sections if s.get("dataset") == dataset]
+    every = json.loads(run["config_json"]).get("eval", [])
+    sections = [s for s in every if dataset is None or s.get("dataset") == dataset]
     if len(sections) != 1:
-        have = ", ".join(sorted({str(s.get("dataset")) for s in
-                                 json.loads(run["config_json"]).get("eval", [])}))
+        have = ", ".join(sorted({str(s.get("dataset")) for s in every}))
         raise UsageError(f"--like {run_id}: the run evaluates {have or 'nothing'}; "
                          + ("name one with --dataset" if dataset is None and sections
                             else f"not {dataset!r}"))
     known = {f.name for f in dataclasses.fields(EvalSection)}
-    return EvalSection(**{k: v for k, v in sections[0].items() if k in known})
+    return {k: v for k, v in sections[0].items() if k in known}
 
 
 def build_section(table: dict[str, Any]) -> EvalSection:
@@ -104,34 +98,38 @@ def build_section(table: dict[str, Any]) -> EvalSection:
     return runs[0].config.eval[0]
 
 
-def import_trec_run(engine: Engine, path: str | Path, *, name: str, experiment: str,
-                    table: dict[str, Any] | None = None, like: int | None = None,
-                    dataset: str | None = None, measures: list[str] | None = None,
-                    top_k: int | None = None) -> ImportedRun:
-    """Evaluate the run file ``path`` and store it as run ``name`` of ``experiment``.
+@dataclass(frozen=True)
+class PreparedImport:
+    """A run file scored and ready to store (:func:`store_import`)."""
 
-    The evaluation section is ``table`` (an ``[[eval]]`` table built from the flags) or,
-    with ``like``, that run's section for ``dataset``; ``measures`` and ``top_k`` override
-    either.
+    name: str
+    experiment: str
+    run_key: str
+    config: dict[str, Any]
+    model: str
+    section: EvalSection
+    coverage: RunCoverage
+    output: EvalOutput
+
+
+def prepare_import(path: str | Path, *, name: str, experiment: str, table: dict[str, Any],
+                   measures: list[str] | None = None, top_k: int | None = None
+                   ) -> PreparedImport:
+    """Score the run file ``path`` on the ``[[eval]]`` ``table`` (built from the flags, or
+    :func:`like_section`'s); ``measures`` and ``top_k`` override the table's. Touches no
+    database.
 
     Raises:
-        UsageError: a bad name, file, section or id (nothing is written).
+        UsageError: a bad name, file, section or id.
     """
     check_name(name)
     file = Path(path)
-    if like is not None:
-        section = _like_section(engine, like, dataset)
-        section_table = dataclasses.asdict(section)
-    elif table is not None:
-        section_table = dict(table)
-    else:
-        raise UsageError("give --dataset (and its options) or --like RUN_ID")
+    section_table = dict(table)
     if measures is not None:
         section_table["measures"] = list(measures)
     if top_k is not None:
         section_table["top_k"] = top_k
-    if section_table.get("dataset") is not None:
-        DATASETS.get(str(section_table["dataset"]), "--dataset")
+    DATASETS.get(str(section_table.get("dataset")), "--dataset")
     section = build_section(section_table)
     run = read_run(file)
     data = load_dataset(section)
@@ -139,14 +137,21 @@ def import_trec_run(engine: Engine, path: str | Path, *, name: str, experiment: 
     digest = hashlib.sha256(file.read_bytes()).hexdigest()
     section_json = json.dumps(dataclasses.asdict(section), sort_keys=True)
     run_key = hashlib.sha256(f"{digest}\n{section_json}\n{name}".encode()).hexdigest()[:16]
-    config = RunConfig(model=ModelSection(name=f"trec-run:{file.name}"),
-                       train_data=TrainDataSection(), sampling=SamplingSection(),
-                       train=TrainSection(steps=0), eval=[section]).to_dict()
+    model = f"trec-run:{file.name}"
+    config = RunConfig(model=ModelSection(name=model), train_data=TrainDataSection(),
+                       sampling=SamplingSection(), train=TrainSection(steps=0),
+                       eval=[section]).to_dict()
     config[EXTERNAL_KEY] = {"name": name, "file": str(file.resolve()), "sha256": digest,
                             "queries_without_results": coverage.without_results,
                             "run_queries_ignored": coverage.ignored}
-    spec_toml = (f"# created by `xlrun import-run` for {name}\n[experiment]\n"
-                 f"name = {json.dumps(experiment)}\n")
-    stored = store_external_run(engine, experiment, name, run_key, config,
-                                f"trec-run:{file.name}", output.tables(), spec_toml)
-    return ImportedRun(stored, experiment, section, coverage, output)
+    return PreparedImport(name, experiment, run_key, config, model, section, coverage, output)
+
+
+def store_import(engine: Engine, prepared: PreparedImport) -> StoredRun:
+    """Store a :class:`PreparedImport` as a done run (one transaction; a run with the same
+    key is left as it is)."""
+    spec_toml = (f"# created by `xlrun import-run` for {prepared.name}\n[experiment]\n"
+                 f"name = {json.dumps(prepared.experiment)}\n")
+    return store_external_run(engine, prepared.experiment, prepared.name, prepared.run_key,
+                              prepared.config, prepared.model, prepared.output.tables(),
+                              spec_toml)
