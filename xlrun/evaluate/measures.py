@@ -38,7 +38,8 @@ Ties: documents with equal scores are ordered by document id, descending, as tre
 orders them (score descending, then docno descending, compared byte-wise), so the values
 equal trec_eval's on a run file holding the same ranking
 (``tests/evaluate/test_eval_measures.py`` checks every supported measure against
-ir_measures' pytrec_eval backend to 1e-9, ties included).
+ir_measures' pytrec_eval backend to 1e-9, ties and grades included; ``RR@k``, which
+pytrec_eval lacks, as pytrec_eval's ``RR`` on the ranking cut at k).
 """
 
 from __future__ import annotations
