@@ -126,7 +126,7 @@ def test_import_is_idempotent_and_errors_name_the_fault(imported: tuple[str, Pat
         "--db", db, code=2)
     assert "label of xlrun's own arms" in invoke("import-run", run_file, "--like", "1",
                                                  "--name", "hybrid", "--db", db, code=2)
-    assert "imported from a run file with top-k 20" in invoke(
+    assert "imported from a run file with top-k 20: export it with --top-k 20" in invoke(
         "export-trec", "3", "--out", tmp_path / "x", "--top-k", "50", "--db", db, code=2)
     con = sqlite3.connect(db.removeprefix("sqlite:///"))
     assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 3  # nothing written

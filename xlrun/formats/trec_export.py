@@ -108,8 +108,10 @@ def _reencoded(run: dict[str, Any], config: dict[str, Any], section: EvalSection
     from xlrun.execute.training import load_encoder
 
     if EXTERNAL_KEY in config:
+        fix = (f"export it with --top-k {section.top_k} or less" if section.top_k
+               else "import it again with --top-k K to keep its top K")
         raise UsageError(f"run {run['id']} was imported from a run file with top-k "
-                         f"{section.top_k}; export it with --top-k {section.top_k} or less")
+                         f"{section.top_k}: {fix}")
     cfg = config_from_json(json.dumps(config))
     out = (Path(config["output_dir"]) if config.get("output_dir")
            else output_dir_of(run["spec_toml"]))
