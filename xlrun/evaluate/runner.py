@@ -214,9 +214,9 @@ def _pool(collections: dict[str, Collection]) -> Collection:
             groups.append(g + offset)
         offset += n
     return Collection(np.concatenate([c.vectors for c in parts]),
-                       np.concatenate(groups) if chunked else None,
-                       np.concatenate([c.ids for c in parts]),
-                       np.concatenate([c.langs for c in parts]))
+                      np.concatenate(groups) if chunked else None,
+                      np.concatenate([c.ids for c in parts]),
+                      np.concatenate([c.langs for c in parts]))
 
 
 class ResultFrames:
@@ -300,6 +300,7 @@ class ResultFrames:
                                 schema=QUERY_MEASURES_SCHEMA))
 
     def query_measures(self) -> pa.Table:
+        """The ``query_measures`` rows of the cells added so far."""
         return pa.concat_tables(self.qm) if self.qm else _empty(QUERY_MEASURES_SCHEMA)
 
     def query_results(self) -> pa.Table:
