@@ -48,7 +48,9 @@ def _emit(text: str, out: str | None) -> None:
 @click.option("--setting", default=None, help="mono, cross or multi (default: all).")
 @click.option("--split", default=None, help="Evaluation split (default: all).")
 @click.option("--metric", default="map", show_default=True,
-              type=click.Choice(list(METRICS)))
+              help=f"{', '.join(METRICS)}, or a measure the runs stored by its ir_measures "
+                   "name ([[eval]] measures), e.g. nDCG@100 or R@1000 (AP, RR@10 and R@100 "
+                   "are also read from the ap, mrr_at_10 and recall_at_100 columns).")
 @click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
               help="Keep only runs with KEY=VALUE (or KEY!=VALUE); repeatable. KEY is a runs "
                    "column (sampler, language_sampling, clustering, model, seed) or a dotted "

@@ -4,7 +4,9 @@ Query ids are unique within a language; parallel datasets (XQuAD-R, MLQA-R) reus
 id for a question's translations. Document ids are unique across the whole dataset (loaders
 prefix them with the language where needed). Relevance is keyed by ``(query_lang, query_id)``
 and lists document ids in any language, so the same structure serves monolingual,
-cross-lingual and pooled settings.
+cross-lingual and pooled settings. ``grades`` holds the relevance grade of a relevant
+document where the qrels give one other than 1 (graded qrels, e.g. MIRACL's TREC files or a
+local ``relevance`` column); every other relevant document has grade 1.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class EvalData:
     qrels: dict[tuple[str, str], frozenset[str]]
     parallel: bool = False  # cross-lingual settings are defined (relevant docs in every language)
     meta: dict[str, object] = field(default_factory=dict)
+    grades: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    """``(query_lang, query_id)`` → document id → grade, for grades other than 1."""
 
     @property
     def languages(self) -> list[str]:
@@ -53,3 +57,8 @@ class EvalData:
     def relevant(self, query: Query) -> frozenset[str]:
         """Ids of the documents relevant to ``query`` (any language)."""
         return self.qrels.get((query.lang, query.id), frozenset())
+
+    def grade(self, query: Query, doc_id: str) -> int:
+        """The relevance grade of ``doc_id`` for ``query`` (1 unless the qrels say
+        otherwise; call it for relevant documents)."""
+        return self.grades.get((query.lang, query.id), {}).get(doc_id, 1)

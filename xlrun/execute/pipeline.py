@@ -192,9 +192,7 @@ def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder: Encoder,
         for stage in ("encode", "search", "metrics"):
             timer.add(stage, out.info.get(f"{stage}_s", 0.0), out.info.get(f"{stage}_cpu_s"))
         with timer.stage("write"):
-            store.write_results(engine, run_id, cfg.dataset, cfg.split,
-                                {"query_results": out.query_results, "retrieved": out.retrieved,
-                                 "run_metrics": out.run_metrics})
+            store.write_results(engine, run_id, cfg.dataset, cfg.split, out.tables())
         tracking.log_eval(eval_result(cfg.dataset, cfg.split, out.run_metrics, out.info,
                                       data.meta))
 
