@@ -277,3 +277,5 @@ class Spec:
     source_toml: str
     raw: dict[str, Any]
     base_dir: str | None = None  # relative paths (also in [grid] values) resolve against it
+    env: dict[str, str | None] = field(default_factory=dict)
+    """What ``${VAR}`` expanded: name → value (``None``: the default was used)."""
