@@ -48,8 +48,11 @@ def test_values_of_secret_variables_are_masked(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(("name", "secret"), [
     ("AWS_SECRET_ACCESS_KEY", True), ("HF_TOKEN", True), ("PGPASSWORD", True),
     ("WANDB_API_KEY", True), ("GITHUB_TOKEN", True), ("MY_CREDENTIALS", True),
+    ("DB_PASS", True), ("MYSQL_PWD", True), ("SSH_AUTH_SOCK", True),
     ("HOME", False), ("XLRUN_OUTPUT", False), ("XLRUN_DB", False), ("KEYBOARD", False),
-    ("MONKEY", False), ("PATH", False)])
+    ("MONKEY", False), ("PATH", False), ("PWD", False), ("OLDPWD", False),
+    ("XLRUN_PASSAGE_PREFIX", False), ("XLRUN_QUERY_PREFIX", False), ("AUTHOR", False),
+    ("BYPASS_CACHE", False)])
 def test_secret_names(name: str, secret: bool) -> None:
     assert looks_secret_name(name) is secret
 

@@ -32,11 +32,15 @@ _KEY_VALUE = re.compile(
     r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&;,'\")]+)")
 """``password=…`` as a query parameter, a libpq key-value pair or an environment assignment
 (``PGPASSWORD=…``)."""
-_SECRET_NAME = re.compile(
-    r"(?i)(pass(word|wd)?|pwd|secret|token|credential|auth|cookie|session|signature"
-    r"|private|(^|_)key($|_)|api_?key|access_?key)")
-"""Names of environment variables that hold secrets by convention (``AWS_SECRET_ACCESS_KEY``,
-``HF_TOKEN``, ``PGPASSWORD``, ``GITHUB_TOKEN``, ``WANDB_API_KEY``, ``SSH_AUTH_SOCK``)."""
+_SECRET_WORDS = frozenset({
+    "PASS", "PASSWD", "PASSWORD", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "TOKENS",
+    "CREDENTIAL", "CREDENTIALS", "AUTH", "COOKIE", "SESSION", "SIGNATURE", "PRIVATE", "KEY",
+    "KEYS", "APIKEY"})
+"""Words (``_``-separated parts) of environment variable names that hold secrets by
+convention (``AWS_SECRET_ACCESS_KEY``, ``HF_TOKEN``, ``DB_PASS``, ``WANDB_API_KEY``,
+``SSH_AUTH_SOCK``); ``PGPASSWORD``, ``MYSQL_PWD`` and ``GHTOKEN``-like words count too,
+``XLRUN_PASSAGE_PREFIX`` and ``KEYBOARD`` do not."""
+_SECRET_ENDINGS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "APIKEY")
 _MIN_SECRET_VALUE = 8
 """Values of secret-named variables shorter than this are not searched for in text (a short
 value would match ordinary words and numbers)."""
@@ -63,9 +67,17 @@ def has_secret(text: str) -> bool:
 
 
 def looks_secret_name(name: str) -> bool:
-    """Whether an environment variable's name says it holds a secret (``*PASSWORD*``,
-    ``*SECRET*``, ``*TOKEN*``, ``*_KEY``, ``*CREDENTIAL*``, ``*AUTH*`` …)."""
-    return _SECRET_NAME.search(name) is not None
+    """Whether an environment variable's name says it holds a secret: one of its
+    ``_``-separated words is a secret word (:data:`_SECRET_WORDS`: ``PASSWORD``, ``SECRET``,
+    ``TOKEN``, ``KEY``, ``CREDENTIALS``, ``AUTH`` …) or ends in one (``PGPASSWORD``), or it
+    has a ``PWD`` word beside others (``MYSQL_PWD``; ``PWD`` alone is the working folder)."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", name.upper()) if w]
+    for w in words:
+        if w in _SECRET_WORDS or w.endswith(_SECRET_ENDINGS):
+            return True
+        if w == "PWD" and len(words) > 1:
+            return True
+    return False
 
 
 def looks_secret(name: str, value: str) -> bool:

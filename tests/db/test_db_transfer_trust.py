@@ -428,3 +428,20 @@ def test_plain_exports_leave_retrieved_out(tmp_path: Path) -> None:
     assert _manifest(tmp_path / "x")["omitted_tables"] == ["retrieved"]
     table = _read(tmp_path / "x", "runs")
     assert pc.sum(pc.equal(table["status"], "done")).as_py() == 1
+
+
+def test_export_to_an_unwritable_place(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    populate(get_engine(url), "exp", finish=1)
+    targets = [tmp_path / "a_file" / "x"]
+    (tmp_path / "a_file").write_text("x")
+    if Path("/sys").is_dir():
+        targets.append(Path("/sys/xlrun-export"))
+    for target in targets:
+        res = CliRunner().invoke(main, ["db", "export", str(target), "--db", url])
+        assert _refused(res.exit_code, res.output) and "cannot write" in res.output, \
+            res.output
+    res = CliRunner().invoke(main, ["db", "export", str(tmp_path / "new" / "deeper" / "x"),
+                                    "--db", url])
+    assert res.exit_code == 0 and (tmp_path / "new" / "deeper" / "x" / "manifest.json"
+                                   ).is_file()  # missing parents are created

@@ -82,7 +82,9 @@ def test_unusable_data_is_refused_at_submit(tmp_path: Path, case: str) -> None:
     assert not (tmp_path / "x.db").exists()
 
 
-def test_data_emptied_after_submit_fails_the_run_instead_of_a_done_run(tmp_path: Path) -> None:
+def test_data_emptied_after_submit_fails_the_run_instead_of_a_done_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # output_dir "out" is relative to the working folder
     folder = _data(tmp_path)
     (tmp_path / "s.toml").write_text(SPEC)
     url = f"sqlite:///{tmp_path / 'x.db'}"

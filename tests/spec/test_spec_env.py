@@ -95,3 +95,13 @@ def test_submit_records_what_it_expanded_and_no_secret(tmp_path: Path,
     res = CliRunner().invoke(main, ["submit", str(spec), "--db", url, "--no-run"])
     assert res.exit_code == 2 and "AKIAexamplesecret" not in res.output, res.output
     assert "AKIAexamplesecret" not in (tmp_path / "x.db").read_bytes().decode("latin-1")
+
+
+def test_the_shipped_specs_expand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ${VAR} the shipped specs use is allowed (XLRUN_PASSAGE_PREFIX is no password)."""
+    repo = Path(__file__).resolve().parents[2]
+    for name in ("XLRUN_PASSAGE_PREFIX", "XLRUN_QUERY_PREFIX", "XLRUN_E5"):
+        monkeypatch.setenv(name, "x")
+    for path in sorted((repo / "experiments").glob("*.toml")):
+        spec = parse_spec(path.read_text(), base_dir=path.parent)
+        assert all(k.startswith("XLRUN_") for k in spec.env), path
