@@ -183,16 +183,16 @@ def show(run_id: int, db_url: str | None) -> None:
     engine = get_engine(db_url, create=False)
     d = run_details(engine, run_id)
     r = d.run
-    click.echo(f"run {r['id']} ({r['experiment']}, key {r['run_key']}): {r['status']}")
+    click.echo(_shown(f"run {r['id']} ({r['experiment']}, key {r['run_key']}): {r['status']}"))
     for k in ("model", "sampler", "language_sampling", "clustering", "seed", "device", "host",
               "worker", "started_at", "finished_at", "attempts"):
-        click.echo(f"  {k:18} {r[k]}")
+        click.echo(_shown(f"  {k:18} {r[k]}"))
     if r["error"]:
-        click.echo("error:\n  " + r["error"].strip().replace("\n", "\n  "))
+        click.echo(_shown("error:\n  " + r["error"].strip().replace("\n", "\n  ")))
     config = json.loads(r["config_json"])
     config.pop("model_resolved", None)  # shown below
     click.echo("config:")
-    click.echo("  " + json.dumps(config, indent=2, sort_keys=True).replace("\n", "\n  "))
+    click.echo(_shown("  " + json.dumps(config, indent=2, sort_keys=True).replace("\n", "\n  ")))
     if d.model_rows:
         print_table(f"model as loaded ({d.model_format}): each setting from the spec, the "
                     "model or xlrun's default", ["setting", "value", "from"], d.model_rows)
@@ -212,6 +212,14 @@ def show(run_id: int, db_url: str | None) -> None:
         click.echo(f"time: {t.get('total', 0):.1f}s — " + ", ".join(parts))
     if d.metrics:
         print_table("metrics (mean over queries)", d.metric_columns, d.metrics)
+
+
+def _shown(text: str) -> str:
+    """Stored text as ``show`` prints it: passwords masked, control characters escaped."""
+    from xlrun.cli.common import printable
+    from xlrun.secrets import mask
+
+    return printable(mask(text))
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -355,8 +363,8 @@ def db_upgrade(db_url: str | None, revision: str) -> None:
 
     engine = get_engine(db_url, migrate=False)
     upgrade(engine, revision)
-    click.echo(f"{engine.url.render_as_string(hide_password=True)} is at revision "
-               f"{current_revision(engine)}")
+    click.echo(_shown(f"{engine.url.render_as_string(hide_password=True)} is at revision "
+                      f"{current_revision(engine)}"))
 
 
 @db.command("current")

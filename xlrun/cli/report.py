@@ -7,7 +7,6 @@ lazily, from the registry of tests).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -35,7 +34,9 @@ def _test_help() -> str:
 
 def _emit(text: str, out: str | None) -> None:
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        from xlrun.files import write_output
+
+        write_output(out, text.encode("utf-8"), "--out")
     else:
         click.echo(text, nl=False)
 
@@ -131,10 +132,15 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
       xlrun report --curves --experiment quickstart --plot loss.png
       xlrun report --html quickstart.html --experiment quickstart --baseline hybrid/size
     """
+    from xlrun.files import check_output_file, write_rendered
     from xlrun.report.build import ReportRequest, build_report, plot_report
     from xlrun.report.frames import ReportFilter, engine_for, parse_where
     from xlrun.report.inference import InferenceConfig
     from xlrun.report.render import render
+
+    for option, path in (("--out", out), ("--plot", plot)):
+        if path:  # a missing or unwritable path is an error before any work
+            check_output_file(path, option)
 
     req = ReportRequest(
         by=by, filter=ReportFilter(experiment=experiment, dataset=dataset, setting=setting,
@@ -167,22 +173,21 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
             rep = build_report(engine, req)
     finally:
         engine.dispose()
-    if plot and "cells" in rep.meta and rep.kind != "regress":
-        plot_report(rep, plot)  # raises the UsageError before anything is written
+    if plot:  # first: a plot that cannot be written fails the command before any output
+        if rep.kind == "exposure":
+            from xlrun.report.exposure import plot_exposure
+
+            write_rendered(plot, lambda tmp: plot_exposure(rep, tmp), "--plot")
+        elif rep.kind == "curves":
+            from xlrun.report.curves import plot_curves
+
+            write_rendered(plot, lambda tmp: plot_curves(rep, tmp), "--plot")
+        else:
+            write_rendered(plot, lambda tmp: plot_report(rep, tmp), "--plot")
     _emit(render(rep.frame, fmt, title=rep.title, meta=rep.meta), out)
     for note in rep.notes:
         click.echo(f"note: {note}", err=True)
     if plot:
-        if rep.kind == "exposure":
-            from xlrun.report.exposure import plot_exposure
-
-            plot_exposure(rep, plot)
-        elif rep.kind == "curves":
-            from xlrun.report.curves import plot_curves
-
-            plot_curves(rep, plot)
-        else:
-            plot_report(rep, plot)
         click.echo(f"wrote {plot}", err=True)
 
 

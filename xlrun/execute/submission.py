@@ -20,10 +20,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from xlrun.db.store import SubmitResult, submit_runs
-from xlrun.errors import UsageError
+from xlrun.errors import SpecError, UsageError
 from xlrun.execute.executors import EXECUTORS, Dispatch, Executor
 from xlrun.execute.preflight import ArmPlan, Log, check_runs
 from xlrun.execute.progress import NullProgress, Progress
+from xlrun.files import check_writable_dir
 from xlrun.spec.grid import CompiledRun, check_grid_size, compile_spec
 from xlrun.spec.schema import Spec
 
@@ -64,6 +65,13 @@ def prepare(spec: Spec, *, only: Sequence[str] = (), confirmed: bool = False,
         UsageError: ``only`` names run keys the spec lacks, or a data file is unusable.
     """
     check_grid_size(spec, confirmed=confirmed)
+    try:
+        check_writable_dir(Path(spec.experiment.output_dir).resolve())
+    except UsageError as e:
+        raise SpecError("experiment.output_dir", f"not a folder xlrun can write ({e})",
+                        value=spec.experiment.output_dir,
+                        allowed="a folder that exists or can be created, and is writable"
+                        ) from e
     runs = compile_spec(spec)
     if only:
         known = {r.run_key for r in runs}
@@ -82,7 +90,7 @@ def enqueue(engine: Engine, submission: Submission) -> SubmitResult:
     """Write the submission's runs (idempotent: finished runs stay, unfinished are requeued)."""
     spec = submission.spec
     return submit_runs(engine, spec.experiment.name, spec.source_toml, submission.runs,
-                       output_dir=str(submission.output_dir))
+                       output_dir=str(submission.output_dir), env=spec.env)
 
 
 def executor_for(engine: Engine, submission: Submission, *, executor: str | None = None,
