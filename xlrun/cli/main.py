@@ -174,7 +174,7 @@ def status(db_url: str | None, experiment: str | None, metric: str | None) -> No
 def show(run_id: int, db_url: str | None) -> None:
     """One run: resolved config, training summary, metrics."""
     from xlrun.db.engine import get_engine
-    from xlrun.db.queries import run_details
+    from xlrun.db.queries import missing, run_details
 
     engine = get_engine(db_url, create=False)
     d = run_details(engine, run_id)
@@ -182,7 +182,7 @@ def show(run_id: int, db_url: str | None) -> None:
     click.echo(f"run {r['id']} ({r['experiment']}, key {r['run_key']}): {r['status']}")
     for k in ("model", "sampler", "language_sampling", "clustering", "seed", "device", "host",
               "worker", "started_at", "finished_at", "attempts"):
-        click.echo(f"  {k:18} {r[k]}")
+        click.echo(f"  {k:18} {missing(r[k])}")  # '-' as in `xlrun status`, never None
     if r["error"]:
         click.echo("error:\n  " + r["error"].strip().replace("\n", "\n  "))
     config = json.loads(r["config_json"])
