@@ -13,7 +13,7 @@ import click
 
 from xlrun.cli.common import LazyChoice, LazyHelpOption, db_option
 from xlrun.cli.common import handle_errors as _handle_errors
-from xlrun.report.choices import BY, FORMATS, METRICS
+from xlrun.report.choices import BY, FORMATS, LAYOUTS, METRICS
 
 
 def _test_names() -> list[str]:
@@ -55,10 +55,18 @@ def _emit(text: str, out: str | None) -> None:
                    "[clustering], e.g. hybrid/size), sampler, language_sampling, clustering, "
                    "model, or a dotted config key such as train.lr.")
 @click.option("--baseline", default=None,
-              help="Baseline arm value, e.g. hybrid/size with --compare arm (default: first "
-                   "sorted).")
+              help="Baseline arm value, e.g. hybrid/size with --compare arm (default, said in "
+                   "a note: the random-language hybrid arm hybrid/size; else the one arm that "
+                   "draws languages by size; else the untrained model none; else the first in "
+                   "sorted order).")
 @click.option("--format", "fmt", default="table", show_default=True,
-              type=click.Choice(list(FORMATS)))
+              type=click.Choice(list(FORMATS)),
+              help="latex: a booktabs table, its caption saying what the numbers and marks "
+                   "are, the notes as a footnote.")
+@click.option("--layout", default="long", show_default=True, type=click.Choice(list(LAYOUTS)),
+              help="wide: the paper table: arms × cells with mean (difference ± interval) and "
+                   "marks; --by language-pair: the pair matrix (rows query language, columns "
+                   "document language); --regress: estimate ± interval per term.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Write the report to FILE instead of stdout.")
 @click.option("--plot", default=None, type=click.Path(dir_okay=False),
@@ -94,7 +102,7 @@ def _emit(text: str, out: str | None) -> None:
 def report_command(by: str, experiment: str | None, dataset: str | None, setting: str | None,
                    split: str | None, metric: str, where: tuple[str, ...], compare: str | None,
                    baseline: str | None,
-                   fmt: str, out: str | None, plot: str | None, regress: bool,
+                   fmt: str, layout: str, out: str | None, plot: str | None, regress: bool,
                    distance_source: str | None, bias: bool, exposure: str | None, top: int,
                    test: str, permutations: int, seed: int, db_url: str | None) -> None:
     """Per-cell metrics, or arm comparisons with seed-aware tests, from the results database.
@@ -135,7 +143,14 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
         engine.dispose()
     if plot and "cells" in rep.meta and rep.kind != "regress":
         plot_report(rep, plot)  # raises the UsageError before anything is written
-    _emit(render(rep.frame, fmt, title=rep.title, meta=rep.meta), out)
+    from xlrun.report.layout import layout_table
+
+    table = layout_table(rep, layout)
+    meta = rep.meta if layout == "long" else {**rep.meta, "layout": layout,
+                                              "legend": table.legend}
+    legend = table.legend if layout == "wide" or fmt == "latex" else None
+    _emit(render(table.frame, fmt, title=table.title, meta=meta, legend=legend,
+                 notes=rep.notes, labels=table.labels), out)
     for note in rep.notes:
         click.echo(f"note: {note}", err=True)
     if plot:
