@@ -101,7 +101,7 @@ def build(url: str, rng_seed: int = 0) -> None:
                          "doc_lang": d, "pairs": 4}
                         for step in range(20) for kind, q, d in _batch(sampler, clustering, step)])
                     conn.execute(insert(TrainLog), [
-                        {"run_id": run_id, "step": s, "loss": 3.0 * np.exp(-s / 60) + 0.2,
+                        {"run_id": run_id, "step": s, "loss": float(3.0 * np.exp(-s / 60) + 0.2),
                          "lr": 0.002, "examples_per_s": 500.0} for s in range(10, 201, 10)])
                 seed_shift = rng.normal(0.0, 0.01)
                 by_setting: dict[str, list[float]] = {}

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 import xlrun
@@ -193,3 +194,21 @@ def test_connect_takes_a_path(quickstart_like_url: str, monkeypatch: pytest.Monk
     monkeypatch.setenv("XLRUN_DB", quickstart_like_url)
     with xlrun.connect() as res:
         assert res.runs().height == 7
+
+
+@pytest.mark.postgres
+def test_postgres_reads_the_same(postgres_url: str) -> None:
+    from quickstart_like import build
+
+    build(postgres_url)
+    flags, kwargs = REPORTS[0]
+    cli = _cli_json(postgres_url, flags)
+    with xlrun.connect(postgres_url) as res:
+        assert res.url == make_url(postgres_url).render_as_string(hide_password=True)
+        rep = res.report(experiment="quickstart", **kwargs)
+        assert rep.table.to_dicts() == cli["rows"]
+        statements: list[str] = []
+        event.listen(res.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        q = res.query_results("quickstart", columns=["map", "n_relevant"])
+        assert q.height == 7 * 20 * 30 and q.schema["n_relevant"] == pl.Int64
+        assert any("string_agg" in s.lower() for s in statements)
