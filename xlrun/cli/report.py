@@ -116,6 +116,7 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
     Examples:
       xlrun report --experiment quickstart --setting cross --compare arm --baseline hybrid/size
       xlrun report --by query-language --where sampler=hybrid --compare language_sampling
+      xlrun report --by setting --compare arm --layout wide --format latex --out table.tex
       xlrun report --regress --compare arm --setting cross --plot coefs.png
       xlrun report --exposure --experiment quickstart --baseline hybrid/size
     """
