@@ -76,6 +76,8 @@ def pooled_notes(df: pl.DataFrame, cell_cols: Sequence[str], compare: str | None
     (see the module doc). ``df``: a report frame (one row per query result, with the runs'
     columns); ``cell_cols``: the report's cell columns; ``compare``: ``--compare`` or None."""
     notes: list[str] = []
+    if df.height == 0:
+        return notes
     cell_cols = list(cell_cols)
     per_run = "run_id" in cell_cols
     if compare is None and not per_run:
