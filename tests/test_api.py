@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import sqlite3
 from pathlib import Path
 
 import polars as pl
@@ -173,6 +174,10 @@ def test_errors_are_the_clis(tmp_path: Path, quickstart_like_url: str) -> None:
     assert not missing.exists()
     with pytest.raises(UsageError, match="not a database URL"):
         xlrun.connect("postgresql+psycopg2//host/db")
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x INTEGER)").connection.commit()
+    with pytest.raises(UsageError, match="holds no xlrun results"):
+        xlrun.connect(other)
     with pytest.raises(UsageError, match="dataframe"):
         xlrun.connect(quickstart_like_url, dataframe="arrow")  # type: ignore[arg-type]
     with xlrun.connect(quickstart_like_url) as res:
