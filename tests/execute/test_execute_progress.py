@@ -32,6 +32,7 @@ def test_not_a_terminal_prints_plain_progress_lines(monkeypatch: pytest.MonkeyPa
             bar.update(200)
         with p.task("run 1: nothing to do", 5):
             pass
+
     lines = buf.getvalue().splitlines()
     assert lines[0].endswith("] run 1: resumed from the checkpoint at step 100")
     training = [line for line in lines if "run 1: training" in line]
@@ -39,7 +40,17 @@ def test_not_a_terminal_prints_plain_progress_lines(monkeypatch: pytest.MonkeyPa
     assert 2 <= len(training) <= 6, lines
     assert re.search(r"run 1: training: 200/200 \(100%\) 0:\d\d:\d\d$", training[-1])
     assert not any("nothing to do" in line for line in lines)  # an empty bar says nothing
+
     assert all(re.match(r"^\[\d\d:\d\d:\d\d\] ", line) for line in lines)
+
+
+def test_the_last_position_is_written_once() -> None:
+    lines: list[str] = []
+    bar = progress_mod._PlainTask(lines.append, "runs", 2, interval_s=0.0)
+    bar.advance(1)
+    bar.advance(1)
+    bar.finish()
+    assert [line.split(" 0:")[0] for line in lines] == ["runs: 1/2 (50%)", "runs: 2/2 (100%)"]
 
 
 def test_terminal_log_lines_end_with_the_message() -> None:

@@ -84,17 +84,22 @@ class _PlainTask:
         self.completed = 0
         self._interval = interval_s
         self._start = self._last = time.monotonic()
+        self._shown: tuple[int, int | None] | None = None  # the position last written
 
     def _line(self) -> str:
         pos = f"{self.completed}" if not self.total else (
             f"{self.completed}/{self.total} ({100 * self.completed / self.total:.0f}%)")
         return f"{self.description}: {pos} {_clock(time.monotonic() - self._start)}"
 
+    def _show(self) -> None:
+        self._shown = (self.completed, self.total)
+        self._write(self._line())
+
     def _maybe_write(self) -> None:
         now = time.monotonic()
         if now - self._last >= self._interval:
             self._last = now
-            self._write(self._line())
+            self._show()
 
     def advance(self, n: int = 1) -> None:
         self.completed += n
@@ -110,9 +115,10 @@ class _PlainTask:
         self._maybe_write()
 
     def finish(self) -> None:
-        """The last line (only when the bar moved: an empty bar says nothing)."""
-        if self.completed:
-            self._write(self._line())
+        """The last line (only when the bar moved since the last line: an empty bar, or one
+        whose position was just written, says nothing more)."""
+        if self.completed and self._shown != (self.completed, self.total):
+            self._show()
 
 
 class _RichTask:
