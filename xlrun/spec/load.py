@@ -335,6 +335,8 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
     if not experiment.output_dir.strip():
         raise SpecError("experiment.output_dir", "must not be empty", value=experiment.output_dir,
                         allowed='a folder, e.g. "xlrun-out"')
+    experiment = dataclasses.replace(
+        experiment, output_dir=resolve_output_dir(experiment.output_dir, base_dir))
     if experiment.max_runs < 0:
         raise SpecError("experiment.max_runs", "must be 0 (the default limit) or more",
                         value=experiment.max_runs)
@@ -537,6 +539,17 @@ def _resolve(s: str, base_dir: Path | None) -> str:
     elif not p.is_absolute() and not _looks_like_path(s) and not p.exists():
         return s  # a hub id such as "xlm-roberta-base" or "Shitao/MLDR"
     return str(p.resolve())
+
+
+def resolve_output_dir(path: str, base_dir: Path | None) -> str:
+    """``experiment.output_dir`` by the rule of the spec's data paths: a relative folder (also
+    one that comes from ``${VAR}``) is relative to the spec's folder (``base_dir``), ``~`` is
+    the home folder; absolute after that. Without ``base_dir`` (a spec given as text) a
+    relative folder stays relative (to the current folder)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return str(p.resolve())
+    return str((base_dir / p).resolve()) if base_dir is not None else path
 
 
 def resolve_paths(run: RunConfig, base_dir: Path | None) -> RunConfig:
