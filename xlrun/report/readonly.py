@@ -585,6 +585,9 @@ def _setup_postgres_session(conn: Any, cur: Any, driver: str, role: str | None,
     whether plain strings take backslash escapes (``standard_conforming_strings = off``)."""
     cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
     cur.execute("SET default_transaction_read_only = on")
+    cur.execute("SHOW application_name")
+    if not cur.fetchone()[0]:  # unless the URL or PGAPPNAME names it: visible to admins
+        cur.execute("SET application_name = 'xlrun sql'")
     cur.execute("SHOW server_version_num")
     if int(cur.fetchone()[0]) >= 140000:
         cur.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
@@ -743,18 +746,31 @@ def open_readonly(sql: str, url: str | None = None, *, role: str | None = None,
                 rows = _open_sqlite(engine, sql, stack, stop, batch_rows)
             rows.batches = _guarded(rows.batches, stop, timeout_s)
             yield rows
-        except KeyboardInterrupt as e:
-            if stop.signal is None:
-                stop.signal = signal.SIGINT
-            raise _interrupted(stop, timeout_s) from e
-        except XlrunError:
-            raise
-        except Exception as e:
-            if not _is_driver_error(e):
+        except (KeyboardInterrupt, Exception) as e:
+            known = _translate(e, stop, timeout_s)
+            if known is None or known is e:
                 raise
-            if stop.signal is not None or stop.expired() or _timed_out(e):
-                raise _interrupted(stop, timeout_s) from e
-            raise _db_error(e) from e
+            raise known from e
+
+
+def _translate(e: BaseException, stop: _Stop, timeout_s: float | None) -> BaseException | None:
+    """xlrun's error for what stopped a query: a signal, the timeout, text the driver cannot
+    decode, a driver error (``None``: not one of these; ``e`` itself: already xlrun's)."""
+    if isinstance(e, XlrunError):
+        return e
+    if isinstance(e, KeyboardInterrupt):
+        if stop.signal is None:
+            stop.signal = signal.SIGINT
+        return _interrupted(stop, timeout_s)
+    if isinstance(e, UnicodeDecodeError):
+        return UsageError(f"the database returned text that is not valid in its encoding "
+                          f"({e.reason}: {e.object[e.start:e.end]!r}); select such a column "
+                          "as bytes (e.g. convert_to(col, 'SQL_ASCII') or CAST(col AS BLOB))")
+    if not _is_driver_error(e):
+        return None
+    if stop.signal is not None or stop.expired() or _timed_out(e):
+        return _interrupted(stop, timeout_s)
+    return _db_error(e)
 
 
 def _timed_out(e: BaseException) -> bool:
@@ -769,23 +785,11 @@ def _guarded(batches: Iterator[list[tuple[Any, ...]]], stop: _Stop,
             yield batch
             if stop.signal is not None or stop.expired():
                 raise _interrupted(stop, timeout_s)
-    except KeyboardInterrupt as e:
-        if stop.signal is None:
-            stop.signal = signal.SIGINT
-        raise _interrupted(stop, timeout_s) from e
-    except XlrunError:
-        raise
-    except UnicodeDecodeError as e:
-        raise UsageError(f"the database returned text that is not valid in its encoding "
-                         f"({e.reason}: {e.object[e.start:e.end]!r}); select such a column "
-                         "as bytes (e.g. convert_to(col, 'SQL_ASCII') or CAST(col AS BLOB))"
-                         ) from e
-    except Exception as e:
-        if not _is_driver_error(e):
+    except (KeyboardInterrupt, Exception) as e:
+        known = _translate(e, stop, timeout_s)
+        if known is None or known is e:
             raise
-        if stop.signal is not None or stop.expired() or _timed_out(e):
-            raise _interrupted(stop, timeout_s) from e
-        raise _db_error(e) from e
+        raise known from e
 
 
 def run_readonly(sql: str, url: str | None = None, *, role: str | None = None,
