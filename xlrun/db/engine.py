@@ -37,7 +37,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from xlrun.errors import DatabaseUnavailable, UsageError, XlrunError
 
@@ -380,8 +380,10 @@ def sqlite_read_engine(path: Path, *, mode: str = "rw",
                        params: dict[str, str] | None = None) -> Engine:
     """An engine that reads the SQLite file at ``path`` and cannot create or change it.
 
-    ``mode``: ``rw`` (read commands: SQLite may still recover a crashed writer's journal and
-    removes its own ``-wal``/``-shm`` files when it closes) or ``ro``. Every connection has
+    ``mode``: ``rw`` (the default: the file is never created, ``PRAGMA query_only`` refuses
+    every write, SQLite may still recover a crashed writer's journal, and it removes the
+    ``-wal``/``-shm`` files it made when the last connection closes — a ``mode=ro``
+    connection cannot, and leaves them behind) or ``ro``. Every connection has
     ``PRAGMA query_only=ON``. A WAL database whose folder cannot be written (read-only
     media) cannot create its shared-memory file: it is then opened ``immutable=1``, which
     reads the database file alone — unless a ``-wal`` file holds changes not yet copied
@@ -392,7 +394,9 @@ def sqlite_read_engine(path: Path, *, mode: str = "rw",
             or a WAL database on read-only media with pending changes in its ``-wal`` file.
     """
     check_sqlite_file(path)
-    engine = create_engine(sqlite_uri(path, mode, params),
+    # NullPool: each connection closes when returned, so SQLite removes the -wal/-shm files
+    # it made for this reader as soon as the command is done with them
+    engine = create_engine(sqlite_uri(path, mode, params), poolclass=NullPool,
                            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "connect", _query_only)
@@ -417,7 +421,7 @@ def sqlite_read_engine(path: Path, *, mode: str = "rw",
             "copy both files to a writable folder, or open it once where it can be written"
         ) from first
     engine = create_engine(sqlite_uri(path, "ro", {**(params or {}), "immutable": "1"}),
-                           connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+                           poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "connect", _query_only)
     try:

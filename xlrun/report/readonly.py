@@ -21,7 +21,8 @@ Four layers, each enough on its own for the usual cases:
    TRANSACTION READ ONLY`` (and ``default_transaction_read_only``), optionally ``SET ROLE``
    to a reader role (``xlrun db reader-role``), the statement runs in a READ ONLY
    transaction that is rolled back, and the connection is closed. SQLite: the file is
-   opened with a ``mode=ro`` URI and ``PRAGMA query_only=ON``.
+   opened through a URI that cannot create it (``mode=rw``) with ``PRAGMA query_only=ON``,
+   which refuses every write.
 
 Rows are streamed (a server-side cursor on Postgres, ``fetchmany`` on SQLite) in batches of
 :data:`BATCH_ROWS`, so memory stays bounded whatever the result's size. Ctrl-C (and SIGTERM)
@@ -349,9 +350,11 @@ def check_read_only(sql: str, dialect: str = "postgresql", *,
 
 # ----------------------------------------------------------------------------- engines
 def readonly_engine(url: str | None = None) -> Engine:
-    """An engine that opens the database read-only: a SQLite file through a ``mode=ro`` URI
-    (whatever mode a ``file:`` URL asked for; never created; a WAL file on read-only media
-    ``immutable``), Postgres with ``default_transaction_read_only`` (psycopg2, psycopg).
+    """An engine that opens the database read-only: a SQLite file through a ``mode=rw`` URI
+    (never ``rwc``: the file is never created; ``mode=ro`` when the URL asks for it) with
+    ``PRAGMA query_only=ON`` on every connection, a WAL file on read-only media
+    ``immutable`` (:func:`xlrun.db.engine.sqlite_read_engine`); Postgres with
+    ``default_transaction_read_only`` (psycopg2, psycopg).
 
     Raises:
         UsageError: a bad URL, no database file (or an empty one) at a SQLite path.
@@ -362,7 +365,8 @@ def readonly_engine(url: str | None = None) -> Engine:
         path, params = sqlite_read_target(resolved)
         if path is None:
             return create_engine("sqlite://")
-        return sqlite_read_engine(path, mode="ro", params=params)
+        return sqlite_read_engine(path, mode="ro" if "mode=ro" in resolved else "rw",
+                                  params=params)
     return create_engine(u, connect_args={"options": "-c default_transaction_read_only=on"}
                          if u.get_driver_name() in ("psycopg2", "psycopg")
                          and "options" not in u.query else {})
