@@ -642,6 +642,10 @@ def _open_postgres(engine: Engine, sql: str, stack: contextlib.ExitStack, stop: 
         cur.execute(f"DECLARE xlrun_rows NO SCROLL CURSOR FOR {stmt}")  # checked above
 
         def fetch() -> tuple[list[str], list[tuple[Any, ...]]]:
+            # a Ctrl-C whose cancel request reached the server after the previous statement
+            # had finished cancelled nothing: stop here
+            if stop.signal is not None:
+                raise _interrupted(stop, timeout_s)
             if timeout_s is not None:
                 if stop.expired():
                     raise _interrupted(stop, timeout_s)
