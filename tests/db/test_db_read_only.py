@@ -16,13 +16,15 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from xlrun.cli import main
 from xlrun.db.engine import alembic_config, get_engine, head_revision, upgrade
@@ -174,9 +176,9 @@ def _wal_db(folder: Path) -> Path:
     return db
 
 
-def _read_only_runner(folder: Path) -> list[str] | None:
-    """A command prefix that runs with ``folder`` on read-only media: a read-only bind mount
-    in a mount namespace of its own (root), or ``None`` where that is impossible."""
+def _bind_mount_prefix(folder: Path) -> list[str] | None:
+    """A command prefix that runs with ``folder`` as a read-only bind mount in a mount
+    namespace of its own (root with CAP_SYS_ADMIN), or ``None``."""
     if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
         return None
     probe = subprocess.run(["unshare", "-m", "sh", "-c",
@@ -188,27 +190,54 @@ def _read_only_runner(folder: Path) -> list[str] | None:
             f"mount --bind -o ro '{folder}' '{folder}' && exec \"$0\" \"$@\""]
 
 
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _nobody_can_run_xlrun() -> bool:
+    """Whether root can run this xlrun as user nobody (python and the repository readable)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return False
+    res = subprocess.run([*NOBODY, sys.executable, "-c", "import xlrun.cli"],
+                         capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return res.returncode == 0
+
+
 def _xlrun_on_read_only(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python -m xlrun ARGS`` with ``folder`` read-only (a bind mount, or file modes for a
-    user who is not root); skips where neither is possible."""
+    """``python -m xlrun ARGS`` with ``folder`` read-only: a read-only bind mount (root), or
+    file modes for a user who is not root (root runs it as nobody where it can); skips where
+    none is possible."""
     cmd = [sys.executable, "-m", "xlrun", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    if os.geteuid() != 0:
+    if os.geteuid() == 0:
+        prefix = _bind_mount_prefix(folder)
+        if prefix is not None:
+            return subprocess.run([*prefix, *cmd], capture_output=True, env=env, timeout=120)
+        if not _nobody_can_run_xlrun():
+            pytest.skip("cannot make a folder read-only here (root without mount namespaces, "
+                        "and user nobody cannot run this python)")
+        cmd = [*NOBODY, *cmd]
+    for p in folder.iterdir():
+        p.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        return subprocess.run(cmd, capture_output=True, env=env, timeout=120)
+    finally:
+        folder.chmod(0o755)
         for p in folder.iterdir():
-            p.chmod(0o444)
-        folder.chmod(0o555)
-        try:
-            return subprocess.run(cmd, capture_output=True, env=env, timeout=120)
-        finally:
-            folder.chmod(0o755)
-    prefix = _read_only_runner(folder)
-    if prefix is None:
-        pytest.skip("cannot make a folder read-only here (root without mount namespaces)")
-    return subprocess.run([*prefix, *cmd], capture_output=True, env=env, timeout=120)
+            p.chmod(0o644)
 
 
-def test_a_wal_database_on_read_only_media_opens(tmp_path: Path) -> None:
-    folder = tmp_path / "media"
+@pytest.fixture
+def media_dir() -> Iterator[Path]:
+    """A folder other users can reach (pytest's own are private to their user)."""
+    base = Path(tempfile.mkdtemp(prefix="xlrun-media-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_wal_database_on_read_only_media_opens(media_dir: Path) -> None:
+    folder = media_dir / "media"
     db = _wal_db(folder)
     before = _files(folder)
     for args, want in ((["status"], b" done "), (["show", "1"], b"run 1 (e, key k): done"),
@@ -220,16 +249,16 @@ def test_a_wal_database_on_read_only_media_opens(tmp_path: Path) -> None:
     assert _files(folder) == before
 
 
-def test_pending_wal_changes_on_read_only_media_are_an_error(tmp_path: Path) -> None:
+def test_pending_wal_changes_on_read_only_media_are_an_error(media_dir: Path) -> None:
     """A WAL file holding changes not yet in the database cannot be read without its shared
     memory: a clear error, not a database that silently lacks them."""
-    src = tmp_path / "src"
+    src = media_dir / "src"
     db = _wal_db(src)
     keep = sqlite3.connect(db)
     keep.execute("PRAGMA wal_autocheckpoint=0")
     keep.execute("UPDATE runs SET status = 'failed'")
     keep.commit()
-    folder = tmp_path / "media"
+    folder = media_dir / "media"
     folder.mkdir()
     shutil.copy(db, folder / "x.db")
     shutil.copy(f"{db}-wal", folder / "x.db-wal")
@@ -251,3 +280,50 @@ def test_read_commands_use_a_read_only_postgres_session(postgres_url: str) -> No
         with pytest.raises(DBAPIError, match="read-only transaction"):
             c.execute(text("DELETE FROM runs"))
     engine.dispose()
+
+
+def _unopenable_first(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """SQLite on read-only media, simulated: opening without ``immutable`` fails as it does
+    when the shared-memory file cannot be created. Returns the URLs tried."""
+    from xlrun.db import engine as engine_mod
+
+    tried: list[str] = []
+    real = engine_mod._probe
+
+    def probe(engine) -> None:
+        url = engine.url.render_as_string(hide_password=False)
+        tried.append(url)
+        if "immutable=1" not in url:
+            raise OperationalError("SELECT 1", {}, sqlite3.OperationalError(
+                "unable to open database file"))
+        real(engine)
+
+    monkeypatch.setattr(engine_mod, "_probe", probe)
+    return tried
+
+
+def test_the_immutable_fallback_without_privileges(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same decisions as on real read-only media, where no mount namespace or second
+    user is available: a WAL file is reopened immutable; pending -wal changes are an error;
+    a rollback-journal file gets the plain message."""
+    from xlrun.db.engine import read_engine
+
+    db = _wal_db(tmp_path / "w")
+    tried = _unopenable_first(monkeypatch)
+    engine = read_engine(str(db))
+    with engine.connect() as c:
+        assert c.execute(text("SELECT status FROM runs")).scalar_one() == "done"
+    engine.dispose()
+    assert "immutable=1" in tried[-1] and "mode=ro" in tried[-1]
+    Path(f"{db}-wal").write_bytes(b"\0" * 100)
+    res = _run(["status", "--db", str(db)])
+    assert res.exit_code == 2 and "holds changes not yet written" in res.output
+    Path(f"{db}-wal").unlink()
+    plain = tmp_path / "plain.db"
+    shutil.copy(db, plain)
+    with sqlite3.connect(plain) as c:
+        c.execute("PRAGMA journal_mode=DELETE")
+    c.close()
+    res = _run(["status", "--db", str(plain)])
+    assert res.exit_code == 2 and "cannot open the SQLite database" in res.output

@@ -63,6 +63,9 @@ class Server:
                     self.extensions.add(ext)
                 except Exception:  # noqa: BLE001 - not installed on this server: no such attack
                     pass
+            # a large object that exists, as lo_export needs one (nothing creates it in a
+            # read-only transaction)
+            self.large_object = c.execute(text("SELECT lo_from_bytea(0, 'secret')")).scalar()
         self.victim = self.engine.raw_connection()
         cur = self.victim.cursor()
         cur.execute("SELECT pg_backend_pid()")
@@ -93,7 +96,9 @@ class Server:
                 "sequence": q("SELECT last_value, is_called FROM runs_id_seq"),
                 "large_objects": q("SELECT count(*) FROM pg_largeobject_metadata"),
                 "slots": q("SELECT slot_name FROM pg_replication_slots"),
-                "advisory": q("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+                "advisory": q("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                              "database = (SELECT oid FROM pg_database "
+                              "WHERE datname = current_database())"),
                 "server_files": data_files,
                 "tmp_file": os.path.exists(FILE),
                 "victim": self.victim_alive(),
@@ -132,7 +137,7 @@ def attacks(s: Server) -> dict[str, tuple[str, str | None]]:
                                     "run_metrics RETURNING 1') AS t(x int)", "dblink"),
         "dblink_exec in a subquery": (f"SELECT (SELECT dblink_exec('{s.conninfo}', "
                                       "'UPDATE runs SET status = ''queued''')) AS x", "dblink"),
-        "lo_export a server file": (f"SELECT lo_export(lo_from_bytea(0, 'x'), '{FILE}')", None),
+        "lo_export a server file": (f"SELECT lo_export({s.large_object}, '{FILE}')", None),
         "lo_import a server file": ("SELECT lo_import('/etc/hostname')", None),
         "lo_create": ("SELECT lo_create(0)", None),
         "pg_file_write (adminpack)": (f"SELECT pg_file_write('{TAG}', 'x', false)",
@@ -176,6 +181,7 @@ def _names() -> list[str]:
     class Fake:
         conninfo = ""
         victim_pid = 0
+        large_object = 0
     return list(attacks(Fake()))  # type: ignore[arg-type]
 
 
