@@ -325,3 +325,20 @@ def test_timeout_stops_a_postgres_query(pg: str) -> None:
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'xlrun sql' "
             "AND state = 'active' AND datname = current_database()")).scalar_one()
     e.dispose()
+
+
+# ----------------------------------------------------------------------------- options
+def test_xlrun_sql_db_comes_before_xlrun_db(lite: str, tmp_path: Path) -> None:
+    env = {"XLRUN_SQL_DB": lite, "XLRUN_DB": str(tmp_path / "missing.db")}
+    res = CliRunner().invoke(sql_command, ["SELECT 1 AS x", "--format", "csv"], env=env)
+    assert res.exit_code == 0 and res.stdout.splitlines() == ["x", "1"], res.output
+    res = CliRunner().invoke(sql_command, ["SELECT 1 AS x"], env={"XLRUN_DB": lite})
+    assert res.exit_code == 0
+
+
+def test_role_is_for_postgres(lite: str) -> None:
+    res = _sql(lite, "SELECT 1 AS x", "--role", "reader")
+    assert res.exit_code == 2 and "--role needs Postgres" in res.output
+    res = CliRunner().invoke(sql_command, ["SELECT 1 AS x", "--db", lite],
+                             env={"XLRUN_SQL_ROLE": "reader"})
+    assert res.exit_code == 0, res.output  # a role from the environment: ignored on SQLite

@@ -179,8 +179,11 @@ def sql_command(query: str, fmt: str, limit: int | None, timeout_s: float | None
     from xlrun.report.sql_output import write_rows
 
     url = db_url or os.environ.get("XLRUN_SQL_DB") or None
+    role_from_env = (click.get_current_context().get_parameter_source("role")
+                     == click.core.ParameterSource.ENVIRONMENT)
     try:
-        with open_readonly(query, url, role=role or None, timeout_s=timeout_s) as rows:
+        with open_readonly(query, url, role=role or None, timeout_s=timeout_s,
+                           role_needs_postgres=not role_from_env) as rows:
             names, renamed = unique_columns(rows.columns)
             written = write_rows(fmt, names, rows.batches, lambda t: click.echo(t, nl=False),
                                  limit=limit)

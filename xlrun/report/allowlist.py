@@ -37,7 +37,7 @@ ALLOWED_FUNCTIONS: dict[str, tuple[str, ...]] = {
         "regr_syy", "regr_sxy", "bool_and", "bool_or", "every", "bit_and", "bit_or",
         "string_agg", "group_concat", "array_agg", "json_agg", "jsonb_agg", "json_object_agg",
         "jsonb_object_agg", "json_group_array", "json_group_object", "percentile_cont",
-        "percentile_disc", "mode"),
+        "percentile_disc", "mode", "grouping"),
     "window": (
         "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
         "first_value", "last_value", "nth_value"),
@@ -92,12 +92,13 @@ qualifier could name a function someone created under an allow-listed name."""
 
 KEYWORDS_BEFORE_PAREN = frozenset({
     "all", "and", "any", "array", "as", "bernoulli", "between", "by", "case", "collate",
-    "cross", "distinct", "else", "end", "escape", "except", "exists", "fetch", "filter",
-    "from", "full", "group", "groups", "having", "ilike", "in", "inner", "intersect", "is",
-    "join", "lateral", "left", "like", "limit", "natural", "not", "offset", "on", "or",
-    "order", "ordinality", "outer", "over", "partition", "range", "recursive", "right",
-    "row", "rows", "select", "similar", "some", "system", "tablesample", "then", "union",
-    "using", "values", "when", "where", "window", "with", "within"})
+    "cross", "cube", "distinct", "else", "end", "escape", "except", "exists", "fetch",
+    "filter", "from", "full", "group", "groups", "having", "ilike", "in", "inner",
+    "intersect", "is", "join", "lateral", "left", "like", "limit", "natural", "not",
+    "offset", "on", "only", "or", "order", "ordinality", "outer", "over", "partition",
+    "range", "recursive", "repeatable", "right", "rollup", "row", "rows", "select", "sets",
+    "similar", "some", "system", "tablesample", "then", "to", "union", "using", "values",
+    "when", "where", "window", "with", "within"})
 """Keywords that may stand before ``(`` without being a function call (``IN (…)``,
 ``OVER (…)``, ``FILTER (…)``, ``TABLESAMPLE BERNOULLI (…)`` …)."""
 
@@ -111,6 +112,8 @@ TYPE_WORDS = frozenset({
 _STRING_TOKENS = frozenset({
     "STRING", "BYTE_STRING", "HEREDOC_STRING", "UNICODE_STRING", "HEX_STRING", "BIT_STRING",
     "NATIONAL_STRING", "RAW_STRING", "IDENTIFIER"})
+_TOKEN_REPR = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+.*?>")
+"""sqlglot's repr of a token in its error messages (shown as the token's text)."""
 _WORD_RE = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
 
 SQLGLOT_DIALECT = {"postgresql": "postgres", "sqlite": "sqlite"}
@@ -139,6 +142,8 @@ def _parse_error_detail(err: Exception) -> str:
         near = (e.get("highlight") or "").strip()
         where = f"line {e.get('line')}, column {e.get('col')}"
         desc = str(e.get("description") or "syntax error").replace("Invalid expression / ", "")
+        desc = _TOKEN_REPR.sub(lambda m: repr(m.group(1)), desc)
+        desc = re.sub(r"<class '[\w.]*?(\w+)'>", r"\1", desc)
         return f"{desc} at {where}" + (f" near {near!r}" if near else "")
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 

@@ -40,7 +40,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -400,7 +400,6 @@ class Rows:
 
     columns: list[str]
     batches: Iterator[list[tuple[Any, ...]]]
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -722,14 +721,15 @@ def _sql_dialect(url: str | None) -> str:
 
 @contextlib.contextmanager
 def open_readonly(sql: str, url: str | None = None, *, role: str | None = None,
-                  timeout_s: float | None = None,
-                  batch_rows: int = BATCH_ROWS) -> Iterator[Rows]:
+                  timeout_s: float | None = None, batch_rows: int = BATCH_ROWS,
+                  role_needs_postgres: bool = True) -> Iterator[Rows]:
     """Run one read-only query; its rows are read batch by batch while the caller iterates
     ``Rows.batches`` inside the ``with`` block (then the query is cancelled, rolled back and
     the connection closed).
 
     ``role``: Postgres only, ``SET ROLE`` to it first (a role made by ``xlrun db
-    reader-role``). ``timeout_s``: stop the query after this many seconds.
+    reader-role``); on SQLite an error, or ignored with ``role_needs_postgres=False`` (a
+    role from the environment). ``timeout_s``: stop the query after this many seconds.
 
     Raises:
         UsageError: "could not parse …", several statements, a writing statement, a function
@@ -738,6 +738,8 @@ def open_readonly(sql: str, url: str | None = None, *, role: str | None = None,
         QueryTimeout: the query ran longer than ``timeout_s``.
     """
     dialect = _sql_dialect(url)
+    if role and dialect != "postgresql" and not role_needs_postgres:
+        role = None
     if role and dialect != "postgresql":
         raise UsageError("--role needs Postgres (SET ROLE); SQLite has no roles, and "
                          "`xlrun sql` opens a SQLite file read-only")
