@@ -92,10 +92,9 @@ def drop_postgres(base: str, name: str) -> None:
     admin.dispose()
 
 
-def measure(args: list[str], pythonpath: str, timeout: float = 900) -> tuple[float, float, int,
-                                                                             str]:
-    """(wall s, peak RSS MB, exit code, last stderr line) of ``python -m xlrun ARGS`` with
-    stdout to /dev/null."""
+def measure(args: list[str], pythonpath: str) -> tuple[float, float, float, int, str]:
+    """(wall s, CPU s, peak RSS MB, exit code, last stderr line) of ``python -m xlrun ARGS``
+    with stdout to /dev/null."""
     env = {**os.environ, "PYTHONPATH": pythonpath}
     t0 = time.monotonic()
     with open(os.devnull, "w") as null:
@@ -107,7 +106,7 @@ def measure(args: list[str], pythonpath: str, timeout: float = 900) -> tuple[flo
     p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
     last = (err.strip().splitlines() or [""])[-1][:120]
-    return wall, usage.ru_maxrss / 1024, p.returncode, last
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, p.returncode, last
 
 
 def main() -> int:
@@ -133,8 +132,8 @@ def main() -> int:
                   flush=True)
         try:
             print(f"xlrun from {pp}")
-            print("| database | command | wall s | peak RSS MB | exit |")
-            print("|---|---|---|---|---|")
+            print("| database | command | wall s | CPU s | peak RSS MB | exit |")
+            print("|---|---|---|---|---|---|")
             for kind, u in targets:
                 for label, args in (
                         ("select 1 (floor)", ["sql", "--db", u, "--format", "csv", "SELECT 1"]),
@@ -143,10 +142,10 @@ def main() -> int:
                         ("table, all rows", ["sql", "--db", u, "SELECT * FROM retrieved"]),
                         ("csv --limit 10", ["sql", "--db", u, "--format", "csv", "--limit",
                                             "10", "SELECT * FROM retrieved"])):
-                    wall, rss, code, last = measure(args, pp)
+                    wall, cpu, rss, code, last = measure(args, pp)
                     note = f" ({last})" if code else ""
-                    print(f"| {kind} | {label} | {wall:.1f} | {rss:.0f} | {code}{note} |",
-                          flush=True)
+                    print(f"| {kind} | {label} | {wall:.1f} | {cpu:.1f} | {rss:.0f} | "
+                          f"{code}{note} |", flush=True)
         finally:
             if pg_name and base:
                 drop_postgres(base, pg_name)

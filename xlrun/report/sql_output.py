@@ -45,18 +45,14 @@ class Written:
 
 
 def _float_text(v: float) -> str:
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "Infinity" if v > 0 else "-Infinity"
-    return repr(v)  # the shortest text that reads back as the same double
+    return repr(v)  # the shortest text that reads back as the same double; nan, inf, -inf
 
 
 def _decimal_text(v: Decimal) -> str:
     if v.is_nan():
-        return "NaN"
+        return "nan"
     if v.is_infinite():
-        return "Infinity" if v > 0 else "-Infinity"
+        return "inf" if v > 0 else "-inf"
     return str(v)
 
 
@@ -113,6 +109,11 @@ def full_text(v: Any) -> str:
 def table_text(v: Any) -> tuple[str, bool]:
     """A value as the text table shows it and whether that rounded it: non-integral numbers
     with :data:`TABLE_DECIMALS` decimals, controls escaped."""
+    t = type(v)
+    if t is str and v.isprintable():
+        return v, False
+    if t is int:
+        return str(v), False
     if isinstance(v, float) and math.isfinite(v):
         out = f"{v:.{TABLE_DECIMALS}f}"
         out = "0.0000" if out == "-0.0000" else out
@@ -145,6 +146,10 @@ def _limited(batches: Iterable[list[tuple[Any, ...]]], limit: int | None,
         yield batch
 
 
+_CSV_NATIVE = frozenset({str, int, float, type(None)})
+"""Types the csv module writes exactly as :func:`full_text` would."""
+
+
 def _write_csv(columns: list[str], batches: Iterable[list[tuple[Any, ...]]],
                emit: Callable[[str], None], written: Written) -> None:
     buf = io.StringIO()
@@ -154,21 +159,33 @@ def _write_csv(columns: list[str], batches: Iterable[list[tuple[Any, ...]]],
     for batch in batches:
         buf.seek(0)
         buf.truncate()
-        w.writerows([full_text(v) for v in row] for row in batch)
+        # csv writes str, int, float (repr: every digit) and None ("") as they are
+        w.writerows([v if type(v) in _CSV_NATIVE else full_text(v) for v in row]
+                    for row in batch)
         written.rows += len(batch)
         emit(buf.getvalue())
+
+
+_JSON_FAST: dict[type, Callable[[Any], str]] = {
+    str: json.encoder.encode_basestring,  # type: ignore[attr-defined]
+    int: str,
+    type(None): lambda _v: "null",
+}
+"""JSON text of the commonest types without :func:`json_text`'s checks."""
 
 
 def _write_json(columns: list[str], batches: Iterable[list[tuple[Any, ...]]],
                 emit: Callable[[str], None], written: Written) -> None:
     keys = [json.dumps(c, ensure_ascii=False) + ": " for c in columns]
+    fast = _JSON_FAST.get
     emit('{"columns": [' + ", ".join(k[:-2] for k in keys) + '], "rows": [')
     sep = "\n"
     for batch in batches:
         parts = []
         for row in batch:
-            parts.append(sep + "{" + ", ".join(k + json_text(v)
-                                               for k, v in zip(keys, row, strict=True)) + "}")
+            parts.append(sep + "{" + ", ".join(
+                k + (f(v) if (f := fast(type(v))) else json_text(v))
+                for k, v in zip(keys, row, strict=True)) + "}")
             sep = ",\n"
         written.rows += len(batch)
         emit("".join(parts))
