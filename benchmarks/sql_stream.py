@@ -8,6 +8,7 @@ copied into a throwaway Postgres database and read there too. Runs the xlrun on
 ``PYTHONPATH`` (compare an older checkout with ``--pythonpath DIR``).
 
     PYTHONPATH=. python benchmarks/sql_stream.py [--rows 1000000] [--pythonpath DIR]
+        [--memory-cap-gb 4] [--only sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def make_sqlite(path: Path, n: int, pythonpath: str) -> str:
     """A database at ``path`` with ``n`` retrieved rows (schema by ``xlrun db upgrade``)."""
     url = f"sqlite:///{path}"
     subprocess.run([sys.executable, "-m", "xlrun", "db", "upgrade", "--db", url], check=True,
-                   capture_output=True, env={**os.environ, "PYTHONPATH": pythonpath})
+                   capture_output=True, env={**os.environ, "PYTHONPATH": pythonpath},
+                   cwd=tempfile.gettempdir())
     with sqlite3.connect(path) as c:
         c.execute("INSERT INTO experiments (id, name, spec_toml, created_at) "
                   f"VALUES (1, 'e', '', {NOW})")
@@ -62,7 +64,8 @@ def make_postgres(base: str, n: int, pythonpath: str) -> tuple[str, str]:
     admin.dispose()
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
     subprocess.run([sys.executable, "-m", "xlrun", "db", "upgrade", "--db", url], check=True,
-                   capture_output=True, env={**os.environ, "PYTHONPATH": pythonpath})
+                   capture_output=True, env={**os.environ, "PYTHONPATH": pythonpath},
+                   cwd=tempfile.gettempdir())
     import psycopg2
 
     conn = psycopg2.connect(make_url(url).set(drivername="postgresql")
@@ -92,14 +95,22 @@ def drop_postgres(base: str, name: str) -> None:
     admin.dispose()
 
 
-def measure(args: list[str], pythonpath: str) -> tuple[float, float, float, int, str]:
+def measure(args: list[str], pythonpath: str,
+            cap_gb: float | None = None) -> tuple[float, float, float, int, str]:
     """(wall s, CPU s, peak RSS MB, exit code, last stderr line) of ``python -m xlrun ARGS``
-    with stdout to /dev/null."""
+    with stdout to /dev/null (run from the temp folder: ``-m`` would import an ``xlrun/`` in
+    the working directory before ``PYTHONPATH``)."""
     env = {**os.environ, "PYTHONPATH": pythonpath}
+    cmd = [sys.executable, "-m", "xlrun", *args]
+    if cap_gb is not None:  # address space: a client that collects everything fails there
+        cap = int(cap_gb * 1024**3)
+        cmd = [sys.executable, "-c", f"import resource, runpy, sys; resource.setrlimit("
+               f"resource.RLIMIT_AS, ({cap}, {cap})); sys.argv = ['xlrun', *sys.argv[1:]]; "
+               "runpy.run_module('xlrun', run_name='__main__')", *args]
     t0 = time.monotonic()
     with open(os.devnull, "w") as null:
-        p = subprocess.Popen([sys.executable, "-m", "xlrun", *args], stdout=null,
-                             stderr=subprocess.PIPE, env=env)
+        p = subprocess.Popen(cmd, stdout=null, stderr=subprocess.PIPE, env=env,
+                             cwd=tempfile.gettempdir())
         assert p.stderr is not None
         err = p.stderr.read().decode(errors="replace")
         _, status, usage = os.wait4(p.pid, 0)
@@ -114,6 +125,11 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--pythonpath", default=str(Path(__file__).resolve().parents[1]),
                     help="the xlrun checkout to measure (default: this one)")
+    ap.add_argument("--memory-cap-gb", type=float, default=None,
+                    help="limit each xlrun process's address space (an older xlrun that "
+                         "collects every row then fails with MemoryError instead of filling "
+                         "the machine)")
+    ap.add_argument("--only", default=None, choices=["sqlite", "postgres"])
     a = ap.parse_args()
     pp = a.pythonpath
     with tempfile.TemporaryDirectory() as d:
@@ -122,7 +138,7 @@ def main() -> int:
         print(f"generated {a.rows:,} retrieved rows in SQLite in {time.monotonic() - t0:.1f} s",
               flush=True)
         targets = [("sqlite", url)]
-        base = os.environ.get("XLRUN_TEST_POSTGRES_URL")
+        base = os.environ.get("XLRUN_TEST_POSTGRES_URL") if a.only != "sqlite" else None
         pg_name = None
         if base:
             t0 = time.monotonic()
@@ -135,6 +151,8 @@ def main() -> int:
             print("| database | command | wall s | CPU s | peak RSS MB | exit |")
             print("|---|---|---|---|---|---|")
             for kind, u in targets:
+                if a.only and kind != a.only:
+                    continue
                 for label, args in (
                         ("select 1 (floor)", ["sql", "--db", u, "--format", "csv", "SELECT 1"]),
                         ("csv, all rows", ["sql", "--db", u, "--format", "csv",
@@ -142,7 +160,7 @@ def main() -> int:
                         ("table, all rows", ["sql", "--db", u, "SELECT * FROM retrieved"]),
                         ("csv --limit 10", ["sql", "--db", u, "--format", "csv", "--limit",
                                             "10", "SELECT * FROM retrieved"])):
-                    wall, cpu, rss, code, last = measure(args, pp)
+                    wall, cpu, rss, code, last = measure(args, pp, a.memory_cap_gb)
                     note = f" ({last})" if code else ""
                     print(f"| {kind} | {label} | {wall:.1f} | {cpu:.1f} | {rss:.0f} | "
                           f"{code}{note} |", flush=True)

@@ -315,7 +315,8 @@ def db_current(db_url: str | None) -> None:
     cur = current_revision(engine)
     head = head_revision()
     click.echo(f"current: {cur or '(empty database)'}\nhead:    {head}"
-               + ("" if cur == head else "\nrun `xlrun db upgrade` (xlrun also migrates on first use)"))
+               + ("" if cur == head else "\nrun `xlrun db upgrade` (submit, worker, evaluate and "
+                                         "db import migrate too; read commands never do)"))
 
 
 
