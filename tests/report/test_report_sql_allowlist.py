@@ -24,13 +24,19 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "sql.md"
 
 
 def _doc_queries() -> list[str]:
-    return re.findall(r"```sql\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    """The SQL blocks of docs/sql.md and every `xlrun sql "…"` of the README and
+    docs/results.md."""
+    out = re.findall(r"```sql\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    for path in (DOCS.parents[1] / "README.md", DOCS.parent / "results.md"):
+        if path.exists():
+            out += re.findall(r'xlrun sql "(.*?)"', path.read_text(encoding="utf-8"), re.S)
+    return out
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_every_query_in_the_docs_is_accepted(dialect: str) -> None:
     queries = _doc_queries()
-    assert len(queries) >= 14
+    assert len(queries) >= 20
     for q in queries:
         check_read_only(q, dialect)
 
