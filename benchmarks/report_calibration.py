@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,8 @@ class Case:
     draws: int = 200
     terms: dict[str, str | None] = field(default_factory=dict)
     power: bool = False
-    ci: bool = False
-    note: str = ""
+    ci: int = 0
+    """Draws of the case in the test suite (0: only here)."""
 
 
 REGRESS_TERMS: dict[str, str | None] = {"distance": "slope", "same_cluster": None,
@@ -73,18 +74,18 @@ _BASE5 = sim.Scenario("regress", langs=sim.LANGS5, seed_sd=0.01)
 CASES: tuple[Case, ...] = (
     # --compare: the nulls of issue 13 (sim_study.NULLS), by language pair and by setting
     *(Case(f"compare by language-pair, {s.name}: {key[2:]}", "compare", s, by="language-pair",
-           draws=200, ci=key.startswith("d_"))
+           draws=200)
       for key, s in sim.NULLS.items()),
     *(Case(f"compare by setting, {s.name}: {key[2:]}", "compare", sim.with_(s, langs=("en", "fi")),
-           draws=400, ci=key.startswith(("a_", "c_")))
+           draws=1000, ci=400 if key.startswith(("a_", "c_")) else 0)
       for key, s in sim.NULLS.items()),
     # issue 23 item 2: arm b lacks 8 of 20 pairs in every run; pair offsets shared by the arms
     Case("compare by setting, arm b lacks 8 of 20 pairs, pair SD 0.05", "compare",
-         sim.Scenario("missing", langs=sim.LANGS5, seed_sd=0.01, pair_sd=0.05, missing_b=8),
-         draws=400),
+         sim.Scenario("missing", langs=sim.LANGS5, seed_sd=0.01, pair_sd=0.05, missing_b=8,
+                      n_questions=20), draws=1000),
     Case("compare by setting, arm b lacks 8 of 20 pairs, pair SD 0.20", "compare",
-         sim.Scenario("missing", langs=sim.LANGS5, seed_sd=0.01, pair_sd=0.20, missing_b=8),
-         draws=400, ci=True),
+         sim.Scenario("missing", langs=sim.LANGS5, seed_sd=0.01, pair_sd=0.20, missing_b=8,
+                      n_questions=20), draws=1000, ci=300),
     # issue 23 item 3: 3 seeds per arm, one baseline run missing → 2 paired seeds
     Case("compare by setting, 2 paired seeds (+1 run of b), seed SD 0.01, arm × question 0.04",
          "compare", sim.Scenario("2 seeds", langs=("en", "fi"), seeds_a=(1, 2),
@@ -92,7 +93,7 @@ CASES: tuple[Case, ...] = (
     Case("compare by setting, 2 paired seeds (+1 run of b), seed SD 0.02, arm × question 0.04",
          "compare", sim.Scenario("2 seeds", langs=("en", "fi"), seeds_a=(1, 2),
                                  seeds_b=(1, 2, 3), seed_sd=0.02, qa_sd=0.04), draws=1000,
-         ci=True),
+         ci=1000),
     Case("compare by setting, 2 paired seeds (+1 run of b), seed SD 0.01, no interaction",
          "compare", sim.Scenario("2 seeds", langs=("en", "fi"), seeds_a=(1, 2),
                                  seeds_b=(1, 2, 3), seed_sd=0.01), draws=1000),
@@ -115,7 +116,7 @@ CASES: tuple[Case, ...] = (
          sim.with_(_BASE5, qlang_sd=0.05, dlang_sd=0.05), terms=REGRESS_TERMS),
     Case("regress, symmetric 0.10 + query/doc-language 0.05", "regress",
          sim.with_(_BASE5, sym_pair_sd=0.10, qlang_sd=0.05, dlang_sd=0.05),
-         terms=REGRESS_TERMS, ci=True),
+         terms=REGRESS_TERMS, ci=400),
     Case("regress, 8 languages, symmetric pair offsets SD 0.10", "regress",
          sim.with_(_BASE5, langs=sim.LANGS8, sym_pair_sd=0.10), terms=REGRESS_TERMS),
     Case("regress, arm × symmetric pair SD 0.05", "regress",
@@ -191,9 +192,9 @@ def write_studies(url: str, s: sim.Scenario, draws: int, rng_seed: int,
                         if not have[arm, p]:
                             continue
                         setting = "mono" if q == d else "cross"
-                        v = vals[arm, j, p]
-                        rows += [(run_id, dataset, setting, q, d, qids[i], float(v[i]),
-                                  float(v[i]), float(v[i]), float(v[i])) for i in range(n_q)]
+                        v = vals[arm, j, p].tolist()
+                        rows += zip(repeat(run_id), repeat(dataset), repeat(setting),
+                                    repeat(q), repeat(d), qids, v, v, v, v)
             conn.exec_driver_sql(_ROW_SQL, rows)
     engine.dispose()
 
@@ -243,10 +244,13 @@ class Rates:
         return out
 
 
-def run_case(case: Case, workdir: Path, draws: int | None = None, rng_seed: int = 2300
-             ) -> Rates:
-    """Write the case's database under ``workdir`` and measure its rates through the CLI."""
+def run_case(case: Case, workdir: Path, draws: int | None = None,
+             rng_seed: int | None = None) -> Rates:
+    """Write the case's database under ``workdir`` and measure its rates through the CLI
+    (each case draws from its own random stream unless ``rng_seed`` is given)."""
     n = draws or case.draws
+    if rng_seed is None:
+        rng_seed = 2300 + CASES.index(case)
     url = f"sqlite:///{workdir / (''.join(c if c.isalnum() else '_' for c in case.name) + '.db')}"
     s = case.scenario
     rates = Rates()
@@ -285,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cases", default="", help="run only cases whose name contains this")
     ap.add_argument("--draws", type=int, default=None, help="draws per case (default: each "
                     "case's own)")
-    ap.add_argument("--ci", action="store_true", help="only the cases the tests run")
+    ap.add_argument("--ci", action="store_true", help="only the cases the tests run, with "
+                    "their draws")
     ap.add_argument("--json", default=None, help="also write the rates to this file")
     args = ap.parse_args(argv)
     import xlrun
@@ -297,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for case in chosen:
-            rates = run_case(case, Path(tmp), args.draws)
+            rates = run_case(case, Path(tmp), args.draws or (case.ci if args.ci else None))
             summary = rates.summary()
             results[case.name] = {"terms": summary, "seconds": rates.seconds,
                                   "notes": sorted(rates.notes)}

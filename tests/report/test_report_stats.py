@@ -72,8 +72,8 @@ def test_crossed_variance_is_the_documented_formula() -> None:
     assert ms_s > ms_e and ms_q > ms_e
     var = inf.crossed_variance(D)
     assert var.value == pytest.approx((ms_s + ms_q - ms_e) / (q * s))
-    # Satterthwaite's df with the seed term's share at its 80 % upper confidence bound
-    seed = ms_s * (s - 1) / sps.chi2.ppf(0.2, s - 1)
+    # Satterthwaite's df with the seed term's share at its 70 % upper confidence bound
+    seed = ms_s * (s - 1) / sps.chi2.ppf(0.3, s - 1)
     expected_df = (seed + ms_q - ms_e) ** 2 / (
         seed ** 2 / (s - 1) + ms_q ** 2 / (q - 1) + ms_e ** 2 / ((q - 1) * (s - 1)))
     assert var.df == pytest.approx(expected_df)

@@ -92,7 +92,7 @@ class Estimate:
     components: dict[str, float] = field(default_factory=dict)
 
 
-SHARE_CONFIDENCE = 0.8
+SHARE_CONFIDENCE = 0.7
 """Satterthwaite's degrees of freedom take a *bounded* mean square's share at this upper
 confidence bound (see :func:`satterthwaite_df`)."""
 
@@ -153,10 +153,11 @@ def satterthwaite_df(terms: Sequence[tuple[float, MeanSquare]]) -> float:
     Why bounded: with a lone few-df mean square (the seeds' term, 2 df for 3 seeds) beside a
     well-estimated one (questions), the plain formula lends the test the large df exactly
     when the few-df mean square happens to be small, which is when the variance is
-    underestimated: up to 12 % false positives at α = 0.05 with 1 df, 7.7 % with 2. Taking
-    its share at an 80 % upper bound (the smallest df plausible for the data) keeps the level
-    at ≤ 5.2 % for 1–4 df whatever the shares (docs/statistics.md); the variance itself is
-    unchanged. A term alone keeps its own df.
+    underestimated: up to 12 % false positives at α = 0.05 with 1 df, 7.7 % with 2, 6.2 %
+    with 3. Taking its share at a 70 % upper confidence bound (a smaller df, as plausible for
+    the data as the point estimate is) keeps the level at ≤ 5.6 % for 2–4 df and ≤ 6.8 % for
+    1 df whatever the shares (docs/statistics.md); the variance itself is unchanged. A term
+    alone keeps its own df.
 
     With a negative term (``− MS_res``) the formula can fall below 1 when the terms nearly
     cancel, which would give absurd intervals; for positive terms alone it never falls below
