@@ -87,8 +87,8 @@ class _Issues:
                        f"{_cells(cells)}: compared on the seeds both ran (the others are left "
                        "out of the delta and the test)")
         for (arm, why), cells in sorted(self.unpaired.items()):
-            out.append(f"arm {arm!r} vs baseline {base!r}: {why} in {_cells(cells)}: runs "
-                       "compared unpaired (each arm's seed variance estimated on its own)")
+            out.append(f"arm {arm!r} vs baseline {base!r}: {why} in {_cells(cells)}: every "
+                       "run compared unpaired (each arm's seed variance estimated on its own)")
         for arm, items in sorted(self.questions.items()):
             lost = sum(u - c for _, c, u in items)
             shown = [f"{label} ({c} of {u})" for label, c, u in items]
