@@ -77,7 +77,7 @@ CASES: tuple[Case, ...] = (
            draws=200)
       for key, s in sim.NULLS.items()),
     *(Case(f"compare by setting, {s.name}: {key[2:]}", "compare", sim.with_(s, langs=("en", "fi")),
-           draws=1000, ci=400 if key.startswith(("a_", "c_")) else 0)
+           draws=1000, ci=1000 if key.startswith(("a_", "c_")) else 0)
       for key, s in sim.NULLS.items()),
     # issue 23 item 2: arm b lacks 8 of 20 pairs in every run; pair offsets shared by the arms
     Case("compare by setting, arm b lacks 8 of 20 pairs, pair SD 0.05", "compare",
