@@ -349,34 +349,42 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
 def cell_rows(d: pl.DataFrame, cells: Sequence[str], value: str
               ) -> Iterator[tuple[tuple[object, ...], list[int], CellRows]]:
     """Per cell (in sorted order): its key, its runs (sorted ids) and its rows
-    (:class:`CellRows`: one per question and language pair, ``setting/query→doc``), from
-    per-query rows with a ``unit`` column. Linear in the rows, however many cells and runs
-    there are."""
-    labelled = d.with_columns(pair_label(d).alias("__pair"))
-    pairs = sorted(labelled["__pair"].unique().to_list())
-    keyed = (labelled.group_by([*cells, "run_id", "unit", "__pair"]).agg(pl.col(value).mean())
-             .with_columns(pl.struct(list(cells)).rank("dense").alias("__cell"),
-                           pl.col("__pair").replace_strict(
-                               {p: i for i, p in enumerate(pairs)},
-                               return_dtype=pl.Int64).alias("__pair")))
-    keys = dict(keyed.select("__cell", *cells).unique(subset="__cell").select(
+    (:class:`CellRows`: one per question and language pair, ``setting/query→doc``; rows a
+    run has twice are averaged), from per-query rows with a ``unit`` column. One sort of the
+    rows' integer codes, however many cells and runs there are."""
+    pair_cols = [c for c in ("setting", "query_lang", "doc_lang") if c in d.columns]
+    coded = d.select(list(dict.fromkeys([*cells, "run_id", "unit", *pair_cols, value]))
+                     ).with_columns(
+        (pl.struct(list(cells)).rank("dense").cast(pl.Int64) - 1).alias("__cell"),
+        (pl.struct(pair_cols).rank("dense").cast(pl.Int64) - 1).alias("__pair"),
+        (pl.col("run_id").rank("dense").cast(pl.Int64) - 1).alias("__run"))
+    pairs = (coded.select("__pair", pair_label(coded).alias("__label")).unique("__pair")
+             .sort("__pair")["__label"].to_list())
+    keys = dict(coded.select("__cell", *cells).unique(subset="__cell").select(
         "__cell", pl.struct(list(cells)).alias("__key")).iter_rows())
-    keyed = keyed.sort("__cell", "run_id", "unit", "__pair")
-    cid = keyed["__cell"].to_numpy()
-    run = keyed["run_id"].to_numpy()
-    code = keyed["unit"].to_numpy().astype(np.int64) * len(pairs) + keyed["__pair"].to_numpy()
-    val = keyed[value].to_numpy().astype(np.float64)
+    run_ids = coded.select("__run", "run_id").unique("__run").sort("__run")["run_id"]
+    n_pair = max(len(pairs), 1)
+    n_unit = int(coded["unit"].max()) + 1 if coded.height else 1  # type: ignore[arg-type]
+    n_run = max(len(run_ids), 1)
+    code = ((coded["__cell"].to_numpy() * n_run + coded["__run"].to_numpy()) * n_unit
+            + coded["unit"].to_numpy().astype(np.int64)) * n_pair + coded["__pair"].to_numpy()
+    codes, inverse = np.unique(code, return_inverse=True)
+    val = (np.bincount(inverse, weights=coded[value].to_numpy().astype(np.float64))
+           / np.bincount(inverse))
+    row = codes % (n_unit * n_pair)  # question and pair, in the cell
+    run = (codes // (n_unit * n_pair)) % n_run
+    cid = codes // (n_unit * n_pair * n_run)
     bounds = [0, *(np.flatnonzero(np.diff(cid)) + 1).tolist(), len(cid)]
     for start, stop in itertools.pairwise(bounds):
         if start == stop:
             continue
         runs, ri = np.unique(run[start:stop], return_inverse=True)
-        codes, rowi = np.unique(code[start:stop], return_inverse=True)
-        V = np.full((len(codes), len(runs)), np.nan)
+        rows, rowi = np.unique(row[start:stop], return_inverse=True)
+        V = np.full((len(rows), len(runs)), np.nan)
         V[rowi, ri] = val[start:stop]
-        key = keys[cid[start]]
-        yield (tuple(key[c] for c in cells), [int(r) for r in runs],
-               CellRows(V, codes // len(pairs), codes % len(pairs), tuple(pairs)))
+        key = keys[int(cid[start])]
+        yield (tuple(key[c] for c in cells), [int(run_ids[int(r)]) for r in runs],
+               CellRows(V, rows // n_pair, rows % n_pair, tuple(pairs)))
 
 
 def _design_label(est: Estimate) -> str:
