@@ -41,9 +41,11 @@ and reported (see :class:`RegressionResult`).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -551,13 +553,24 @@ def _one_blas_thread() -> Iterator[None]:
     matrices are small (one block per arm contrast, a language pair per row), where a
     threaded BLAS only waits for its threads — 25× slower for 8 arms × 110 pairs on a busy
     2-core machine."""
-    try:
-        from threadpoolctl import threadpool_limits  # optional, as in xlrun.execute.threads
-    except ImportError:
+    controller = _blas_controller()
+    if controller is None:
         yield
         return
-    with threadpool_limits(1, user_api="blas"):
+    with controller.limit(limits=1, user_api="blas"):
         yield
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    """The process's ``threadpoolctl`` controller, which finds the loaded BLAS once (it reads
+    ``/proc``: a few ms); ``None`` without threadpoolctl (an optional package, as in
+    :mod:`xlrun.execute.threads`)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
 
 
 def _fit_pairs(data: PairData, baseline: str | None, level: float,
