@@ -1,11 +1,14 @@
-"""Calibration of the report's statistics on simulated studies (issue 13).
+"""Calibration of the report's statistics on simulated studies (issues 13 and 23).
 
 Under each planted null of :data:`sim_study.NULLS` the test must reject at α = 0.05 in at most
 8 % of draws and the 95 % interval must cover the true delta in 92–98 % of them, for
-``--compare`` by language pair and by setting and for the ``--regress`` distance term; a
-planted 0.01 difference (seed SD 0.003, 5 seeds, 1,000 questions) must be found in ≥ 80 %.
-The observed rates are printed (``pytest -s``) and recorded as test properties
-(``--junitxml``). Fixed seeds; the statistics functions are called directly.
+``--compare`` by language pair and by setting and for the ``--regress`` terms, also under the
+pair structure of issue 23 (:data:`REGRESS_NULLS`: symmetric pair offsets, query- and
+document-language effects) and for a language-level covariate; a planted 0.01 difference
+(seed SD 0.003, 5 seeds, 1,000 questions) must be found in ≥ 80 %. The observed rates are
+printed (``pytest -s``) and recorded as test properties (``--junitxml``). Fixed seeds; the
+statistics functions are called directly (``test_report_calibration_cli.py`` goes through the
+database and the CLI).
 """
 
 from __future__ import annotations
@@ -93,9 +96,10 @@ def test_compare_unpaired_seeds_is_calibrated(record_property) -> None:
 
 
 def test_compare_two_seeds_keeps_its_level(record_property) -> None:
-    """Two seeds with a large seed SD (0.02): the seed term is never dropped, so a cell whose
-    two seeds happen to agree does not borrow the questions' degrees of freedom (setting a
-    negative seed component to zero instead rejected ~11 % of these nulls)."""
+    """Two seeds with a large seed SD (0.02): compared unpaired (pairing needs 3 seeds), each
+    arm's seed term kept, so a cell whose two seeds happen to agree does not borrow the
+    questions' degrees of freedom (setting a negative seed component to zero instead rejected
+    ~11 % of these nulls)."""
     s = sim.with_(sim.Scenario("two seeds"), seed_sd=0.02, seeds_a=(1, 2), seeds_b=(1, 2))
     df = sim.frame(s, PAIR_DRAWS // 2, rng_seed=707)
     out = compare_arms(df, ["dataset", "query_lang", "doc_lang"], "ap", "a", CFG).frame
