@@ -237,3 +237,36 @@ def test_blocks_and_one_dense_block_agree(monkeypatch: pytest.MonkeyPatch) -> No
         assert blocked[col].to_list() == pytest.approx(dense[col].to_list(), rel=1e-8), col
     assert blocked["against"].to_list() == dense["against"].to_list()
     assert blocked["term"].to_list()[:2] == ["intercept", "arm[b]"]
+
+
+def test_a_pair_level_covariate_joins_like_distance() -> None:
+    """A further pair-level term (``Covariate(level="pair")``, e.g. a second distance) is
+    judged like ``distance``: between unordered pairs beyond the languages' effects, one
+    degree of freedom less for each term (10 − 5 − 3 = 2 with 5 languages); with ``by_arm``
+    it gets its arm interaction too."""
+    from dataclasses import replace
+
+    from xlrun.report.regression import Covariate
+
+    s = sim.Scenario("covariate", langs=sim.LANGS5, seed_sd=0.01, sym_pair_sd=0.05)
+    rng = np.random.default_rng(6)
+    v = sim.values(s, rng)
+    pairs = s.pairs()
+    runs = [(arm, j) for arm in (0, 1) for j in range(3)]
+    sc = np.array([float(sim.cluster_of(q) == sim.cluster_of(d)) for q, d in pairs])
+    data = PairData(pairs, list(range(6)), ["ab"[a] for a, _ in runs], [j for _, j in runs],
+                    np.array([v[a, j].mean(axis=1) for a, j in runs]),
+                    np.array([v[a, j].mean(axis=0) for a, j in runs]).T,
+                    np.array([s.distance(q, d) for q, d in pairs]), np.tile(sc, (6, 1)),
+                    s.n_questions)
+    other = {tuple(sorted(p)): x for p, x in zip(pairs, rng.uniform(0, 1, len(pairs)),
+                                                  strict=True)}
+    cov = Covariate("lexical", "pair", np.array([other[tuple(sorted(p))] for p in pairs]),
+                    by_arm=True)
+    res = fit_pairs(replace(data, covariates=(cov,)), "a")
+    rows = {r["term"]: r for r in res.table.iter_rows(named=True)}
+    assert list(rows)[-2:] == ["lexical", "arm[b]:lexical"]
+    assert rows["lexical"]["against"].startswith("pairs")
+    assert rows["same_cluster"]["df"] == pytest.approx(2.0)
+    assert rows["arm[b]:lexical"]["against"] == "arm × pair"
+    assert res.df_between == 2 and res.df_within == 3  # the arms share same_cluster
