@@ -6,9 +6,8 @@ Every table and chart of the page comes from a :class:`~xlrun.report.build.Repor
 so the page's numbers are the numbers of ``--format json``. Only two things are computed
 here: the per-query drill-down (the questions whose score changed most, per arm, setting and
 language pair) and, beside the regression, its stage-1 pair deltas against distance with their
-least-squares line (which equals the table's ``arm[a] + arm[a]:distance × distance`` whenever
-the language-pair terms include the intercept and distance: the shared pair terms absorb
-everything but the within-pair contrasts).
+line: least squares on unordered language pairs with a language effect per language coded to
+sum to zero, which equals the table's ``arm[a] + arm[a]:distance × distance`` (tested).
 """
 
 from __future__ import annotations
@@ -73,7 +72,8 @@ class View:
 
 @dataclass(frozen=True)
 class Line:
-    """A least-squares line ``y = a + b x`` with its pointwise interval on a grid."""
+    """A line ``y = a + b x`` with its pointwise interval on a grid (``n``: the ordered
+    language pairs it was fitted on)."""
 
     arm: str
     intercept: float
@@ -237,29 +237,47 @@ def _regress_points(conn: Connection, req: ReportRequest, reg: Report,
 
 
 def _line(points: pl.DataFrame, arm: str, level: float = 0.95, grid: int = 25) -> Line:
-    """Least squares of ``delta`` on ``distance`` with its pointwise ``level`` interval
-    (language pairs as units)."""
-    x = points["distance"].to_numpy().astype(np.float64)
-    y = points["delta"].to_numpy().astype(np.float64)
+    """The regression's line for ``arm``: least squares of the pair deltas on distance with a
+    language effect per language (coded to sum to zero, so the line is the languages'
+    average, as the table's ``arm[a]`` is), on unordered language pairs — the two directions
+    of a pair averaged, the units the regression's degrees of freedom come from — with its
+    pointwise ``level`` interval."""
+    pair = [tuple(sorted(t)) for t in zip(points["query_lang"].to_list(),
+                                           points["doc_lang"].to_list(), strict=True)]
+    units = (points.with_columns(pl.Series("a", [p[0] for p in pair]),
+                                 pl.Series("b", [p[1] for p in pair]))
+             .group_by("a", "b").agg(pl.col("distance").mean(), pl.col("delta").mean())
+             .sort("a", "b"))
+    x = units["distance"].to_numpy().astype(np.float64)
+    y = units["delta"].to_numpy().astype(np.float64)
     n = x.size
     if n < 2 or np.ptp(x) == 0:
         mean = float(y.mean()) if n else float("nan")
-        return Line(arm, mean, float("nan"), [], [], [], [], n)
-    X = np.column_stack([np.ones(n), x])
+        return Line(arm, mean, float("nan"), [], [], [], [], points.height)
+    langs = sorted(set(units["a"].to_list()) | set(units["b"].to_list()))
+    effects = np.zeros((n, max(len(langs) - 1, 0)))
+    for j, lang in enumerate(langs[:-1]):  # the last language's effect: minus the others'
+        effects[:, j] = ((units["a"] == lang).to_numpy().astype(float)
+                         + (units["b"] == lang).to_numpy().astype(float))
+    last = langs[-1]
+    effects -= (((units["a"] == last).to_numpy().astype(float)
+                 + (units["b"] == last).to_numpy().astype(float))[:, None])
+    X = np.column_stack([np.ones(n), x, effects])
     beta, *_ = np.linalg.lstsq(X, y, rcond=None)
     xs = np.linspace(float(x.min()), float(x.max()), grid)
     G = np.column_stack([np.ones(grid), xs])
-    fit = G @ beta
-    if n > 2:
+    fit = G @ beta[:2]
+    rank = int(np.linalg.matrix_rank(X))
+    if n > rank:
         resid = y - X @ beta
-        s2 = float(resid @ resid) / (n - 2)
-        cov = s2 * np.linalg.inv(X.T @ X)
-        half = stats.t.ppf(0.5 + level / 2, n - 2) * np.sqrt(
+        s2 = float(resid @ resid) / (n - rank)
+        cov = s2 * np.linalg.pinv(X.T @ X)[:2, :2]
+        half = stats.t.ppf(0.5 + level / 2, n - rank) * np.sqrt(
             np.einsum("ij,jk,ik->i", G, cov, G))
     else:
         half = np.full(grid, np.nan)
     return Line(arm, float(beta[0]), float(beta[1]), xs.tolist(), fit.tolist(),
-                (fit - half).tolist(), (fit + half).tolist(), n)
+                (fit - half).tolist(), (fit + half).tolist(), points.height)
 
 
 DRILL_SCHEMA = {"dataset": pl.String, "split": pl.String, "setting": pl.String,

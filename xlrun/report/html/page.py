@@ -298,10 +298,11 @@ def _regress(data: PageData) -> str:
             parts.append(f'<p class="lead">Points: the pair deltas the regression is fitted '
                          "on (per language pair, the arm's mean over its runs minus the "
                          f"baseline's, {_e(view.setting or 'all settings')}). Line: their "
-                         f"least-squares fit on distance ({_e(slopes)}), which equals the "
-                         "table's arm[…] + arm[…]:distance × distance. Band: its interval with "
-                         "language pairs as the units (the table's arm[…] interval also counts "
-                         "seed and question variance).</p>")
+                         f"fit on distance with a language effect per language, at the languages' "
+                         f"average ({_e(slopes)}): the table's arm[…] + arm[…]:distance × "
+                         "distance. Band: its interval with unordered language pairs as the "
+                         "units (the table's arm[…] interval also counts seed and question "
+                         "variance).</p>")
         parts.append(chart(figures.coefficient_figure(rep.frame, level), f"coefficients-{i}"))
         parts.append(table(rep.frame))
         parts.append(notes(rep.notes))
