@@ -103,4 +103,5 @@ class RichProgress:
             self._progress.remove_task(task_id)
 
     def log(self, message: str) -> None:
-        self._progress.console.log(message)
+        # as given: a run's error text such as "[/x]" is no markup (rich raised on it)
+        self._progress.console.log(message, markup=False)
