@@ -581,8 +581,13 @@ class Exporter:
         nothing to merge."""
         if len(self.parts) < 2:
             return False
+        before = dict(self.rows)
         self.rows.clear()
-        merged = self._export(self.exported, "merged")
+        try:
+            merged = self._export(self.exported, "merged")
+        except BaseException:
+            self.rows.update(before)
+            raise
         final = self.root / "part-001"
         for p in self.parts:
             shutil.rmtree(p)
@@ -792,9 +797,12 @@ def run_study(out: Path, deadline: float, device: str, lanes: int, threads: int,
     left = deadline - time.time()
     if len(exporter.parts) > 1 and left > 10 + 0.5 * len(exporter.exported):
         t1 = time.perf_counter()
-        exporter.merge()
-        log(f"merged {len(exporter.exported)} runs into one part in "
-            f"{time.perf_counter() - t1:.1f}s")
+        try:
+            exporter.merge()
+            log(f"merged {len(exporter.exported)} runs into one part in "
+                f"{time.perf_counter() - t1:.1f}s")
+        except Exception as e:  # noqa: BLE001 - the tar of parts stands
+            log(f"merging the parts failed ({type(e).__name__}: {e}); the parts stand")
     report["complete"] = True
     write_files()
     log(f"runs by status: {report['status']}; exported {len(exporter.exported)} finished runs: "
@@ -823,19 +831,22 @@ def supervise(lanes: Sequence[Lane], hard_stop: float, exporter: Exporter,
                 if lane.proc.poll() is None:
                     os.killpg(lane.proc.pid, signal.SIGKILL)
             break
-        new = exporter.update()
-        if new and exporter.bytes > MERGE_AT_BYTES and hard_stop - time.time() > \
-                20 + 1.0 * len(exporter.exported):
-            t1 = time.perf_counter()
-            exporter.merge()  # the tar must stay under the 16 MiB a returned file may have
-            log(f"merged the parts: {exporter.bytes / 1e6:.2f} MB, "
-                f"{time.perf_counter() - t1:.1f}s")
-        if new:
-            log(f"exported run(s) {', '.join(map(str, new))}: {len(exporter.exported)} in "
-                f"{OUT_NAME}, {exporter.bytes / 1e6:.2f} MB")
-        if new or now - last >= 15:
-            write_files(lanes)
-            last = now
+        try:  # nothing here may take the parent, and with it the lanes, down
+            new = exporter.update()
+            if new and exporter.bytes > MERGE_AT_BYTES and hard_stop - time.time() > \
+                    20 + 1.0 * len(exporter.exported):
+                t1 = time.perf_counter()
+                exporter.merge()  # the tar must stay under the 16 MiB a returned file may have
+                log(f"merged the parts: {exporter.bytes / 1e6:.2f} MB, "
+                    f"{time.perf_counter() - t1:.1f}s")
+            if new:
+                log(f"exported run(s) {', '.join(map(str, new))}: {len(exporter.exported)} in "
+                    f"{OUT_NAME}, {exporter.bytes / 1e6:.2f} MB")
+            if new or now - last >= 15:
+                write_files(lanes)
+                last = now
+        except Exception as e:  # noqa: BLE001 - tried again at the next poll
+            log(f"export or files failed ({type(e).__name__}: {e}); trying again")
         time.sleep(poll_s)
     for lane in lanes:
         lane.proc.wait()

@@ -199,3 +199,18 @@ def test_the_worker_command_exits_75_when_its_device_fails(tmp_path: Path) -> No
     assert "worker stopped: 2 runs in a row hit device errors" in p.stderr
     engine = get_engine(url)
     assert [store.get_run(engine, i)["status"] for i in ids] == ["queued"] * 3
+
+
+def test_xlrun_submit_stops_on_a_failing_device_too(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local executor (``xlrun submit``) stops after two device errors in a row instead of
+    trying every run three times and failing the submission; the runs stay queued."""
+    from xlrun.execute.executors.local import LocalExecutor
+
+    ids = enqueue(sqlite_url, tmp_path, 4)
+    _fail_load_with(monkeypatch, RuntimeError("CUDA error: all CUDA-capable devices are busy "
+                                              "or unavailable"))
+    outcomes = LocalExecutor(device="cpu").run(get_engine(sqlite_url), ids)
+    assert [(o.run_id, o.status) for o in outcomes] == [(ids[0], "queued"), (ids[1], "queued")]
+    engine = get_engine(sqlite_url)
+    assert [store.get_run(engine, i)["status"] for i in ids] == ["queued"] * 4

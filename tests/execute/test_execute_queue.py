@@ -214,3 +214,31 @@ def test_worker_options_are_checked(tmp_path: Path, args: list[str], message: st
     assert message in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert not db.exists()  # nothing written
+
+
+def test_a_run_error_that_looks_like_markup_stops_no_loop(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: ``xlrun submit`` (the local executor) logged a failed run's last error line
+    through rich markup, and an error text such as ``[/x]`` raised MarkupError out of the
+    loop, leaving the other runs unrun."""
+    import xlrun.execute.pipeline as pipeline
+    import xlrun.execute.worker as worker_mod
+    from xlrun.execute.executors.local import LocalExecutor
+    from xlrun.execute.progress import RichProgress
+    from xlrun.execute.run_context import RunOutcome
+
+    error = "ValueError: bad value [/x] in [red]"
+
+    def failing(engine, run_id, **kwargs):
+        store.finish_run(engine, run_id, "failed", error=error)
+        return RunOutcome(run_id, "failed", 1.0, error)
+
+    monkeypatch.setattr(pipeline, "execute_run", failing)
+    monkeypatch.setattr(worker_mod, "execute_run", failing)
+    ids = enqueue(sqlite_url, tmp_path, 4)
+    with RichProgress() as progress:
+        outcomes = LocalExecutor(device="cpu").run(get_engine(sqlite_url), ids[:2], progress)
+        assert [o.run_id for o in outcomes] == ids[:2]
+        outcomes = worker_mod.run_worker(get_engine(sqlite_url), worker_mod.WorkerOptions(),
+                                         progress)
+    assert [o.run_id for o in outcomes] == ids[2:]
