@@ -156,8 +156,8 @@ def test_gpu_study_script_rehearsed_on_cpu(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-3000:]
 
     # ---- a second allocation: resumes from the export (committed as
-    # docs/study/export/alloc-1 would be), adds a third seed, and is killed with SIGKILL once
-    # some of its new runs have finished
+    # docs/study/export/alloc-1 would be), adds seeds 3-7, and is killed with SIGKILL once
+    # some of its 20 new runs have finished
     resume = tmp_path / "resume" / "alloc-1"
     resume.mkdir(parents=True)
     with tarfile.open(out / "study-export.tar") as tar:
@@ -166,7 +166,8 @@ def test_gpu_study_script_rehearsed_on_cpu(tmp_path: Path) -> None:
     for name in ("lareqa_study.toml", "lareqa_study_b.toml"):
         spec = dev / "specs" / name
         spec3 = spec.with_name(name.replace(".toml", "_3.toml"))
-        spec3.write_text(spec.read_text().replace("seeds = [1, 2]", "seeds = [1, 2, 3]"))
+        spec3.write_text(spec.read_text().replace("seeds = [1, 2]",
+                                                  "seeds = [1, 2, 3, 4, 5, 6, 7]"))
         more.append(str(spec3))
     out2 = tmp_path / "out2"
     work2 = tmp_path / "work2"
@@ -216,7 +217,7 @@ def test_gpu_study_script_rehearsed_on_cpu(tmp_path: Path) -> None:
     assert "study-export.tar" in left and left <= FILES | {".partial"}
     report2 = json.loads((out2 / "run.json").read_text())
     assert report2["complete"] is False and report2["resumed_runs"] == 10
-    assert report2["enqueue"] == {"runs": 14, "done": 10, "new": 4}
+    assert report2["enqueue"] == {"runs": 30, "done": 10, "new": 20}
     assert report2["setup_seconds"]["resume"] < 10
     exported = _import_parts(out2 / "study-export.tar", tmp_path / "imported",
                              tmp_path / "imported.db")

@@ -69,8 +69,9 @@ def test_a_training_step_is_unchanged_by_padding(toy_corpus, make_encoder, joint
         results.append((loss.item(), grads, enc.shapes.take()))
     (loss1, g1, shapes1), (loss32, g32, shapes32) = results
     assert loss32 == pytest.approx(loss1, abs=1e-6)
-    for name in g1:
-        torch.testing.assert_close(g32[name], g1[name], rtol=1e-5, atol=1e-6)
+    for name in g1:  # summed in another order over other shapes: fp32 rounding only
+        scale = float(g1[name].abs().max())
+        torch.testing.assert_close(g32[name], g1[name], rtol=1e-4, atol=1e-4 * scale + 1e-9)
     assert shapes32[0] <= shapes1[0]
 
 
