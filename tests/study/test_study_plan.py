@@ -32,8 +32,20 @@ def _tier_of(arm: str, seed: int) -> int:
     return 3 if seed <= 5 else 5
 
 
-def test_the_study_runs_the_key_contrast_first() -> None:
+def _study_paths(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The study's model and data paths under ``root`` (empty folders: a plan reads no data),
+    so the plan does not depend on ../shared."""
+    for k, v in (("XLRUN_E5", "model"), ("XLRUN_MLQAR", "data/mlqa-r"),
+                 ("XLRUN_XQUADR", "data/xquad-r")):
+        (root / v).mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(k, str(root / v))
+    monkeypatch.setenv("XLRUN_OUTPUT", str(root / "xlrun-out"))
+
+
+def test_the_study_runs_the_key_contrast_first(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: seed-major over all 14 arms, so ~50 runs gave seeds 1-3 of every arm."""
+    _study_paths(tmp_path, monkeypatch)
     _, planned = study.plan_runs([REPO / s for s in study.SPECS],
                                  study.load_order(REPO / study.ORDER))
     assert len(planned) == 142 and len({(p.experiment, p.run_key) for p in planned}) == 142
@@ -92,24 +104,17 @@ def _export_done(tmp_path: Path, runs: list, name: str, out: Path, queries: int 
     engine.dispose()
 
 
-def test_the_dry_run_marks_what_the_committed_exports_hold(tmp_path: Path) -> None:
+def test_the_dry_run_marks_what_the_committed_exports_hold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     device = tmp_path / "device"
     for ds in ("mlqa-r", "xquad-r"):
         (device / "data" / ds).mkdir(parents=True)  # a dry run reads no data: it is not there
-        (tmp_path / "work" / "data" / ds).mkdir(parents=True)
-    (tmp_path / "work" / "model").mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO), XLRUN_STUDY_WORK=str(tmp_path / "work"),
                PYTHON=sys.executable, DEVICE_DIR=str(device))
     # the run keys the GPU machine computes: the study's fixed model and data paths
-    for k, v in (("XLRUN_E5", "model"), ("XLRUN_MLQAR", "data/mlqa-r"),
-                 ("XLRUN_XQUADR", "data/xquad-r"), ("XLRUN_OUTPUT", "xlrun-out")):
-        os.environ[k] = str(tmp_path / "work" / v)
-    try:
-        _, planned = study.plan_runs([REPO / s for s in study.SPECS],
-                                     study.load_order(REPO / study.ORDER))
-    finally:
-        for k in ("XLRUN_E5", "XLRUN_MLQAR", "XLRUN_XQUADR", "XLRUN_OUTPUT"):
-            os.environ.pop(k, None)
+    _study_paths(tmp_path / "work", monkeypatch)
+    _, planned = study.plan_runs([REPO / s for s in study.SPECS],
+                                 study.load_order(REPO / study.ORDER))
     first_key = [p.run for p in planned[2:7]]  # seed 1 of direction A's five key arms
     _export_done(tmp_path, first_key, "lareqa-a", tmp_path / "export" / "alloc-1" / "part-001")
     p = subprocess.run(["bash", str(STUDY / "gpu_study.sh"), "--dry-run"], env=dict(
