@@ -39,7 +39,9 @@ SPECS = ("experiments/lareqa_study.toml", "experiments/lareqa_study_b.toml")
 DOC = ROOT / "docs" / "results.md"
 LANGS = {"xquad-r": ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"),
          "mlqa-r": ("ar", "de", "en", "es", "hi", "vi", "zh")}
-RUNNABLE = re.compile(r"^(xlrun (report|sql|status|db import)\b|mkdir -p docs/figures$)")
+RUNNABLE = re.compile(r"^(xlrun (report|sql|status|db import)\b|mkdir -p docs/figures$|"
+                      r"for p in study-export/part-\*; do xlrun db import \"\$p\"; done\b)")
+LOOP = re.compile(r'^for (\w+) in (\S+); do (.*); done$')
 
 
 def doc_commands(text: str) -> list[str]:
@@ -150,7 +152,22 @@ def _subprocess(cmd: str, work: Path, env: dict[str, str]) -> tuple[int, str, st
 
 
 def _in_process(cmd: str, work: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    """One documented command through click (``mkdir -p`` by hand), in ``work``."""
+    """One documented command through click (``mkdir -p`` and ``for … in GLOB; do …; done``
+    by hand), in ``work``."""
+    loop = LOOP.match(cmd)
+    if loop:
+        var, pattern, body = loop.groups()
+        paths = sorted(work.glob(pattern)) or [Path(pattern)]
+        rc, outs, errs = 0, [], []
+        for path in paths:
+            r = _in_process(body.replace(f'"${var}"', shlex.quote(str(path.relative_to(work))
+                                                                   if path.is_absolute()
+                                                                   else str(path))),
+                            work, env)
+            rc = rc or r[0]
+            outs.append(r[1])
+            errs.append(r[2])
+        return rc, "".join(outs), "".join(errs)
     args = shlex.split(cmd, comments=True)
     old = os.getcwd()
     os.chdir(work)
@@ -189,10 +206,12 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, XLRUN_DB=f"sqlite:///{work / 'study.db'}")
     try:
+        # the study's layout: study-export/part-NNN/, one export each (gpu_study.sh's tar)
         if args.export:
             target = work / "study-export"
             if args.export.is_dir():
-                shutil.copytree(args.export, target)
+                single = (args.export / "manifest.json").is_file()
+                shutil.copytree(args.export, target / "part-001" if single else target)
             else:
                 import tarfile
 
@@ -204,7 +223,7 @@ def main() -> int:
             gpu = work / "gpu.db"
             n = build_db(f"sqlite:///{gpu}", args.queries)
             subprocess.run([sys.executable, "-m", "xlrun", "db", "export",
-                            str(work / "study-export"), "--done-only", "--db",
+                            str(work / "study-export" / "part-001"), "--done-only", "--db",
                             f"sqlite:///{gpu}"], check=True, env=env, stdout=subprocess.DEVNULL)
             print(f"synthetic database: {n} runs, exported; {len(commands)} commands from "
                   f"{DOC.name}")

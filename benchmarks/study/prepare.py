@@ -17,6 +17,11 @@
   needed there), checked to give the same distances as the full file;
 * ``whl/`` — wheels the GPU image lacks, for its CPython 3.12 (sqlalchemy, alembic, mako:
   the versions installed here);
+* ``langsim/<experiment>/`` — the ``embedding`` language distances of the study's clustered
+  arms, computed here on the CPU in fp32 with the pack as the GPU machine rebuilds it, at the
+  path it rebuilds it to (``--model-path``, part of the cache key), exactly as ``xlrun
+  submit`` computes them: the GPU study copies them where its checks and runs look, so its
+  parent process never loads the model on the GPU and its clusters are the checked ones;
 * ``manifest.json`` — sizes and versions.
 
 ``--rehearsal DIR`` builds the CPU rehearsal's inputs instead (see
@@ -38,6 +43,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -49,6 +55,10 @@ PREFIXES = ("query: ", "passage: ")
 DATASETS = ("mlqa-r", "xquad-r")
 WHEELS = ("sqlalchemy", "alembic", "mako")
 LIMIT_MB = 60.0
+STUDY_WORK = "/tmp/xlrun-study"
+"""``gpu_study.sh``'s default ``XLRUN_STUDY_WORK``: the model is rebuilt in ``<it>/model`` and
+the data copied to ``<it>/data`` there, the paths the runs' configs (and keys) hold."""
+SPECS = ("experiments/lareqa_study.toml", "experiments/lareqa_study_b.toml")
 
 
 def study_texts(data_root: Path, prefixes: Sequence[str] = PREFIXES) -> list[str]:
@@ -128,6 +138,58 @@ def compare_embeddings(full_pack: Path, small_pack: Path, texts: Sequence[str],
     return float(np.abs(outs[0] - outs[1]).max())
 
 
+def carried_distances(out: Path, model_path: Path, specs: Sequence[Path] | None = None,
+                      log: Any = print) -> dict[str, int]:
+    """Compute the study's ``embedding`` distances on the CPU into ``out/langsim``.
+
+    The pack in ``out/model`` is rebuilt as a Hugging Face folder at ``model_path`` (where
+    ``gpu_study.sh`` rebuilds it: the model's path is part of each distance's cache key and
+    of each run's key), the specs are loaded with ``XLRUN_E5`` = ``model_path`` and the data
+    of ``out/data``, and checked as ``xlrun submit`` does on the CPU, which computes and caches
+    the distances; the cache files go to ``out/langsim/<experiment>/``. Returns the files per
+    experiment."""
+    import tempfile
+
+    from xlrun.execute.preflight import check_runs
+    from xlrun.spec.grid import compile_spec
+    from xlrun.spec.load import load_spec
+
+    packlib.export_hf(out / "model", model_path)
+    env = {"XLRUN_E5": str(model_path), "XLRUN_MLQAR": str(out / "data" / "mlqa-r"),
+           "XLRUN_XQUADR": str(out / "data" / "xquad-r")}
+    old = {k: os.environ.get(k) for k in (*env, "XLRUN_OUTPUT")}
+    counts: dict[str, int] = {}
+    dst = out / "langsim"
+    if dst.exists():
+        shutil.rmtree(dst)
+    with tempfile.TemporaryDirectory(prefix="xlrun-langsim-") as tmp:
+        os.environ.update(env, XLRUN_OUTPUT=tmp)
+        try:
+            for path in specs or [ROOT / s for s in SPECS]:
+                spec = load_spec(path)
+                name = spec.experiment.name
+                runs = [r for r in compile_spec(spec)
+                        if r.config.sampling.language_sampling == "clustered"
+                        and r.config.train.steps > 0]
+                check_runs(runs, experiment=name,
+                           output_dir=Path(spec.experiment.output_dir).resolve(), device="cpu",
+                           log=log)
+                cache = Path(spec.experiment.output_dir).resolve() / name / ".langsim"
+                files = sorted(cache.glob("*.json")) if cache.is_dir() else []
+                (dst / name).mkdir(parents=True, exist_ok=True)
+                for f in files:
+                    shutil.copy2(f, dst / name / f.name)
+                counts[name] = len(files)
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    (dst / "model_id.txt").write_text(str(model_path))
+    return counts
+
+
 def download_wheels(out: Path) -> list[Path]:
     """The wheels of :data:`WHEELS` at the versions installed here, for CPython 3.12."""
     out.mkdir(parents=True, exist_ok=True)
@@ -164,7 +226,8 @@ def repo_bytes() -> int:
     return tree_bytes(ROOT / f for f in files if f)
 
 
-def prepare(out: Path, shared: Path, wheels: bool = True, check_sample: int = 32) -> dict:
+def prepare(out: Path, shared: Path, wheels: bool = True, check_sample: int = 32,
+            model_path: str | Path = f"{STUDY_WORK}/model") -> dict:
     """Build ``out`` for the study (see the module docstring); the manifest."""
     pack_src = shared / "models" / "multilingual-e5-small"
     data_src = shared / "data"
@@ -193,11 +256,15 @@ def prepare(out: Path, shared: Path, wheels: bool = True, check_sample: int = 32
         if diff > 0:
             raise SystemExit("the restricted pack embeds texts differently")
     write_uriel(study_languages(out / "data"), out / "uriel")
+    distances = carried_distances(out, Path(model_path))
+    print(f"langsim: embedding distances carried for {distances} (model path {model_path})",
+          flush=True)
     wheel_files = [p.name for p in download_wheels(out / "whl")] if wheels else []
     parts = {p.name: tree_bytes([p]) for p in sorted(out.iterdir()) if not p.name.startswith(".")}
     total = repo_bytes() + sum(parts.values())
     manifest = {"vocab_kept": counts["kept"], "vocab_before": counts["vocab_before"],
                 "texts_checked": n_checked, "embedding_max_diff": diff,
+                "langsim": distances, "model_path": str(model_path),
                 "wheels": wheel_files, "bytes": parts, "repo_bytes": repo_bytes(),
                 "total_mb": round(total / 2**20, 2)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -337,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     ap.add_argument("--no-wheels", action="store_true")
     ap.add_argument("--check-sample", type=int, default=32)
+    ap.add_argument("--model-path", default=f"{STUDY_WORK}/model",
+                    help="where gpu_study.sh rebuilds the model (its XLRUN_STUDY_WORK/model)")
     ap.add_argument("--rehearsal", type=Path, metavar="DIR",
                     help="build the CPU rehearsal's inputs in DIR instead")
     args = ap.parse_args(argv)
@@ -344,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(rehearsal(args.rehearsal, args.shared if args.shared.is_dir()
                                    else None)))
         return 0
-    prepare(args.out, args.shared, wheels=not args.no_wheels, check_sample=args.check_sample)
+    prepare(args.out, args.shared, wheels=not args.no_wheels, check_sample=args.check_sample,
+            model_path=args.model_path)
     return 0
 
 

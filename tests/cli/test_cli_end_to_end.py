@@ -111,10 +111,11 @@ def test_training_is_recorded(done_db: tuple[str, Path]) -> None:
                     "SELECT timings_json FROM runs WHERE id = 3")
     timings = json.loads(stored.strip().splitlines()[1].strip('"').replace('""', '"'))
     assert set(timings) == {"load", "data", "clustering", "train", "encode", "search",
-                            "metrics", "write", "other", "total", "cpu"}
+                            "metrics", "write", "other", "total", "cpu", "shapes"}
     assert timings["train"] > 0 and timings["clustering"] > 0
-    assert sum(v for k, v in timings.items() if k not in ("total", "cpu")) == pytest.approx(
-        timings["total"], abs=0.01)
+    assert sum(v for k, v in timings.items() if k not in ("total", "cpu", "shapes")) == \
+        pytest.approx(timings["total"], abs=0.01)
+    assert timings["shapes"]["train"] > 0 and timings["shapes"]["encode"] > 0
     assert timings["cpu"]["train"] > 0 and timings["cpu"]["total"] > 0
 
 

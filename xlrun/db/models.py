@@ -80,6 +80,9 @@ class Run(Base):
     # work queue (see xlrun.db.queue)
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the claiming process as boot_id/pid_namespace/pid/start_time (xlrun.processes): a
+    # worker judges a holder by its pid only under the same boot and PID namespace
+    worker_process: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # seconds per stage of the last execution (load, data, clustering, train, encode, search,
     # metrics, write, other, total) as a JSON object; see xlrun.execute.pipeline.STAGES

@@ -36,7 +36,7 @@ from xlrun.db.models import (
     utcnow,
 )
 from xlrun.errors import UsageError
-from xlrun.processes import pid_alive
+from xlrun.processes import holder_gone, process_identity
 from xlrun.secrets import mask
 from xlrun.spec.schema import CompiledRun
 
@@ -129,8 +129,13 @@ def submit_runs(engine: Engine, experiment: str, spec_toml: str,
 
 
 def claim_run(engine: Engine, worker: str, run_ids: Iterable[int] | None = None,
-              device: str | None = None) -> int | None:
+              device: str | None = None, exclude: Iterable[int] = ()) -> int | None:
     """Atomically move one queued run to ``running`` for ``worker``; its id, or None.
+
+    The queued run with the lowest id is taken (a study enqueues in priority order), among
+    ``run_ids`` when given and never one of ``exclude`` (runs this worker cannot execute).
+    The claiming process's identity (:func:`xlrun.processes.process_identity`) is recorded in
+    ``worker_process``, so other workers can tell whether it still runs.
 
     One UPDATE … WHERE status = 'queued' … RETURNING: on Postgres the candidate row is
     locked with ``FOR UPDATE SKIP LOCKED``; on SQLite the statement holds the database write
@@ -143,6 +148,9 @@ def claim_run(engine: Engine, worker: str, run_ids: Iterable[int] | None = None,
         if not ids:
             return None
         pick = pick.where(run_t.c.id.in_(ids))
+    skip = list(exclude)
+    if skip:
+        pick = pick.where(run_t.c.id.not_in(skip))
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
@@ -152,6 +160,7 @@ def claim_run(engine: Engine, worker: str, run_ids: Iterable[int] | None = None,
                 .values(status="running", worker=worker, heartbeat_at=db_now(conn),
                         started_at=now,
                         host=socket.gethostname(), device=device, error=None,
+                        worker_process=process_identity(),
                         finished_at=None, attempts=run_t.c.attempts + 1)
                 .returning(run_t.c.id))
         row = conn.execute(stmt).first()
@@ -228,32 +237,75 @@ def set_run_model_info(engine: Engine, run_id: int, info: dict[str, Any]) -> Non
             config_json=json.dumps(config, sort_keys=True)))
 
 
-def reclaim_dead_local(engine: Engine, host: str | None = None) -> list[int]:
-    """Requeue ``running`` runs held by a process of this host that no longer exists.
+def reclaim_dead_local(engine: Engine, max_attempts: int = 3) -> list[int]:
+    """Requeue ``running`` runs whose worker process is known to have ended.
 
-    Worker names are ``host:pid:tag``; a run whose worker process is gone (killed, crashed
-    machine session) would otherwise wait for the heartbeat timeout.
+    A holder is judged by its recorded identity (``runs.worker_process``, see
+    :func:`xlrun.processes.holder_gone`): only a process of this kernel boot and this PID
+    namespace can be judged by its pid (and start time, against pid reuse); any other holder —
+    another machine, a container with its own PID namespace, a claim by an older xlrun — is
+    left to the heartbeat timeout (:func:`reclaim_stale`), so a live run is never taken.
+
+    A run already tried ``max_attempts`` times is marked ``failed`` instead (like
+    :func:`reclaim_stale`), so a run that kills its worker cannot take down worker after
+    worker. Returns the ids put back in the queue.
     """
-    host = host or socket.gethostname()
     run_t = Run.__table__
     with engine.connect() as conn:
-        held = conn.execute(select(run_t.c.id, run_t.c.worker).where(
-            run_t.c.status == "running", run_t.c.worker.like(f"{host}:%"))).all()
-    dead = []
-    for rid, worker in held:
-        parts = worker.split(":")
-        if len(parts) >= 2 and parts[1].isdigit() and not pid_alive(int(parts[1])):
-            dead.append((rid, worker))
+        held = conn.execute(select(run_t.c.id, run_t.c.worker, run_t.c.worker_process,
+                                   run_t.c.attempts).where(
+            run_t.c.status == "running", run_t.c.worker_process.is_not(None))).all()
+    dead = [(rid, worker, ident, attempts) for rid, worker, ident, attempts in held
+            if holder_gone(ident)]
     reclaimed = []
     with engine.begin() as conn:
-        for rid, worker in dead:
-            res = conn.execute(update(run_t).where(run_t.c.id == rid, run_t.c.worker == worker,
-                                                   run_t.c.status == "running")
-                               .values(status="queued", worker=None,
-                                       error=f"reclaimed: worker {worker} is gone"))
+        for rid, worker, ident, attempts in dead:
+            mine = update(run_t).where(run_t.c.id == rid, run_t.c.worker_process == ident,
+                                       run_t.c.status == "running")
+            if attempts >= max_attempts:
+                conn.execute(mine.values(
+                    status="failed", worker=None, finished_at=utcnow(),
+                    error=f"gave up after {attempts} attempts: each time its worker "
+                          f"ended before the run did (last: {worker}; killed? out of memory?)"))
+                continue
+            res = conn.execute(mine.values(status="queued", worker=None,
+                                           error=f"reclaimed: worker {worker} is gone"))
             if res.rowcount == 1:
                 reclaimed.append(rid)
     return reclaimed
+
+
+def requeue_run(engine: Engine, run_id: int, worker: str, error: str, max_attempts: int,
+                count_attempt: bool = True) -> str:
+    """Give a run this worker holds back to the queue with ``error`` as the reason — or, once
+    it has been tried ``max_attempts`` times, mark it ``failed`` with that reason.
+
+    ``count_attempt=False`` undoes the claim's attempt (the run was not tried at all, e.g. its
+    config was written by a newer xlrun). Returns the run's new status (``queued`` or
+    ``failed``), or ``""`` when the worker no longer held it.
+    """
+    run_t = Run.__table__
+    mine = update(run_t).where(run_t.c.id == run_id, run_t.c.worker == worker,
+                               run_t.c.status == "running")
+    with engine.begin() as conn:
+        attempts = conn.execute(select(run_t.c.attempts).where(run_t.c.id == run_id)
+                                ).scalar_one_or_none()
+        if attempts is None:
+            return ""
+        if not count_attempt:
+            res = conn.execute(mine.values(status="queued", worker=None, error=error,
+                                           attempts=func.max(0, run_t.c.attempts - 1)
+                                           if conn.dialect.name == "sqlite"
+                                           else func.greatest(0, run_t.c.attempts - 1)))
+            return "queued" if res.rowcount == 1 else ""
+        if attempts >= max_attempts:
+            res = conn.execute(mine.values(
+                status="failed", worker=None, finished_at=utcnow(),
+                error=f"gave up after {attempts} attempts; the last: {error}"))
+            return "failed" if res.rowcount == 1 else ""
+        res = conn.execute(mine.values(status="queued", worker=None, error=error,
+                                       finished_at=None))
+        return "queued" if res.rowcount == 1 else ""
 
 
 def finish_run(engine: Engine, run_id: int, status: str, error: str | None = None,

@@ -35,8 +35,9 @@ from xlrun.evaluate.runner import evaluate_dataset
 from xlrun.evaluate.tasks import DATASETS
 from xlrun.execute.cache import WarmCache
 from xlrun.execute.distributed import launch
+from xlrun.execute.faults import is_device_error
 from xlrun.execute.progress import NullProgress, Progress, ProgressTask
-from xlrun.execute.run_context import RunContext, RunOutcome
+from xlrun.execute.run_context import NewerConfig, RunContext, RunOutcome
 from xlrun.execute.tracking import eval_result, model_revision, open_tracking, replay_train_log
 from xlrun.execute.training import load_encoder, train_recorded
 from xlrun.files import disk_full, explain_write_error
@@ -44,7 +45,7 @@ from xlrun.langsim.cluster import clusters_for_run
 from xlrun.langsim.embedding import SimilarityContext
 from xlrun.spec.schema import RunConfig
 from xlrun.tracking import TrackingSession
-from xlrun.train.encoder import Encoder, resolve_device
+from xlrun.train.encoder import Encoder, release_accelerator_memory, resolve_device
 
 __all__ = ["STAGES", "ClaimLost", "RunOutcome", "StageTimer", "execute_run"]
 
@@ -64,6 +65,7 @@ class StageTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
+        self.shapes: dict[str, int] = {}
         self._t0 = time.perf_counter()
         self._c0 = time.process_time()
 
@@ -82,16 +84,31 @@ class StageTimer:
         finally:
             self.add(name, time.perf_counter() - t0, time.process_time() - c0)
 
+    def count_shapes(self, stage: str, encoder: Any) -> None:
+        """Record under ``shapes`` the distinct input shapes ``encoder`` fed its model since
+        the last count (for ``stage``: ``train`` or ``encode``) and add those it never fed
+        before in this process to ``shapes.new`` (see
+        :class:`~xlrun.train.encoder.ShapeCounter`)."""
+        counter = getattr(encoder, "shapes", None)
+        if counter is None:
+            return
+        distinct, new = counter.take()
+        self.shapes[stage] = self.shapes.get(stage, 0) + distinct
+        self.shapes["new"] = self.shapes.get("new", 0) + new
+
     def summary(self) -> dict[str, Any]:
         """Every stage of :data:`STAGES` (0 when not reached), ``other`` and ``total`` in
-        wall-clock seconds, rounded to milliseconds, and under ``cpu`` the CPU seconds of the
-        stages timed as a block (and ``total``)."""
+        wall-clock seconds, rounded to milliseconds, under ``cpu`` the CPU seconds of the
+        stages timed as a block (and ``total``), and under ``shapes`` the distinct input
+        shapes of training and encoding (and how many were new to the process)."""
         total = time.perf_counter() - self._t0
         out: dict[str, Any] = {k: round(self.seconds.get(k, 0.0), 3) for k in STAGES}
         out["other"] = round(max(0.0, total - sum(self.seconds.get(k, 0.0) for k in STAGES)), 3)
         out["total"] = round(total, 3)
         out["cpu"] = {**{k: round(v, 3) for k, v in self.cpu.items()},
                       "total": round(time.process_time() - self._c0, 3)}
+        if self.shapes:
+            out["shapes"] = dict(self.shapes)
         return out
 
 
@@ -198,24 +215,42 @@ def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder: Encoder,
                                       data.meta))
 
 
+def _requeue_for_device(engine: Engine, run_id: int, worker: str, msg: str,
+                        max_attempts: int) -> str:
+    """Give the run back after a device error (or fail it once out of attempts); its status."""
+    with contextlib.suppress(Exception):  # a poisoned context may fail this too
+        release_accelerator_memory()
+    return store.requeue_run(engine, run_id, worker, f"device error: {msg}", max_attempts) \
+        or "queued"
+
+
 def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto",
                 progress: Progress | None = None, heartbeat_s: float = 30.0,
-                cache: WarmCache | None = None) -> RunOutcome:
+                cache: WarmCache | None = None, max_attempts: int = 3) -> RunOutcome:
     """Train and evaluate a claimed run, store its results and stage timings, and mark it
-    done or failed.
+    done or failed — whatever goes wrong, the run is marked and this returns.
 
     ``cache``: a :class:`~xlrun.execute.cache.WarmCache` shared with the runs before and
     after this one in the same process (None: load everything afresh).
 
-    A KeyboardInterrupt puts the run back to ``queued`` and is re-raised. A lost database
-    raises :class:`DatabaseUnavailable` after trying to requeue the run.
+    How a run ends when it does not finish:
+
+    * its stored config cannot be read, or the run fails for its own reasons (a spec value,
+      the data, a diverging loss, any other error): ``failed`` with the message;
+    * its config was written by a newer xlrun: back to ``queued``, the attempt not counted
+      (``fault = "newer"``; the worker then skips it);
+    * a device or infrastructure error (:func:`xlrun.execute.faults.is_device_error`): back
+      to ``queued`` for another worker, or ``failed`` once tried ``max_attempts`` times
+      (``fault = "device"``);
+    * Ctrl-C / SIGTERM: back to ``queued``, and the KeyboardInterrupt is re-raised;
+    * a lost database: :class:`DatabaseUnavailable` is raised after trying to requeue it.
     """
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     timer = StageTimer()
-    ctx = RunContext.load(engine, run_id)
-    config = ctx.config
     try:
+        ctx = RunContext.load(engine, run_id)
+        config = ctx.config
         with _Heartbeat(engine, run_id, worker, heartbeat_s) as beat:
             dev = str(resolve_device(device))
             store.set_run_device(engine, run_id, dev)
@@ -223,6 +258,8 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
                 encoder = (cache.encoder(config.model, dev, ctx.models_dir, load_encoder)
                            if cache is not None
                            else load_encoder(config.model, dev, ctx.models_dir))
+            if getattr(encoder, "shapes", None) is not None:
+                encoder.shapes.take()  # count this run's shapes only
             store.set_run_model_info(engine, run_id, encoder.describe())
             warn = None if isinstance(progress, NullProgress) else progress.log
             with open_tracking(ctx, warn, model_revision(encoder)).closing() as tracking:
@@ -230,7 +267,9 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
                     encoder = _train(engine, ctx, encoder, progress, beat,
                                      engine.url.render_as_string(hide_password=False), timer,
                                      cache, tracking)
+                    timer.count_shapes("train", encoder)
                 _evaluate(engine, run_id, config, encoder, progress, timer, cache, tracking)
+                timer.count_shapes("encode", encoder)
         with timer.stage("write"):
             timings = timer.summary()
             finished = store.finish_run(engine, run_id, "done", worker=worker, timings=timings)
@@ -243,6 +282,10 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
         raise
     except ClaimLost as e:
         return RunOutcome(run_id, "queued", time.perf_counter() - t0, str(e))
+    except NewerConfig as e:
+        msg = f"written by a newer xlrun ({e}); left queued for a newer worker"
+        store.requeue_run(engine, run_id, worker, msg, max_attempts, count_attempt=False)
+        return RunOutcome(run_id, "queued", time.perf_counter() - t0, msg, fault="newer")
     except OperationalError as e:
         msg = f"database error during run {run_id}: {str(e.orig or e).strip().splitlines()[0]}"
         # the database may be gone for good; then the queue reclaims the run later
@@ -257,5 +300,9 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
         else:
             msg = "".join(traceback.format_exception(e)[-6:])
         timings = timer.summary()
+        if is_device_error(e):
+            status = _requeue_for_device(engine, run_id, worker, msg.strip(), max_attempts)
+            return RunOutcome(run_id, status, time.perf_counter() - t0, msg, timings=timings,
+                              fault="device")
         store.finish_run(engine, run_id, "failed", error=msg, worker=worker, timings=timings)
         return RunOutcome(run_id, "failed", time.perf_counter() - t0, msg, timings=timings)

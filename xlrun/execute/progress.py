@@ -180,5 +180,5 @@ class RichProgress:
     def log(self, message: str) -> None:
         if self.plain:
             self._plain_line(message)
-        else:
-            self._progress.console.log(message)
+        else:  # as given: a run's error text such as "[/x]" is no markup (rich raised on it)
+            self._progress.console.log(message, markup=False)

@@ -105,6 +105,50 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+class ShapeCounter:
+    """The distinct ``(rows, width)`` input shapes an encoder feeds its model.
+
+    Every new shape costs an accelerator something once per process (kernel selection,
+    cuDNN attention plans, allocator blocks), so a run's stage timings count them:
+    :meth:`take` returns the distinct shapes since the last call and how many of them this
+    process had never fed before.
+    """
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, int]] = set()
+        self._window: set[tuple[int, int]] = set()
+        self._new = 0
+
+    def add(self, rows: int, width: int) -> None:
+        """Count one batch of ``rows`` sequences padded to ``width`` tokens."""
+        shape = (int(rows), int(width))
+        self._window.add(shape)
+        if shape not in self.seen:
+            self.seen.add(shape)
+            self._new += 1
+
+    def take(self) -> tuple[int, int]:
+        """``(distinct shapes, new to this process)`` since the last call; starts a new window."""
+        out = (len(self._window), self._new)
+        self._window, self._new = set(), 0
+        return out
+
+
+PAD_MULTIPLE_CUDA = 32
+"""Batches on an accelerator pad to a multiple of this many tokens (capped at the longest
+truncation length), so a run feeds the model a few widths instead of one per longest text."""
+
+
+def padded_width(longest: int, multiple: int, cap: int) -> int:
+    """The width a batch whose longest sequence has ``longest`` tokens is padded to:
+    ``longest`` rounded up to a multiple of ``multiple`` (1 or less: not rounded), but never
+    above ``cap`` unless ``longest`` itself is."""
+    if multiple <= 1 or longest <= 0:
+        return max(1, longest)
+    width = -(-longest // multiple) * multiple
+    return max(longest, min(width, cap))
+
+
 def length_order(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
     """Indices by decreasing length (ties keep input order): the order :meth:`Encoder.encode`
     batches texts in, given their token counts."""
@@ -368,6 +412,8 @@ class Encoder(torch.nn.Module):
         self.tokenizer_limit = tokenizer_limit
         self._prompt_lengths: dict[str, int] = {}
         self._full_precision = False
+        self.pad_to_multiple_of: int | None = None
+        self.shapes = ShapeCounter()
         self.to(torch.device(device) if isinstance(device, str) else device)
 
     @classmethod
@@ -437,9 +483,26 @@ class Encoder(torch.nn.Module):
             out.extend(np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"])
         return out
 
+    @property
+    def pad_multiple(self) -> int:
+        """Batches pad to a multiple of this many tokens: ``pad_to_multiple_of`` when set, else
+        :data:`PAD_MULTIPLE_CUDA` on CUDA (few shapes) and 1 on the CPU (where every pad token
+        costs compute and a new shape costs nothing)."""
+        if self.pad_to_multiple_of is not None:
+            return max(1, int(self.pad_to_multiple_of))
+        return PAD_MULTIPLE_CUDA if self.device.type == "cuda" else 1
+
     def collate(self, seqs: Sequence[Sequence[int] | np.ndarray]) -> dict[str, torch.Tensor]:
-        """``input_ids`` and ``attention_mask`` padded on the tokenizer's side, on the device."""
-        n, longest = len(seqs), max((len(s) for s in seqs), default=1)
+        """``input_ids`` and ``attention_mask`` padded on the tokenizer's side, on the device.
+
+        The width is the longest sequence rounded up to :attr:`pad_multiple` (at most the
+        longest truncation length); the attention mask hides the padding, so the vectors do
+        not depend on it. Each batch's shape is counted in :attr:`shapes`.
+        """
+        n = len(seqs)
+        cap = max(int(self.config.query_max_length), int(self.config.passage_max_length))
+        longest = padded_width(max((len(s) for s in seqs), default=1), self.pad_multiple, cap)
+        self.shapes.add(n, longest)
         pad = getattr(self.tokenizer, "pad_token_id", None)
         ids = np.full((n, longest), int(pad) if pad is not None else 0, dtype=np.int64)
         mask = np.zeros((n, longest), dtype=np.int64)

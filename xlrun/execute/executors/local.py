@@ -27,8 +27,13 @@ class LocalExecutor(Executor):
     """Claims the given runs one at a time and executes them in this process.
 
     A failed run is recorded and the loop goes on; Ctrl-C puts the current run back to
-    ``queued`` (see :func:`~xlrun.execute.pipeline.execute_run`) and stops.
+    ``queued`` (see :func:`~xlrun.execute.pipeline.execute_run`) and stops. A run given back
+    after a device error stays queued (for a later call or a worker), and after
+    ``max_device_errors`` of those in a row the loop stops: a broken device does not fail
+    every run of the submission.
     """
+
+    max_device_errors = 2
 
     name = "local"
     runs_here = True
@@ -64,18 +69,29 @@ class LocalExecutor(Executor):
         progress = progress or NullProgress()
         worker = worker_name()
         outcomes: list[RunOutcome] = []
+        given_back: set[int] = set()  # after a device error, or written by a newer xlrun
+        device_errors = 0
         for rid in store.reclaim_dead_local(engine):
             progress.log(f"run {rid}: its worker on this machine is gone; resuming it")
         with progress.task("runs", len(run_ids)) as bar:
             while True:
-                run_id = store.claim_run(engine, worker, run_ids, device=self.device)
+                run_id = store.claim_run(engine, worker, run_ids, device=self.device,
+                                         exclude=given_back)
                 if run_id is None:
                     break
                 outcome = execute_run(engine, run_id, worker=worker, device=self.device,
                                       progress=progress, heartbeat_s=self.heartbeat_s,
                                       cache=self.cache)
                 outcomes.append(outcome)
+                lines = (outcome.error or "").strip().splitlines()
                 progress.log(f"run {run_id}: {outcome.status} in {outcome.seconds:.1f}s"
-                             + (f" — {outcome.error.strip().splitlines()[-1]}" if outcome.error else ""))
+                             + (f" — {lines[-1]}" if lines else ""))
                 bar.advance(1)
+                if outcome.status == "queued" and outcome.fault:
+                    given_back.add(run_id)
+                device_errors = device_errors + 1 if outcome.fault == "device" else 0
+                if self.max_device_errors and device_errors >= self.max_device_errors:
+                    progress.log(f"stopping: {device_errors} runs in a row hit device errors; "
+                                 "the rest stay queued (run them again when the device works)")
+                    break
         return outcomes
