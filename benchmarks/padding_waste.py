@@ -74,7 +74,7 @@ def _xquad_texts(path: str) -> dict[str, dict[str, list[str]]]:
 def _smoke() -> tuple[dict[str, dict[str, list[str]]], object]:
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "tests" / "train" / "conftest.py"
+    path = Path(__file__).resolve().parents[1] / "tests" / "train" / "train_helpers.py"
     spec = importlib.util.spec_from_file_location("xlrun_train_toys", path)
     toys = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(toys)

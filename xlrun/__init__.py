@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from xlrun.api import Results
 
-__version__ = "0.1.0"
+from xlrun.version import __version__ as __version__
 
 
 def connect(url: str | os.PathLike[str] | None = None, *,

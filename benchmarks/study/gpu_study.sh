@@ -19,7 +19,7 @@
 #      it fails the script only if the device does not work — slower than SMOKE_S seconds is
 #      a warning;
 #   4. the study (benchmarks/study/study.py run): the done runs read from the run tables of
-#      docs/study/export, the rest in the priority order of experiments/lareqa_study_order.toml
+#      docs/study/export, the rest in the priority order of experiments/run_order/lareqa_study.toml
 #      on LANES warm worker lanes that share ONE deadline (DEADLINE, default this script's
 #      start + BUDGET_S); a lane claims a run only while the time left is at least its p90
 #      run time, and stops after two device errors in a row (its runs go back to the queue);
@@ -39,7 +39,7 @@
 # still going then, imports and device start included, is a hung device), RUN_ESTIMATE_S (60: a run's seconds before a lane
 # has timed one), EXPORT_RESERVE_S (30), BENCH (1), BENCH_MIN_S (100), BENCH_ARGS (""),
 # DEVICE_DIR (.device), STUDY_SPECS (the two study specs), STUDY_ORDER
-# (experiments/lareqa_study_order.toml), RESUME_DIR (docs/study/export),
+# (experiments/run_order/lareqa_study.toml), RESUME_DIR (docs/study/export),
 # SKIP_INSTALL (1: use what is installed — the CPU rehearsal), XLRUN_STUDY_WORK (/tmp/xlrun-study).
 set -euo pipefail
 T0=$(date +%s)
@@ -47,7 +47,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 PY=${PYTHON:-python3}
 read -r -a SPECS <<< "${STUDY_SPECS:-experiments/lareqa_study.toml experiments/lareqa_study_b.toml}"
-ORDER=${STUDY_ORDER:-experiments/lareqa_study_order.toml}
+ORDER=${STUDY_ORDER:-experiments/run_order/lareqa_study.toml}
 # Fixed paths for the model and the data, wherever the repository lands: they are part of
 # each run's config, hence of its run key, and later allocations (and the dry run, here)
 # must find the same keys for the same runs.

@@ -13,7 +13,7 @@ slower than ``--limit`` seconds is a warning (``SMOKE SLOW``), not a failure: th
 in a process pays one-time costs that later runs do not.
 
 ``plan`` (the dry run): the study's runs in the order they will run — tier by tier as the
-order file says (``experiments/lareqa_study_order.toml``), seed by seed within a tier — with
+order file says (``experiments/run_order/lareqa_study.toml``), seed by seed within a tier — with
 those already finished in ``--resume`` marked; writes nothing.
 
 ``run``: one SQLite database under ``$XLRUN_STUDY_WORK`` (default ``/tmp/xlrun-study``).
@@ -71,7 +71,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 SPECS = ("experiments/lareqa_study.toml", "experiments/lareqa_study_b.toml")
-ORDER = "experiments/lareqa_study_order.toml"
+ORDER = "experiments/run_order/lareqa_study.toml"
 WORK = Path(os.environ.get("XLRUN_STUDY_WORK", "/tmp/xlrun-study"))
 PARTIAL = ".partial"
 """The one file in OUT_DIR that may be incomplete: every file there is written under this

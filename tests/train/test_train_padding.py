@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import toy_examples
+from train_helpers import toy_examples
 
 from xlrun.spec.schema import TrainSection
 from xlrun.train.encoder import PAD_MULTIPLE_CUDA, ShapeCounter, padded_width

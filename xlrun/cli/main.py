@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, get_args
 
 import click
 
-from xlrun import __version__
 from xlrun.cli.common import (
     LazyChoice,
     db_option,
@@ -28,6 +27,7 @@ from xlrun.cli.track import track
 from xlrun.cli.transfer import db_export, db_import
 from xlrun.cli.trec import export_trec_command, import_run_command
 from xlrun.cli.worker import worker
+from xlrun.version import __version__
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -80,7 +80,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, IntegrityError
 
-from xlrun import __version__
 from xlrun.db.engine import alembic_config, current_revision
 from xlrun.db.models import (
     BatchLanguages,
@@ -98,6 +97,7 @@ from xlrun.db.models import (
 from xlrun.errors import UsageError
 from xlrun.evaluate.metrics import query_metrics
 from xlrun.secrets import mask
+from xlrun.version import __version__
 
 FORMAT = "xlrun-db-export"
 FORMAT_VERSION = 3

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from xlrun.errors import SpecError
-from xlrun.spec.load import resolve_paths, validate_run
+from xlrun.spec.load import GRID_MAX_RUNS, resolve_paths, validate_run
 from xlrun.spec.schema import CompiledRun, RunConfig, Spec
 
 __all__ = ["CompiledRun", "canonical_json", "check_grid_size", "compile_spec", "run_key"]
@@ -149,14 +149,6 @@ GRID_CONFIRM_RUNS = 1000
 """A grid with more points than this is submitted only with ``--yes`` (or with
 ``experiment.max_runs`` set at least that high): a typo such as ``seeds = [0, …, 9999]``
 would otherwise enqueue thousands of runs without a word."""
-GRID_MAX_RUNS = 10_000
-"""The most points a grid may have, whatever ``--yes``, ``--dry-run`` or
-``experiment.max_runs`` say: every point is compiled and checked (about 0.4 ms and a few kB
-each), so a typo such as ``seeds = [0, …, 999999]`` would otherwise fill the memory. The size
-is computed from the axes' lengths before any point is built; split a larger study into
-several experiments."""
-
-
 def count_points(spec: Spec) -> int:
     """How many grid points (runs before identical configs collapse) ``spec`` has."""
     n = len(spec.grid.seeds) or 1

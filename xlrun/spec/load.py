@@ -69,6 +69,12 @@ TOP_LEVEL = ["experiment", "model", "train_data", "sampling", "train", "eval", "
              "tracking", "env"]
 MAX_INT = 2**31 - 1
 """Largest integer a spec value may hold (seeds are stored as 32-bit integers)."""
+GRID_MAX_RUNS = 10_000
+"""The most points a grid may have, whatever ``--yes``, ``--dry-run`` or
+``experiment.max_runs`` say: every point is compiled and checked (about 0.4 ms and a few kB
+each), so a typo such as ``seeds = [0, …, 999999]`` would otherwise fill the memory. The size
+is computed from the axes' lengths before any point is built; split a larger study into
+several experiments."""
 MAX_NAME_LENGTH = 200
 """Longest experiment name (the ``experiments.name`` column)."""
 PATH_KEYS = {"model.name", "train_data.path", "eval.path", "experiment.output_dir"}
@@ -231,8 +237,6 @@ def _check_axis_conflicts(axes: dict[str, list[Any]], seeds: list[int]) -> None:
 def _check_axis_lengths(raw: dict[str, Any]) -> None:
     """Refuse an axis longer than a grid may be before its values are checked one by one
     (a typo such as ``seeds = [0, …, 999999]`` costs no more than reading the file)."""
-    from xlrun.spec.grid import GRID_MAX_RUNS  # grid imports this module
-
     stack = [("", raw)]
     while stack:
         prefix, table = stack.pop()

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from xlrun import __version__
 from xlrun.formats.mteb import mteb_key
 from xlrun.registry import Registry
 from xlrun.secrets import mask
 from xlrun.spec.schema import RunConfig
+from xlrun.version import __version__
 
 Param = str | int | float | bool
 """A hyperparameter value as trackers store it (lists and ``None`` are written as JSON)."""

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from xlrun import __version__
 from xlrun.evaluate.types import SETTINGS
 from xlrun.formats import mteb
 from xlrun.tracking.base import TRACKERS, EvalResult, Tracker
+from xlrun.version import __version__
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.utils import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
 from safetensors.torch import save_file
 
-from xlrun import __version__
 from xlrun.errors import UsageError
+from xlrun.version import __version__
 
 _log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import polars as pl
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import URL
 
-from xlrun import __version__
 from xlrun.db.models import Experiment, Run
 from xlrun.report.frames import (
     _MISSING,
@@ -27,6 +26,7 @@ from xlrun.report.frames import (
 )
 from xlrun.secrets import mask
 from xlrun.spec.schema import arm_label
+from xlrun.version import __version__
 
 STAGES: tuple[str, ...] = ("load", "data", "clustering", "train", "encode", "search",
                            "metrics", "write", "other")
