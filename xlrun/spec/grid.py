@@ -42,6 +42,7 @@ def _relative(obj: Any, base: str) -> Any:
 KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("train_data", "revision"): "",
     ("eval", "revision"): "",
+    ("eval", "pairs"): [],
     ("sampling", "min_cluster_size"): 0,
     ("sampling", "schedule"): "random",
     ("sampling", "exposure_tolerance"): 0.005,

@@ -493,6 +493,33 @@ def _langs(codes: list[str], key: str) -> list[str]:
                         + (", ".join(e.suggestions) or "none")) from e
 
 
+def _pairs(pairs: list[list[str]], where: str, langs: list[str], settings: list[str]
+           ) -> list[list[str]]:
+    """``[[eval]] pairs`` with their codes normalised (``*`` kept), each checked."""
+    out: list[list[str]] = []
+    for j, pair in enumerate(pairs):
+        key = f"{where}.pairs[{j}]"
+        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(c, str)
+                                                                   for c in pair):
+            raise SpecError(key, "a pair is [query language, document language]", value=pair,
+                            allowed='e.g. ["de", "en"] or ["*", "en"]')
+        codes = [c.strip() if c.strip() == "*" else _langs([c], key)[0] for c in pair]
+        if codes[0] == codes[1] and codes[0] != "*":
+            raise SpecError(key, "a pair of one language is the mono setting, not a cross "
+                            "pair", value=pair, allowed='two languages, e.g. ["de", "en"]')
+        for c in codes:
+            if langs and c != "*" and c not in langs:
+                raise SpecError(key, f"names {c!r}, which is not in {where}.languages",
+                                value=pair, allowed=langs)
+        if codes not in out:
+            out.append(codes)
+    if out and "cross" not in settings:
+        raise SpecError(f"{where}.pairs", "pairs choose the cross setting's language pairs, "
+                        "but settings leaves out 'cross'", value=pairs,
+                        allowed="add 'cross' to settings, or remove pairs")
+    return out
+
+
 def _at_least(run: RunConfig, minima: dict[str, float]) -> None:
     for key, low in minima.items():
         section, name = key.split(".")
@@ -515,6 +542,7 @@ def _validate_eval(i: int, e: EvalSection) -> EvalSection:
     if len(set(e.settings)) != len(e.settings):
         raise SpecError(f"{where}.settings", "a setting is named twice", value=e.settings)
     e = dataclasses.replace(e, languages=_langs(e.languages, f"{where}.languages"))
+    e = dataclasses.replace(e, pairs=_pairs(e.pairs, where, e.languages, list(e.settings)))
     DATASETS.get(e.dataset, f"{where}.dataset").validate(e, where)
     return e
 

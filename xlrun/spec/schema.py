@@ -184,6 +184,10 @@ class EvalSection:
     revision: str = ""
     """Hub datasets read online (``mldr``, ``miracl`` without ``path``): the revision
     (commit hash, tag or branch) to load; empty = the dataset's default in xlrun."""
+    pairs: list[list[str]] = field(default_factory=list)
+    """The ``cross`` setting's ordered pairs ``[query language, document language]`` to
+    evaluate (``"*"``: any language, e.g. ``[["*", "en"], ["en", "*"]]``); empty = every
+    pair the dataset has."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -56,8 +57,7 @@ def finish(data: EvalData, max_queries_per_language: int) -> EvalData:
             kept = frozenset(d for d in rel if d in doc_ids)
             if kept:
                 qrels[key] = kept
-    return EvalData(data.dataset, data.split, queries, data.corpus, qrels, data.parallel,
-                    dict(data.meta))
+    return dataclasses.replace(data, queries=queries, qrels=qrels, meta=dict(data.meta))
 
 
 def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
