@@ -43,6 +43,7 @@ KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("train_data", "revision"): "",
     ("eval", "revision"): "",
     ("eval", "pairs"): [],
+    ("train_data", "negatives"): 0,
     ("sampling", "min_cluster_size"): 0,
     ("sampling", "schedule"): "random",
     ("sampling", "exposure_tolerance"): 0.005,

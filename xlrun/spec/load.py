@@ -576,7 +576,8 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
     _at_least(run, {"train.log_every": 1, "train.checkpoint_every": 0,
                     "train.grad_cache_chunk": 0, "train.hard_negatives": 0,
                     "train.max_grad_norm": 0, "train.weight_decay": 0,
-                    "train_data.max_per_language": 0, "sampling.n_clusters": 0,
+                    "train_data.max_per_language": 0, "train_data.negatives": 0,
+                    "sampling.n_clusters": 0,
                     "sampling.distance_threshold": 0, "sampling.min_cluster_size": 0})
     if not 0.0 <= s.mono_ratio <= 1.0:
         raise SpecError("sampling.mono_ratio", "must be within [0, 1]", value=s.mono_ratio)
@@ -590,6 +591,11 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
                         value=td.source, allowed=TRAIN_SOURCES.names())
     if td.source != "none":
         TRAIN_SOURCES.get(td.source, "train_data.source").validate(td, "train_data")
+    if td.negatives and t.steps > 0 and t.hard_negatives == 0:
+        raise SpecError("train_data.negatives", "mined negatives are read for "
+                        "train.hard_negatives, which is 0: they would never be used",
+                        value=td.negatives, allowed="set train.hard_negatives (up to "
+                        "train_data.negatives), or remove train_data.negatives")
     td_langs = _langs(td.languages, "train_data.languages")
     clusters = [_langs(c, f"sampling.clusters[{i}]") for i, c in enumerate(s.clusters)]
     seen: dict[str, int] = {}
