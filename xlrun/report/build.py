@@ -14,7 +14,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine
 
 from xlrun.errors import UsageError
-from xlrun.report import bias, cells, compare, plots, regression
+from xlrun.report import bias, cells, compare, plots, regression, seen
 from xlrun.report.frames import (
     BIAS_COLUMNS,
     ReportFilter,
@@ -171,6 +171,10 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
                             **_filter_meta(req.filter)}
     scope = _scope(req.filter)
     notes: list[str] = pooling_notes(df, req.compare) if req.compare else []
+    annotate = None
+    if req.by == "language" and not req.regress:  # each language marked seen or unseen
+        df, annotate, language_notes = seen.by_language(conn, df, req.compare is not None)
+        notes.extend(language_notes)
     extra = dataset_cells(df)
     cell_cols = [*extra, *cells.cell_columns(req.by)]
     if extra and req.regress:
@@ -188,6 +192,8 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
         scope += f" (per {' and '.join(extra)})"
 
     def done(kind: str, frame: pl.DataFrame, title: str) -> Report:
+        if annotate is not None:
+            frame = annotate(frame)
         if notes:
             meta["notes"] = list(notes)
         return Report(kind, frame, title, meta, req, tuple(notes))
