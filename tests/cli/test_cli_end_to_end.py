@@ -105,7 +105,7 @@ def test_training_is_recorded(done_db: tuple[str, Path]) -> None:
     rows = dict(line.split(",") for line in clusters.strip().splitlines()[1:])
     assert rows["de"] == rows["en"] != rows["ru"]
     show = invoke("show", "3", "--db", db)  # grid order: size×30, size×0 (reference), clustered×30
-    assert "training: 30 logged steps" in show and "language clusters" in show
+    assert "training: 6 logged rows (steps 5–30)" in show and "language clusters" in show
     assert "time: " in show and "train " in show and "encode " in show
     stored = invoke("sql", "--db", db, "--format", "csv",
                     "SELECT timings_json FROM runs WHERE id = 3")

@@ -147,3 +147,38 @@ def test_plot_writes_png(tmp_path) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     heat_only = plot_clustering(dm, None, tmp_path / "h.png")
     assert heat_only.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_dendrogram_colours_are_the_clusters(tmp_path, monkeypatch, k: int) -> None:
+    """Leaves share a colour exactly when they share a cluster (links joining clusters are
+    grey), and the tick labels wear their cluster's colour."""
+    from matplotlib.figure import Figure
+    from scipy.cluster import hierarchy
+
+    from xlrun.langsim import plots
+
+    drawn: list[dict] = []
+    figures: list[Figure] = []
+    original, savefig = hierarchy.dendrogram, Figure.savefig
+    monkeypatch.setattr(plots.hierarchy, "dendrogram",
+                        lambda *a, **kw: drawn.append(original(*a, **kw)) or drawn[-1])
+    monkeypatch.setattr(Figure, "savefig",
+                        lambda self, *a, **kw: figures.append(self) or savefig(self, *a, **kw))
+    dm = distance_matrix("uriel:syntax_knn", LANGS)
+    result = cluster(dm, k=k)
+    plots.plot_clustering(dm, result, tmp_path / "c.png")
+    tree = drawn[-1]
+    colour_of = dict(zip(tree["ivl"], tree["leaves_color_list"], strict=True))
+    sizes = {c: sum(1 for x in result.labels.values() if x == c) for c in result.labels.values()}
+    for a in LANGS:
+        for b in LANGS:
+            if a < b and sizes[result.labels[a]] > 1 and sizes[result.labels[b]] > 1:
+                same_cluster = result.labels[a] == result.labels[b]
+                assert (colour_of[a] == colour_of[b]) == same_cluster, (a, b)
+    for lang, c in result.labels.items():
+        if sizes[c] > 1:
+            assert colour_of[lang] == plots.cluster_colour(c)
+    ticks = {t.get_text(): t.get_color() for t in figures[-1].axes[0].get_yticklabels()}
+    assert {lang: ticks[lang] for lang in LANGS} == {
+        lang: plots.cluster_colour(result.labels[lang]) for lang in LANGS}

@@ -26,6 +26,7 @@ from xlrun.cli.langs import langs as langs_group
 from xlrun.cli.report import report_command, sql_command
 from xlrun.cli.track import track
 from xlrun.cli.transfer import db_export, db_import
+from xlrun.cli.trec import export_trec_command, import_run_command
 from xlrun.cli.worker import worker
 
 if TYPE_CHECKING:
@@ -197,8 +198,11 @@ def show(run_id: int, db_url: str | None) -> None:
                     "model or xlrun's default", ["setting", "value", "from"], d.model_rows)
     if d.training:
         t = d.training
-        click.echo(f"training: {t['steps']} logged steps, loss {t['first_loss']:.4f} → "
-                   f"{t['last_loss']:.4f}, {t['examples_per_s'] or 0:.1f} examples/s")
+        from xlrun.cli.sparkline import sparkline
+
+        click.echo(f"training: {t['rows']} logged rows (steps {t['first_step']}–{t['steps']}), "
+                   f"loss {t['first_loss']:.4f} → {t['last_loss']:.4f} "
+                   f"{sparkline(t['losses'])}, {t['examples_per_s'] or 0:.1f} examples/s")
     if d.clusters:
         click.echo("language clusters: " + "; ".join(" ".join(c) for c in d.clusters))
     if r.get("timings_json"):
@@ -230,6 +234,8 @@ def show(run_id: int, db_url: str | None) -> None:
 @click.option("--trust-remote-code", is_flag=True,
               help="Let a model that ships its own modelling code run it (only if you trust it).")
 @click.option("--top-k", default=100, show_default=True, type=int)
+@click.option("--measures", default="",
+              help='Comma-separated ir_measures names stored per query, e.g. "nDCG@10,R@1000".')
 @click.option("--batch-size", default=128, show_default=True, type=int)
 @click.option("--experiment", default="baselines", show_default=True,
               help="Experiment the run is stored under.")
@@ -246,7 +252,8 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
              settings: str, pooling: str | None, query_prefix: str | None,
              passage_prefix: str | None, max_length: int | None, trust_remote_code: bool,
              top_k: int, batch_size: int, experiment: str, device: str,
-             db_url: str | None, mteb_results: Path | None = None, report_to: str = "") -> None:
+             db_url: str | None, mteb_results: Path | None = None, report_to: str = "",
+             measures: str = "") -> None:
     """Evaluate MODEL (hub id or local path) zero-shot, store it as a run (sampler none) and
     print its measures per setting and language."""
     from xlrun.db.engine import get_engine
@@ -265,6 +272,8 @@ def evaluate(model: str, dataset: str, data_path: str, split: str, revision: str
         "batch_size": batch_size}
     if revision:  # only when given: an unset key leaves run keys as they were
         eval_table["revision"] = revision
+    if measures:
+        eval_table["measures"] = [m.strip() for m in measures.split(",") if m.strip()]
     if max_length is None and not is_sentence_transformers(model):
         max_length = 512  # a plain Hugging Face model declares no lengths
     model_table = {"name": model, "pooling": pooling, "query_prefix": query_prefix,
@@ -369,5 +378,7 @@ main.add_command(report_command)
 main.add_command(sql_command)
 main.add_command(worker)
 main.add_command(track)
+main.add_command(export_trec_command)
+main.add_command(import_run_command)
 db.add_command(db_export)
 db.add_command(db_import)

@@ -8,12 +8,17 @@ lazily, from the registry of tests).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from xlrun.cli.common import LazyChoice, LazyHelpOption, db_option
 from xlrun.cli.common import handle_errors as _handle_errors
+from xlrun.errors import UsageError
 from xlrun.report.choices import BY, FORMATS, METRICS
+
+if TYPE_CHECKING:
+    from xlrun.report.build import ReportRequest
 
 
 def _test_names() -> list[str]:
@@ -43,7 +48,9 @@ def _emit(text: str, out: str | None) -> None:
 @click.option("--setting", default=None, help="mono, cross or multi (default: all).")
 @click.option("--split", default=None, help="Evaluation split (default: all).")
 @click.option("--metric", default="map", show_default=True,
-              type=click.Choice(list(METRICS)))
+              help=f"{', '.join(METRICS)}, or a measure the runs stored by its ir_measures "
+                   "name ([[eval]] measures), e.g. nDCG@100 or R@1000 (AP, RR@10 and R@100 "
+                   "are also read from the ap, mrr_at_10 and recall_at_100 columns).")
 @click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
               help="Keep only runs with KEY=VALUE (or KEY!=VALUE); repeatable. KEY is a runs "
                    "column (sampler, language_sampling, clustering, model, seed) or a dotted "
@@ -81,6 +88,16 @@ def _emit(text: str, out: str | None) -> None:
                    "for a bare --exposure) shows each language's share of query and passage "
                    "texts; 'pairs' the most frequent language pairs with their epochs (how "
                    "many times the average parallel id was seen).")
+@click.option("--curves", is_flag=True,
+              help="Training loss per arm over steps (from train_log): the mean over the arm's "
+                   "runs with their SD, min and max; --plot draws the curves with the min–max "
+                   "band over seeds.")
+@click.option("--html", "html", default=None, type=click.Path(dir_okay=False),
+              help="Write one self-contained HTML page to FILE (overview, arms × settings with "
+                   "a forest plot, language-pair heatmaps, distance regression, bias, "
+                   "exposure, training curves, per-query drill-down; the same filters, "
+                   "--compare (default arm), --baseline, --metric and --test). It opens "
+                   "offline: every script, style and datum is inside.")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(0),
               help="--exposure pairs: pairs shown per arm and batch kind (0 = all).")
 @click.option("--test", "test", default="seed", show_default=True,
@@ -96,7 +113,8 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
                    baseline: str | None,
                    fmt: str, out: str | None, plot: str | None, regress: bool,
                    distance_source: str | None, bias: bool, exposure: str | None, top: int,
-                   test: str, permutations: int, seed: int, db_url: str | None) -> None:
+                   test: str, permutations: int, seed: int, db_url: str | None,
+                   curves: bool = False, html: str | None = None) -> None:
     """Per-cell metrics, or arm comparisons with seed-aware tests, from the results database.
 
     With --compare, each delta gets an interval and a p-value from one model that treats
@@ -110,6 +128,8 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
       xlrun report --by query-language --where sampler=hybrid --compare language_sampling
       xlrun report --regress --compare arm --setting cross --plot coefs.png
       xlrun report --exposure --experiment quickstart --baseline hybrid/size
+      xlrun report --curves --experiment quickstart --plot loss.png
+      xlrun report --html quickstart.html --experiment quickstart --baseline hybrid/size
     """
     from xlrun.report.build import ReportRequest, build_report, plot_report
     from xlrun.report.frames import ReportFilter, engine_for, parse_where
@@ -123,9 +143,23 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
         distance_source=distance_source,
         tests=InferenceConfig(test=test, n_permutations=permutations,  # type: ignore[arg-type]
                               seed=seed))
+    if html is not None:
+        views = [flag for flag, on in (("--regress", regress), ("--bias", bias),
+                                       ("--exposure", exposure is not None),
+                                       ("--curves", curves), ("--plot", plot is not None),
+                                       ("--out", out is not None)) if on]
+        if views:
+            raise UsageError(f"--html writes every view into one page; leave out "
+                             f"{', '.join(views)}")
+        _write_html(req, db_url, html)
+        return
     engine = engine_for(db_url)
     try:
-        if exposure is not None:
+        if curves:
+            from xlrun.report.curves import build_curves
+
+            rep = build_curves(engine, req)
+        elif exposure is not None:
             from xlrun.report.exposure import build_exposure
 
             rep = build_exposure(engine, req, exposure, top)
@@ -143,9 +177,31 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
             from xlrun.report.exposure import plot_exposure
 
             plot_exposure(rep, plot)
+        elif rep.kind == "curves":
+            from xlrun.report.curves import plot_curves
+
+            plot_curves(rep, plot)
         else:
             plot_report(rep, plot)
         click.echo(f"wrote {plot}", err=True)
+
+
+def _write_html(req: ReportRequest, db_url: str | None, path: str) -> None:
+    """``--html``: write the page and say where (and how big) it is."""
+    from xlrun.report.frames import engine_for
+
+    try:
+        from xlrun.report.html import write_page
+    except ModuleNotFoundError as exc:  # plotly is an optional dependency (the html extra)
+        if exc.name != "plotly":
+            raise
+        raise UsageError("--html needs plotly: pip install 'xlrun[html]' (or plotly)") from exc
+    engine = engine_for(db_url)
+    try:
+        out = write_page(engine, req, path)
+    finally:
+        engine.dispose()
+    click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", err=True)
 
 
 @click.command("sql")

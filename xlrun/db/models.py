@@ -131,6 +131,27 @@ class QueryResult(Base):
     same_lang_expected: Mapped[float | None] = mapped_column(Float)
 
 
+class QueryMeasure(Base):
+    """One query's value of one measure named by ir_measures (``nDCG@100``, ``R@1000``, …)
+    in one setting: the measures an ``[[eval]]`` table lists in ``measures``, keyed like
+    ``query_results`` plus the measure's canonical name. SQLite stores it WITHOUT ROWID (the
+    key is the table: about half the size)."""
+
+    __tablename__ = "query_measures"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(64), primary_key=True)
+    split: Mapped[str] = mapped_column(String(32), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(32), primary_key=True)
+    setting: Mapped[str] = mapped_column(String(8), primary_key=True)
+    query_lang: Mapped[str] = mapped_column(String(8), primary_key=True)
+    doc_lang: Mapped[str] = mapped_column(String(8), primary_key=True)
+    query_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, nullable=False)
+
+
 class Retrieved(Base):
     """The top-k documents of one query in one setting."""
 

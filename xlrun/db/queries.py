@@ -81,7 +81,7 @@ def run_overview(engine: Engine, experiment: str | None = None,
         runs = conn.execute(stmt).all()
         metric = metric or _main_metric(runs[0].spec_toml if runs else "")
         if metric not in METRIC_NAMES:
-            raise UsageError(f"unknown metric {metric!r}; allowed: {', '.join(METRIC_NAMES)}")
+            metric = _measure_name(metric)
         ids = [r.id for r in runs]
         mrows = conn.execute(
             select(m_t.c.run_id, m_t.c.dataset, m_t.c.setting, m_t.c.value)
@@ -118,6 +118,21 @@ def run_overview(engine: Engine, experiment: str | None = None,
                             *[f"{metric} {s}" for s in settings]], rows, footer)
 
 
+def _measure_name(metric: str) -> str:
+    """The canonical ir_measures name of ``metric`` (``run_metrics`` holds the means of the
+    measures runs stored), or a UsageError listing what is allowed."""
+    from xlrun.evaluate.measures import MeasureError, measures_of
+
+    try:
+        found = measures_of(metric)
+    except MeasureError as e:
+        raise UsageError(f"unknown metric {metric!r}; allowed: {', '.join(METRIC_NAMES)} or a "
+                         f"measure the runs stored by its ir_measures name ({e})") from None
+    if len(found) != 1:
+        raise UsageError(f"--metric {metric!r} names {len(found)} measures; name one")
+    return found[0].name
+
+
 def _main_metric(spec_toml: str) -> str:
     try:
         return tomllib.loads(spec_toml).get("experiment", {}).get("main_metric", "map")
@@ -143,7 +158,9 @@ def run_details(engine: Engine, run_id: int) -> RunDetails:
     if logs:
         eps = [r.examples_per_s for r in logs if r.examples_per_s]
         training = {"steps": logs[-1].step, "first_loss": logs[0].loss, "last_loss": logs[-1].loss,
-                    "examples_per_s": sum(eps) / len(eps) if eps else None}
+                    "examples_per_s": sum(eps) / len(eps) if eps else None,
+                    "rows": len(logs), "first_step": logs[0].step,
+                    "losses": [float(r.loss) for r in logs]}
     clusters: dict[int, list[str]] = {}
     for r in clusters_rows:
         clusters.setdefault(r.cluster, []).append(r.lang)

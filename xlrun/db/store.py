@@ -26,6 +26,7 @@ from xlrun.db.models import (
     Experiment,
     LanguageCluster,
     LanguageDistance,
+    QueryMeasure,
     QueryResult,
     Retrieved,
     Run,
@@ -387,11 +388,12 @@ def write_results(engine: Engine, run_id: int, dataset: str, split: str,
                   frames: dict[str, Any]) -> None:
     """Replace the (run, dataset, split) result set in ONE transaction.
 
-    ``frames`` maps ``query_results``, ``retrieved`` and ``run_metrics`` to pyarrow Tables,
-    polars DataFrames or lists of dicts whose columns match the tables, without ``run_id``.
+    ``frames`` maps ``query_results``, ``query_measures``, ``retrieved`` and ``run_metrics``
+    to pyarrow Tables, polars DataFrames or lists of dicts whose columns match the tables,
+    without ``run_id``.
     """
-    tables = {"query_results": QueryResult.__table__, "retrieved": Retrieved.__table__,
-              "run_metrics": RunMetric.__table__}
+    tables = {"query_results": QueryResult.__table__, "query_measures": QueryMeasure.__table__,
+              "retrieved": Retrieved.__table__, "run_metrics": RunMetric.__table__}
     with engine.begin() as conn:
         for table in tables.values():
             conn.execute(delete(table).where(table.c.run_id == run_id,

@@ -4,7 +4,8 @@ An export is a folder: one zstd-compressed Parquet file per table plus ``manifes
 (format, schema revision, xlrun version, creation time, row counts per file and per run,
 SHA-256 of every file). It holds ``experiments``, ``runs``, ``train_log``,
 ``batch_languages``, ``query_results`` (metrics rounded to :data:`DIGITS` decimals),
-``run_metrics``, ``language_clusters`` and ``language_distances``; ``retrieved`` (the top-k
+``query_measures`` (likewise), ``run_metrics``, ``language_clusters``, ``language_distances``
+and ``sampling_plan``; ``retrieved`` (the top-k
 lists, by far the largest table) is left out. Only pyarrow is needed, not polars.
 
 Import first **verifies** the export and writes nothing unless all of it holds: the format
@@ -67,6 +68,7 @@ from xlrun.db.models import (
     Experiment,
     LanguageCluster,
     LanguageDistance,
+    QueryMeasure,
     QueryResult,
     Run,
     RunMetric,
@@ -88,23 +90,26 @@ EXPERIMENTS: Table = Experiment.__table__  # type: ignore[assignment]
 RUNS: Table = Run.__table__  # type: ignore[assignment]
 RUN_TABLES: tuple[Table, ...] = tuple(t.__table__ for t in (  # type: ignore[misc]
     TrainLog, BatchLanguages, QueryResult, RunMetric, LanguageCluster, LanguageDistance,
-    SamplingPlan))
+    SamplingPlan, QueryMeasure))
 """Tables whose rows belong to a run (``run_id``), in export order."""
 TABLES: tuple[str, ...] = ("experiments", "runs", *(t.name for t in RUN_TABLES))
 
-ADDED_LATER: frozenset[str] = frozenset({"sampling_plan"})
+ADDED_LATER: frozenset[str] = frozenset({"sampling_plan", "query_measures"})
 """Tables exported since after format 3 first shipped: an export whose manifest does not list
 one holds none of its rows (it is read as empty)."""
 OMITTED: tuple[str, ...] = ("retrieved",)
 ROUNDED: dict[str, tuple[str, ...]] = {
     "query_results": ("ap", "ndcg_at_10", "mrr_at_10", "recall_at_100", "rank_distance",
                       "same_lang_at_10", "same_lang_expected"),
+    "query_measures": ("value",),
 }
 EXPORT_ORDER: dict[str, tuple[str, ...]] = {
     "query_results": ("dataset", "split", "setting", "query_lang", "doc_lang", "query_id",
                       "run_id"),
     "run_metrics": ("dataset", "split", "setting", "query_lang", "doc_lang", "metric",
                     "run_id"),
+    "query_measures": ("dataset", "split", "measure", "setting", "query_lang", "doc_lang",
+                       "query_id", "run_id"),
 }
 """Row order of the big tables in an export: one query's rows of every run side by side, so
 the (strongly correlated) metrics of different runs compress together (~25 % smaller)."""
@@ -543,7 +548,8 @@ def verify_export(src: Path, manifest: dict[str, Any]) -> dict[str, pa.Table]:
             raise ExportError(f"{t.name}.parquet: {sum(counts[i] for i in stray)} row(s) of run "
                               f"id(s) {stray[:5]} that runs.parquet lacks; the export is "
                               "inconsistent")
-        if t.name in ("query_results", "run_metrics", "train_log", "batch_languages"):
+        if t.name in ("query_results", "run_metrics", "train_log", "batch_languages",
+                      "query_measures"):
             _unique(frames[t.name], _sort_keys(t), f"{t.name}.parquet")
         if per_run is None:
             continue

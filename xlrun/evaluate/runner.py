@@ -15,8 +15,15 @@ relevant document in the searched collection is skipped in that setting
 (it has no defined AP); it still counts where it has one. Candidates and queries are
 encoded once (per language and side) and reused by every setting.
 
-The output frames have exactly the columns of the ``query_results``, ``retrieved`` and
-``run_metrics`` tables, minus ``run_id``.
+Equal scores rank by document id, descending (trec_eval's order: score descending, then
+docno descending), in the top-k and in the ranks of the relevant documents alike, so every
+measure equals trec_eval's on a run file of the same scores. The measures an ``[[eval]]``
+table names (``measures``, by ir_measures names; :mod:`xlrun.evaluate.measures`) are
+computed from the ranks and grades of every relevant document and stored per query in
+``query_measures`` and as means in ``run_metrics``.
+
+The output frames have exactly the columns of the ``query_results``, ``query_measures``,
+``retrieved`` and ``run_metrics`` tables, minus ``run_id``.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from xlrun.evaluate.encode import (
     passage_max_length,
     texts_digest,
 )
+from xlrun.evaluate.measures import Measure, compute, parse_measures
 from xlrun.evaluate.search import Backend, exact_search, pad_relevant
 from xlrun.evaluate.types import POOL, SETTINGS, EvalData
 from xlrun.spec.schema import EvalSection
@@ -60,6 +68,11 @@ RETRIEVED_SCHEMA = pa.schema([
     ("rank", pa.int64()), ("doc_id", pa.string()), ("score", pa.float64()),
     ("is_relevant", pa.bool_()),
 ])
+QUERY_MEASURES_SCHEMA = pa.schema([
+    ("dataset", pa.string()), ("split", pa.string()), ("measure", pa.string()),
+    ("setting", pa.string()), ("query_lang", pa.string()), ("doc_lang", pa.string()),
+    ("query_id", pa.string()), ("value", pa.float64()),
+])
 RUN_METRICS_SCHEMA = pa.schema([
     ("dataset", pa.string()), ("split", pa.string()), ("setting", pa.string()),
     ("query_lang", pa.string()), ("doc_lang", pa.string()), ("metric", pa.string()),
@@ -77,13 +90,20 @@ class EvalOutput:
     pyarrow Tables (``polars.from_arrow`` turns one into a polars frame at no cost).
 
     ``info`` holds counts and the seconds spent per stage (``encode_s``, ``search_s``,
-    ``metrics_s``; CPU seconds of this process: ``encode_cpu_s``, …).
+    ``metrics_s``; CPU seconds of this process: ``encode_cpu_s``, …). ``query_measures``
+    holds the ``[[eval]] measures`` per query (empty when the section names none).
     """
 
     query_results: pa.Table
     retrieved: pa.Table
     run_metrics: pa.Table
     info: dict[str, Any] = field(default_factory=dict, compare=False)
+    query_measures: pa.Table = field(default_factory=QUERY_MEASURES_SCHEMA.empty_table)
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The result tables by database table name (what ``write_results`` stores)."""
+        return {"query_results": self.query_results, "query_measures": self.query_measures,
+                "retrieved": self.retrieved, "run_metrics": self.run_metrics}
 
     def metric(self, setting: str, metric: str = "map", query_lang: str = POOL,
                doc_lang: str = POOL) -> float:
@@ -97,20 +117,39 @@ class EvalOutput:
 
 
 @dataclass
-class _Collection:
-    """The encoded candidates of one language (or of the pool)."""
+class Collection:
+    """The candidates of one language (or of the pool): vectors and ids."""
 
     vectors: np.ndarray
     group: np.ndarray | None  # chunk row → document index (chunked documents)
     ids: np.ndarray  # object array of document ids
     langs: np.ndarray  # object array of document languages
     _ids_arrow: pa.Array | None = None
+    _tie: np.ndarray | None = None
 
     def id_array(self) -> pa.Array:
         """The document ids as an Arrow array (built once)."""
         if self._ids_arrow is None:
             self._ids_arrow = pa.array(self.ids.tolist(), type=pa.string())
         return self._ids_arrow
+
+    def tie_break(self) -> np.ndarray:
+        """Each document's position in descending id order (built once): equal scores rank
+        by it, as trec_eval ranks them (docno descending, compared as UTF-8 bytes, which is
+        Python's code-point order)."""
+        if self._tie is None:
+            self._tie = trec_tie_break(self.ids)
+        return self._tie
+
+
+def trec_tie_break(ids: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Position of each id in descending order (ids unique): the ``tie_break`` of
+    :func:`~xlrun.evaluate.search.exact_search` that ranks equal scores as trec_eval does."""
+    values = list(ids)
+    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
+    tie = np.empty(len(values), dtype=np.int64)
+    tie[np.asarray(order, dtype=np.int64)] = np.arange(len(values), dtype=np.int64)
+    return tie
 
 
 def _empty(schema: pa.Schema) -> pa.Table:
@@ -119,7 +158,7 @@ def _empty(schema: pa.Schema) -> pa.Table:
 
 def _encode_all(encoder: Any, data: EvalData, cfg: EvalSection, cache: EmbeddingCache,
                 model_key: str | None, progress: Progress | None
-                ) -> tuple[dict[str, np.ndarray], dict[str, _Collection]]:
+                ) -> tuple[dict[str, np.ndarray], dict[str, Collection]]:
     model, stable = model_fingerprint(encoder, model_key)
 
     def run(stage: str, lang: str, side: str, variant: str, texts: list[str],
@@ -141,7 +180,7 @@ def _encode_all(encoder: Any, data: EvalData, cfg: EvalSection, cache: Embedding
             queries[lang] = run("encode queries", lang, "query", "q", [q.text for q in qs],
                                 done_q, total_q)
 
-    collections: dict[str, _Collection] = {}
+    collections: dict[str, Collection] = {}
     budget = chunk_budget(encoder, cfg.max_length) if cfg.chunk_long_documents else 0
     variant = f"max_length={cfg.max_length};chunk={budget}"
     texts_by_lang: dict[str, tuple[list[str], np.ndarray | None]] = {}
@@ -160,13 +199,13 @@ def _encode_all(encoder: Any, data: EvalData, cfg: EvalSection, cache: Embedding
         for lang, (texts, group) in texts_by_lang.items():
             docs = data.corpus[lang]
             vecs = run("encode passages", lang, "passage", variant, texts, done_d, total_d)
-            collections[lang] = _Collection(
+            collections[lang] = Collection(
                 vecs, group, np.array([d.id for d in docs], dtype=object),
                 np.array([d.lang for d in docs], dtype=object))
     return queries, collections
 
 
-def _pool(collections: dict[str, _Collection]) -> _Collection:
+def _pool(collections: dict[str, Collection]) -> Collection:
     parts = [collections[lang] for lang in sorted(collections)]
     chunked = any(c.group is not None for c in parts)
     groups: list[np.ndarray] = []
@@ -177,28 +216,42 @@ def _pool(collections: dict[str, _Collection]) -> _Collection:
             g = c.group if c.group is not None else np.arange(n, dtype=np.int64)
             groups.append(g + offset)
         offset += n
-    return _Collection(np.concatenate([c.vectors for c in parts]),
-                       np.concatenate(groups) if chunked else None,
-                       np.concatenate([c.ids for c in parts]),
-                       np.concatenate([c.langs for c in parts]))
+    return Collection(np.concatenate([c.vectors for c in parts]),
+                      np.concatenate(groups) if chunked else None,
+                      np.concatenate([c.ids for c in parts]),
+                      np.concatenate([c.langs for c in parts]))
 
 
-class _Frames:
-    """Accumulates column chunks for the ``query_results`` and ``retrieved`` tables."""
+class ResultFrames:
+    """Accumulates column chunks for the ``query_results``, ``query_measures`` and
+    ``retrieved`` tables of one dataset, one (setting, query language, document language)
+    cell at a time (:meth:`add`), and their means for ``run_metrics``."""
 
-    def __init__(self, data: EvalData) -> None:
+    def __init__(self, data: EvalData, measures: Sequence[Measure] = ()) -> None:
         self.data = data
+        self.measures = list(measures)
         self.qr: dict[str, list[Any]] = {name: [] for name in QUERY_RESULTS_SCHEMA.names}
+        self.qm: list[pa.Table] = []
         self.rt: list[pa.Table] = []
         self.groups: list[tuple[str, str, str, dict[str, np.ndarray]]] = []
 
     def add(self, setting: str, qlang: str, dlang: str, qids: np.ndarray, ranks: np.ndarray,
-            top_idx: np.ndarray, top_scores: np.ndarray, col: _Collection,
-            rel_idx: np.ndarray, top_k: int, bias_cols: dict[str, np.ndarray] | None) -> None:
+            top_idx: np.ndarray, top_scores: np.ndarray, col: Collection,
+            rel_idx: np.ndarray, top_k: int, bias_cols: dict[str, np.ndarray] | None,
+            grades: np.ndarray | None = None) -> None:
+        """One cell: ``ranks`` (n, m) of the relevant documents ``rel_idx`` (indices into
+        ``col``, -1 padding) with their ``grades`` (default: 1 for every real entry; a
+        relevant document an imported run did not rank has rank ``inf`` and grade > 0),
+        the top-k (``top_idx``/``top_scores``) and the multi setting's bias columns."""
         n = len(qids)
-        first = M.first_relevant_rank(ranks)
-        values: dict[str, np.ndarray] = {"n_relevant": np.asarray(M.n_relevant(ranks)),
-                                         **M.query_metrics(ranks)}
+        if grades is None:
+            grades = (np.asarray(rel_idx) >= 0).astype(np.float64)
+        grades = np.asarray(grades, dtype=np.float64)
+        relevant_ranks = np.where(grades > 0, ranks, np.inf)
+        first = M.first_relevant_rank(relevant_ranks)
+        first = np.where(np.isfinite(first), first, 0)  # 0: no relevant document ranked
+        values: dict[str, np.ndarray] = {"n_relevant": (grades > 0).sum(axis=1),
+                                         **M.query_metrics(ranks, grades)}
         for name in _BIAS_NAMES:
             values[name] = (np.asarray(bias_cols[name], dtype=np.float64) if bias_cols
                             is not None else np.full(n, np.nan))
@@ -211,6 +264,10 @@ class _Frames:
         for name, v in values.items():
             qr[name].append(v)
         qr["first_relevant_rank"].append(first)
+        if self.measures:
+            measured = compute(self.measures, ranks, grades)
+            values.update(measured)
+            self._add_measures(setting, qlang, dlang, qids, measured)
         k = min(top_k, top_idx.shape[1])
         if k <= 0:
             return
@@ -229,6 +286,25 @@ class _Frames:
         })
         self.rt.append(pa.table([cols[c] for c in RETRIEVED_SCHEMA.names],
                                 schema=RETRIEVED_SCHEMA))
+
+    def _add_measures(self, setting: str, qlang: str, dlang: str, qids: np.ndarray,
+                      measured: dict[str, np.ndarray]) -> None:
+        n, names = len(qids), list(measured)
+        qid_arr = pa.array([str(q) for q in qids.tolist()], type=pa.string())
+        consts = {"dataset": self.data.dataset, "split": self.data.split, "setting": setting,
+                  "query_lang": qlang, "doc_lang": dlang}
+        cols = {c: pa.array([v] * (n * len(names)), type=pa.string()) for c, v in consts.items()}
+        cols.update({
+            "measure": pa.array([m for m in names for _ in range(n)], type=pa.string()),
+            "query_id": qid_arr.take(pa.array(np.tile(np.arange(n), len(names)))),
+            "value": pa.array(np.concatenate([measured[m] for m in names]).astype(np.float64)),
+        })
+        self.qm.append(pa.table([cols[c] for c in QUERY_MEASURES_SCHEMA.names],
+                                schema=QUERY_MEASURES_SCHEMA))
+
+    def query_measures(self) -> pa.Table:
+        """The ``query_measures`` rows of the cells added so far."""
+        return pa.concat_tables(self.qm) if self.qm else _empty(QUERY_MEASURES_SCHEMA)
 
     def query_results(self) -> pa.Table:
         if not self.qr["query_id"]:
@@ -251,8 +327,14 @@ class _Frames:
     def run_metrics(self) -> pa.Table:
         """Means per (setting, query_lang, doc_lang) and per setting (``all``/``all``);
         bias measures in the ``multi`` setting only; undefined means are left out."""
-        rows = _aggregate_groups(self.data.dataset, self.data.split, self.groups)
+        rows = _aggregate_groups(self.data.dataset, self.data.split, self.groups,
+                                 [m.name for m in self.measures])
         return _metrics_table(rows)
+
+    def output(self, info: dict[str, Any] | None = None) -> EvalOutput:
+        """The four tables as an :class:`EvalOutput`."""
+        return EvalOutput(self.query_results(), self.retrieved(), self.run_metrics(),
+                          info=dict(info or {}), query_measures=self.query_measures())
 
 
 def _mean(values: list[np.ndarray]) -> float | None:
@@ -262,19 +344,21 @@ def _mean(values: list[np.ndarray]) -> float | None:
 
 
 def _aggregate_groups(dataset: str, split: str,
-                      groups: Sequence[tuple[str, str, str, dict[str, np.ndarray]]]
+                      groups: Sequence[tuple[str, str, str, dict[str, np.ndarray]]],
+                      measures: Sequence[str] = ()
                       ) -> list[tuple[str, str, str, str, str, str, float]]:
     per_pair: dict[tuple[str, str, str], dict[str, list[np.ndarray]]] = {}
     per_setting: dict[str, dict[str, list[np.ndarray]]] = {}
+    named = {**_METRIC_COLUMNS, **_BIAS_COLUMNS, **{m: m for m in measures}}
     for setting, qlang, dlang, values in groups:
         for target in (per_pair.setdefault((setting, qlang, dlang), {}),
                        per_setting.setdefault(setting, {})):
-            for column in {**_METRIC_COLUMNS, **_BIAS_COLUMNS}.values():
+            for column in named.values():
                 target.setdefault(column, []).append(np.asarray(values[column], np.float64))
     cells = [*per_pair.items(), *(((s, POOL, POOL), v) for s, v in per_setting.items())]
     rows = []
     for (setting, qlang, dlang), cols in cells:
-        for metric, column in {**_METRIC_COLUMNS, **_BIAS_COLUMNS}.items():
+        for metric, column in named.items():
             if metric in _BIAS_COLUMNS and setting != "multi":
                 continue
             value = _mean(cols[column])
@@ -321,8 +405,12 @@ def wanted_pair(x: str, y: str, pairs: Sequence[Sequence[str]]) -> bool:
     return not pairs or any(a in ("*", x) and b in ("*", y) for a, b in pairs)
 
 
-def _pairs(settings: Sequence[str], qlangs: list[str], dlangs: list[str], data: EvalData,
-           wanted: Sequence[Sequence[str]] = ()) -> list[tuple[str, str, str]]:
+def setting_cells(settings: Sequence[str], qlangs: list[str], dlangs: list[str],
+                  data: EvalData, wanted: Sequence[Sequence[str]] = ()
+                  ) -> list[tuple[str, str, str]]:
+    """The ``(setting, query_lang, doc_lang)`` cells an evaluation searches, in order: the
+    settings both ``settings`` and the dataset define, the dataset's cross pairs (every
+    ordered pair when it lists none) that ``wanted`` (``[[eval]] pairs``) asks for."""
     out: list[tuple[str, str, str]] = []
     for setting in SETTINGS:
         if setting not in settings or setting not in data.settings:
@@ -339,16 +427,30 @@ def _pairs(settings: Sequence[str], qlangs: list[str], dlangs: list[str], data: 
     return out
 
 
-def _subset(col: _Collection, doc_ids: frozenset[str]) -> _Collection:
+def _grades(data: EvalData, queries: Sequence[Any], rel_arr: np.ndarray, col: Collection
+            ) -> np.ndarray:
+    """The grade of each entry of ``rel_arr`` (0 for padding)."""
+    out = (rel_arr >= 0).astype(np.float64)
+    if data.grades:
+        for i, q in enumerate(queries):
+            graded = data.grades.get((q.lang, q.id))
+            if graded:
+                for j, d in enumerate(rel_arr[i]):
+                    if d >= 0:
+                        out[i, j] = graded.get(str(col.ids[d]), 1)
+    return out
+
+
+def _subset(col: Collection, doc_ids: frozenset[str]) -> Collection:
     """The documents of ``col`` whose ids are in ``doc_ids`` (their chunks, if chunked)."""
     keep = np.fromiter((d in doc_ids for d in col.ids), dtype=bool, count=len(col.ids))
     idx = np.flatnonzero(keep)
     if col.group is None:
-        return _Collection(col.vectors[idx], None, col.ids[idx], col.langs[idx])
+        return Collection(col.vectors[idx], None, col.ids[idx], col.langs[idx])
     new_index = np.full(len(col.ids), -1, dtype=np.int64)
     new_index[idx] = np.arange(len(idx))
     rows = np.flatnonzero(keep[col.group])
-    return _Collection(col.vectors[rows], new_index[col.group[rows]], col.ids[idx],
+    return Collection(col.vectors[rows], new_index[col.group[rows]], col.ids[idx],
                        col.langs[idx])
 
 
@@ -379,11 +481,11 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
     dlangs = sorted(collections)
     pool = (_pool(collections) if collections and "multi" in cfg.settings
             and "multi" in data.settings else None)
-    frames = _Frames(data)
-    pairs = _pairs(cfg.settings, qlangs, dlangs, data, cfg.pairs)
+    frames = ResultFrames(data, parse_measures(cfg.measures, "eval.measures"))
+    pairs = setting_cells(cfg.settings, qlangs, dlangs, data, cfg.pairs)
     index_of: dict[str, dict[str, int]] = {
         lang: {d: i for i, d in enumerate(c.ids)} for lang, c in collections.items()}
-    scoped: dict[tuple[str, str], tuple[_Collection, dict[str, int]]] = {}
+    scoped: dict[tuple[str, str], tuple[Collection, dict[str, int]]] = {}
     pool_index = ({d: i for i, d in enumerate(pool.ids)} if pool is not None else {})
     pool_counts = ({lang: float(np.mean(pool.langs == lang)) for lang in qlangs}
                    if pool is not None else {})
@@ -406,10 +508,13 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
         keep = np.array([bool(r) for r in rel], dtype=bool)
         if keep.any():
             rel_arr = pad_relevant([r for r in rel if r])
+            grades = _grades(data, [q for q, r in zip(qs, rel, strict=True) if r], rel_arr,
+                             col)
             k = max(cfg.top_k, 10 if setting == "multi" else 0)
             ts, cs = time.perf_counter(), time.process_time()
             res = exact_search(qvecs[keep], col.vectors, k, rel_arr, doc_group=col.group,
-                               n_docs=len(col.ids), device=device, backend=backend)
+                               n_docs=len(col.ids), device=device, backend=backend,
+                               tie_break=col.tie_break())
             search_s += time.perf_counter() - ts
             search_cpu += time.process_time() - cs
             qids = np.array([q.id for q in qs], dtype=object)[keep]
@@ -426,15 +531,13 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
                     "same_lang_expected": np.full(len(qids), pool_counts[x]),
                 }
             frames.add(setting, x, y, qids, res.relevant_ranks, res.top_idx, res.top_scores,
-                       col, rel_arr, cfg.top_k, bias_cols)
+                       col, rel_arr, cfg.top_k, bias_cols, grades)
         if progress is not None:
             progress("search", step, len(pairs))
-    qr = frames.query_results()
-    out = EvalOutput(qr, frames.retrieved(), frames.run_metrics(),
-                     info={"n_pairs": len(pairs), "cache_hits": cache.hits,
-                           "cache_misses": cache.misses, "encode_s": encode_s,
-                           "search_s": search_s, "encode_cpu_s": encode_cpu,
-                           "search_cpu_s": search_cpu})
+    out = frames.output({"n_pairs": len(pairs), "cache_hits": cache.hits,
+                         "cache_misses": cache.misses, "encode_s": encode_s,
+                         "search_s": search_s, "encode_cpu_s": encode_cpu,
+                         "search_cpu_s": search_cpu})
     out.info["metrics_s"] = time.perf_counter() - t0 - encode_s - search_s
     out.info["metrics_cpu_s"] = time.process_time() - c0 - encode_cpu - search_cpu
     return out

@@ -17,6 +17,10 @@ the scores, re-ordered by (score desc, index asc); rows where the k-th score is 
 documents outside the top-k take it from unique int64 keys instead (:func:`order_keys`:
 order-preserving float bits, then the reversed index), so ties resolve the same way always.
 
+``tie_break`` replaces the index in that order: ``(score desc, tie_break asc)``. The
+evaluation passes each document's position in descending document-id order, so equal scores
+rank as trec_eval ranks them (score descending, then docno descending).
+
 ``backend="faiss"`` takes the top-k from a faiss ``IndexFlatIP`` (GPU faiss when present)
 instead; ranks still come from the matmul, and faiss may order exact ties differently.
 Documents split into chunks are searched with ``doc_group`` (row → document): a
@@ -65,15 +69,17 @@ def _group_max(scores: torch.Tensor, group: torch.Tensor, n_groups: int) -> torc
     return out.scatter_reduce_(1, group.expand(scores.shape[0], -1), scores, reduce="amax")
 
 
-def order_keys(scores: torch.Tensor) -> torch.Tensor:
+def order_keys(scores: torch.Tensor, tie: torch.Tensor | None = None) -> torch.Tensor:
     """Unique int64 keys sorting like (score desc, index asc): larger key = better rank.
 
     The float32 score's bits are mapped to an order-preserving integer and shifted left; the
-    low 31 bits hold ``2**31 - 1 - index``, so equal scores rank by ascending index.
+    low 31 bits hold ``2**31 - 1 - index``, so equal scores rank by ascending index
+    (``tie``: by ascending ``tie[index]`` instead, a permutation of the indices).
     """
     bits = scores.float().contiguous().view(torch.int32).to(torch.int64)
     bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
-    idx = torch.arange(scores.shape[1], device=scores.device, dtype=torch.int64)
+    idx = (tie if tie is not None
+           else torch.arange(scores.shape[1], device=scores.device, dtype=torch.int64))
     return (bits << 31) + ((1 << 31) - 1 - idx)[None, :]
 
 
@@ -100,10 +106,12 @@ def _ranks(keys: torch.Tensor, rel: torch.Tensor) -> np.ndarray:
 _RANK_CHUNK_ELEMENTS = 1 << 18  # CPU: scores compared per step (~1 MB, stays in cache)
 
 
-def score_ranks(scores: torch.Tensor, rel: torch.Tensor) -> np.ndarray:
+def score_ranks(scores: torch.Tensor, rel: torch.Tensor, tie: torch.Tensor | None = None
+                ) -> np.ndarray:
     """Exact 1-based ranks of ``rel`` (b, R; -1 = padding) in ``scores`` (b, m) under the
-    order (score desc, index asc); inf for padding. The same ranks as :func:`_ranks` on
-    :func:`order_keys`, counted on the floats (on CPU a few rows at a time, in cache)."""
+    order (score desc, index asc) (``tie``: ``tie[index]`` asc); inf for padding. The same
+    ranks as :func:`_ranks` on :func:`order_keys`, counted on the floats (on CPU a few rows
+    at a time, in cache)."""
     b, m = scores.shape
     valid = (rel >= 0).cpu().numpy()
     idx = rel.clamp(min=0)
@@ -125,33 +133,35 @@ def score_ranks(scores: torch.Tensor, rel: torch.Tensor) -> np.ndarray:
         ties = (s3 == t3).sum(-1).cpu().numpy()
     extra = (ties > 1) & valid
     if extra.any():  # a document with the same score and a lower index ranks above
-        cols = torch.arange(m, device=scores.device)
+        cols = tie if tie is not None else torch.arange(m, device=scores.device)
         idx_n = idx.cpu().numpy()
         for i, j in zip(*np.nonzero(extra), strict=True):
-            same = (scores[i] == target[i, j]) & (cols < int(idx_n[i, j]))
+            same = (scores[i] == target[i, j]) & (cols < cols[int(idx_n[i, j])])
             higher[i, j] += int(same.sum())
     return np.where(valid, 1.0 + higher, np.inf)
 
 
-def _topk_scores(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k by (score desc, index asc) from the float scores; rows whose k-th score is
-    tied beyond the top-k fall back to :func:`order_keys`."""
+def _topk_scores(scores: torch.Tensor, k: int, tie: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k by (score desc, index asc) (``tie``: ``tie[index]`` asc) from the float scores;
+    rows whose k-th score is tied beyond the top-k fall back to :func:`order_keys`."""
     vals, idx = torch.topk(scores, k, dim=1, sorted=True)
     kth = vals[:, -1:]
     ambiguous = (scores >= kth).sum(1) > k
     # within the top-k, equal scores by ascending index: sort by index, then stably by score
-    order = torch.argsort(idx, dim=1)
+    order = torch.argsort(idx if tie is None else tie[idx], dim=1)
     idx, vals = idx.gather(1, order), vals.gather(1, order)
     order = torch.argsort(-vals, dim=1, stable=True)
     idx, vals = idx.gather(1, order), vals.gather(1, order)
     if bool(ambiguous.any()):
         rows = ambiguous.nonzero().flatten()
-        ki, kv = _topk_ordered(order_keys(scores[rows]), scores[rows], k)
+        ki, kv = _topk_ordered(order_keys(scores[rows], tie), scores[rows], k)
         idx[rows], vals[rows] = ki, kv
     return idx, vals
 
 
-def _faiss_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _faiss_topk(queries: np.ndarray, docs: np.ndarray, k: int, tie: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     import faiss  # deferred on purpose: optional backend; workers never import it
 
     index = faiss.IndexFlatIP(docs.shape[1])
@@ -159,7 +169,7 @@ def _faiss_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarr
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     index.add(np.ascontiguousarray(docs, dtype=np.float32))
     scores, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    order = np.lexsort((idx, -scores), axis=1)  # ties: index ascending
+    order = np.lexsort((idx if tie is None else tie[idx], -scores), axis=1)  # ties: index asc
     return np.take_along_axis(idx, order, 1), np.take_along_axis(scores, order, 1)
 
 
@@ -167,7 +177,8 @@ def exact_search(queries: np.ndarray, docs: np.ndarray, k: int,
                  relevant: np.ndarray | Sequence[Sequence[int]] | None = None, *,
                  doc_group: np.ndarray | None = None, n_docs: int | None = None,
                  device: torch.device | str | None = None, backend: Backend = "torch",
-                 block_size: int | None = None) -> SearchResult:
+                 block_size: int | None = None, tie_break: np.ndarray | None = None
+                 ) -> SearchResult:
     """Search ``queries`` (n, d) against ``docs`` (m, d) by inner product.
 
     Args:
@@ -180,6 +191,8 @@ def exact_search(queries: np.ndarray, docs: np.ndarray, k: int,
         device: where to compute (default CUDA if available).
         backend: ``torch`` (default) or ``faiss`` for the top-k (not with ``doc_group``).
         block_size: queries per block (default: ~32M scores per block).
+        tie_break: optional (n_docs,) permutation of ``0 … n_docs-1``: equal scores rank by
+            ascending ``tie_break[doc]`` instead of ascending document index.
     """
     dev = torch.device(device) if device is not None else default_device()
     nq = len(queries)
@@ -195,12 +208,14 @@ def exact_search(queries: np.ndarray, docs: np.ndarray, k: int,
     if nq == 0 or n == 0:
         return SearchResult(top_idx, top_scores, ranks)
     if backend == "faiss" and doc_group is None and kk > 0:
-        top_idx, top_scores = _faiss_topk(queries, docs, kk)
+        top_idx, top_scores = _faiss_topk(queries, docs, kk, tie_break)
     elif backend not in ("torch", "faiss"):
         raise ValueError(f"unknown search backend {backend!r}; allowed: torch, faiss")
     use_torch_topk = not (backend == "faiss" and doc_group is None)
 
     d = torch.from_numpy(np.ascontiguousarray(docs, dtype=np.float32)).to(dev)
+    tie = (torch.from_numpy(np.asarray(tie_break, dtype=np.int64)).to(dev)
+           if tie_break is not None else None)
     group = (torch.from_numpy(np.asarray(doc_group, dtype=np.int64)).to(dev)[None, :]
              if doc_group is not None else None)
     per_row = max(len(docs), n) * max(1, width)
@@ -212,10 +227,10 @@ def exact_search(queries: np.ndarray, docs: np.ndarray, k: int,
         if group is not None:
             s = _group_max(s, group, n)
         if use_torch_topk and kk > 0:
-            ti, ts = _topk_scores(s, kk)
+            ti, ts = _topk_scores(s, kk, tie)
             top_idx[start:stop] = ti.cpu().numpy()
             top_scores[start:stop] = ts.cpu().numpy()
         r = torch.from_numpy(rel[start:stop]).to(dev)
         if (r >= 0).any():
-            ranks[start:stop] = score_ranks(s, r)
+            ranks[start:stop] = score_ranks(s, r, tie)
     return SearchResult(top_idx, top_scores, ranks)

@@ -4,7 +4,9 @@ Query ids are unique within a language; parallel datasets (XQuAD-R, MLQA-R) reus
 id for a question's translations. Document ids are unique across the whole dataset (loaders
 prefix them with the language where needed). Relevance is keyed by ``(query_lang, query_id)``
 and lists document ids in any language, so the same structure serves monolingual,
-cross-lingual and pooled settings.
+cross-lingual and pooled settings. ``grades`` holds the relevance grade of a relevant
+document where the qrels give one other than 1 (graded qrels, e.g. MIRACL's TREC files or a
+local ``relevance`` column); every other relevant document has grade 1.
 
 A dataset may define fewer settings than the three (:attr:`EvalData.settings`: Tatoeba has
 only ``cross``) and may say which cross-lingual pairs it has and what each searches
@@ -62,6 +64,8 @@ class EvalData:
     cross: dict[tuple[str, str], PairScope] | None = None
     """The ordered ``(query_lang, doc_lang)`` pairs of the ``cross`` setting and what each
     searches; ``None``: every ordered pair of two of its languages, whole collections."""
+    grades: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    """``(query_lang, query_id)`` → document id → grade, for grades other than 1."""
 
     @property
     def languages(self) -> list[str]:
@@ -71,3 +75,8 @@ class EvalData:
     def relevant(self, query: Query) -> frozenset[str]:
         """Ids of the documents relevant to ``query`` (any language)."""
         return self.qrels.get((query.lang, query.id), frozenset())
+
+    def grade(self, query: Query, doc_id: str) -> int:
+        """The relevance grade of ``doc_id`` for ``query`` (1 unless the qrels say
+        otherwise; call it for relevant documents)."""
+        return self.grades.get((query.lang, query.id), {}).get(doc_id, 1)

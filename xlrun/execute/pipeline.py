@@ -141,13 +141,20 @@ def _train(engine: Engine, ctx: RunContext, encoder: Encoder, progress: Progress
         replay_train_log(tracking, train_log_rows(engine, run_id))  # logged by the ranks
         return load_encoder(dataclasses.replace(config.model, name=str(model_dir)),
                             str(encoder.device), ctx.workdir / ".models")
-    with timer.stage("train"), progress.task(f"run {run_id}: training", config.train.steps) as bar:
+    label = f"run {run_id}: training"
+    with timer.stage("train"), progress.task(label, config.train.steps) as bar:
+        shown = {"step": 0, "total": config.train.steps}
+
         def on_progress(step: int, total: int) -> None:
+            shown.update(step=step, total=total)
             bar.update(step, total)
+
+        def on_loss(loss: float) -> None:  # the running loss: the last logged window's mean
+            bar.update(shown["step"], shown["total"], f"{label} (loss {loss:.4f})")
 
         summary = train_recorded(engine, run_id, ctx.workdir, config, corpus, encoder, clusters,
                                  stop=lambda: heartbeat.lost, on_progress=on_progress,
-                                 listeners=[tracking])
+                                 listeners=[tracking], on_loss=on_loss)
     if summary.resumed_from:
         progress.log(f"run {run_id}: resumed from the checkpoint at step {summary.resumed_from}")
     if heartbeat.lost:
@@ -185,9 +192,7 @@ def _evaluate(engine: Engine, run_id: int, config: RunConfig, encoder: Encoder,
         for stage in ("encode", "search", "metrics"):
             timer.add(stage, out.info.get(f"{stage}_s", 0.0), out.info.get(f"{stage}_cpu_s"))
         with timer.stage("write"):
-            store.write_results(engine, run_id, cfg.dataset, cfg.split,
-                                {"query_results": out.query_results, "retrieved": out.retrieved,
-                                 "run_metrics": out.run_metrics})
+            store.write_results(engine, run_id, cfg.dataset, cfg.split, out.tables())
         tracking.log_eval(eval_result(cfg.dataset, cfg.split, out.run_metrics, out.info,
                                       data.meta))
 

@@ -41,8 +41,10 @@ class TrainRecorder:
     a progress bar, the checkpoint folder, and a stop signal when the claim is lost."""
 
     def __init__(self, engine: Engine, run_id: int, workdir: Path,
-                 stop: Callable[[], bool] | None = None) -> None:
+                 stop: Callable[[], bool] | None = None,
+                 on_loss: Callable[[float], None] | None = None) -> None:
         self.engine, self.run_id, self.workdir, self.stop = engine, run_id, workdir, stop
+        self.on_loss = on_loss
         self._logs: list[dict[str, Any]] = []
         self._batches: list[dict[str, Any]] = []
 
@@ -60,6 +62,8 @@ class TrainRecorder:
         self._logs.append({"step": step, "loss": float(loss), "lr": float(lr),
                            "examples_per_s": examples_per_s})
         self.flush()
+        if self.on_loss is not None:
+            self.on_loss(float(loss))
 
     def on_batch(self, batch: Batch) -> None:
         """``batch_languages`` rows for one sampled batch."""
@@ -87,11 +91,13 @@ def train_recorded(engine: Engine, run_id: int, workdir: Path, config: RunConfig
                    corpus: TrainCorpus, encoder: Encoder, clusters: list[list[str]] | None,
                    *, stop: Callable[[], bool] | None = None,
                    on_progress: Callable[[int, int], None] | None = None,
-                   listeners: Sequence[TrainListener] = ()) -> TrainSummary:
+                   listeners: Sequence[TrainListener] = (),
+                   on_loss: Callable[[float], None] | None = None) -> TrainSummary:
     """Train ``encoder`` as ``config`` says, recording logs, batches and the plan of run
     ``run_id`` and checkpointing into ``workdir`` (what is buffered is written even when
-    training fails); ``listeners`` are told how training goes (the run's trackers)."""
-    recorder = TrainRecorder(engine, run_id, workdir, stop=stop)
+    training fails); ``listeners`` are told how training goes (the run's trackers);
+    ``on_loss`` gets each logged window's mean loss (the progress bar's running loss)."""
+    recorder = TrainRecorder(engine, run_id, workdir, stop=stop, on_loss=on_loss)
     try:
         return train(config, corpus, encoder, clusters, recorder.hooks(on_progress, listeners))
     finally:

@@ -153,11 +153,11 @@ def bias_table(df: pl.DataFrame, cells: Sequence[str], pools: pl.DataFrame | Non
         notes.append(f"pool size unknown in {no_pool.height} row(s) (the runs' [[eval]] data "
                      "could not be read here): rd_norm left empty there")
     if one_run:
-        notes.append(f"{len(one_run)} cell(s) hold a single run ({_ids(one_run)}): seed "
+        notes.append(f"{len(one_run)} cell(s) hold a single run ({_ids(sorted(one_run))}): seed "
                      "variance unknown, so no interval there")
     if lost:
         notes.append(f"some runs lack some questions in {len(lost)} cell(s): means and "
-                     f"intervals use the questions every run has ({_ids(lost)})")
+                     f"intervals use the questions every run has ({_ids(sorted(lost))})")
     return BiasTable(frame, tuple(notes))
 
 

@@ -351,10 +351,11 @@ def plot_report(report: Report, path: str | Path) -> Path:
                                              "random, arm terms with seed variance)")
     if report.kind == "bias":
         cat = cells.cell_columns(req.by)[0]
+        level = round(100 * req.tests.level)
         return plots.bar_chart(frame, path, cat, "rank_distance",
                                group="arm" if "arm" in frame.columns else None,
-                               title=report.title,
-                               ylabel="mean rank distance (multi setting)")
+                               title=report.title, low="rd_ci_low", high="rd_ci_high",
+                               ylabel=f"mean rank distance (multi setting), {level}% interval")
     if req.by == "language-pair":
         if report.kind == "compare":
             arms = report.meta["arms"]
@@ -363,7 +364,9 @@ def plot_report(report: Report, path: str | Path) -> Path:
             title = (f"{req.metric}: difference to baseline {arms[0]} per language pair "
                      f"(mean over seeds and queries){_scope(req.filter)}")
             return plots.heatmaps(panels, path, "delta", marks="mark", diverging=True,
-                                  title=title, label=f"Δ {req.metric} vs {arms[0]}")
+                                  title=title, label=f"Δ {req.metric} vs {arms[0]}",
+                                  legend=plots.significance_legend(req.tests.test,
+                                                                   req.tests.level))
         if "arm" in frame.columns:
             arms = list(dict.fromkeys(frame["arm"].to_list()))
             panels = [(arm, frame.filter(pl.col("arm") == arm)) for arm in arms]
@@ -377,6 +380,7 @@ def plot_report(report: Report, path: str | Path) -> Path:
     base = report.meta["arms"][0]
     title = (f"{req.metric} by {req.by} per {req.compare} (mean over seeds and queries)"
              f"{_scope(req.filter)}")
-    footer = f"{plots.SIGNIFICANCE_LEGEND}: difference to baseline {base}"
+    footer = (f"difference to baseline {base}: "
+              f"{plots.significance_legend(req.tests.test, req.tests.level)}")
     return plots.bar_chart(frame, path, category, "mean", group=group, title=title,
                            marks="mark", ylabel=f"mean {req.metric}", footer=footer)

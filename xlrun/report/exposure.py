@@ -96,9 +96,7 @@ def build_exposure(conn: Connection | Engine, req: ReportRequest, view: str = "l
     if req.baseline is not None and req.baseline not in arms:
         raise UsageError(f"--baseline {req.baseline!r} is not an arm with recorded batches; "
                          f"arms: {', '.join(arms)}")
-    scope = f" [experiment={filt.experiment}]" if filt.experiment else ""
-    if filt.where:
-        scope += f" [where {describe_where(filt.where)}]"
+    scope = _scope(filt)
     meta = {"view": view, "experiment": filt.experiment, "arms": arms}
     if view == "languages":
         per_run = language_shares(counts).join(arm_of, on="run_id")
@@ -146,10 +144,18 @@ def build_exposure(conn: Connection | Engine, req: ReportRequest, view: str = "l
     return Report("exposure", frame, title, meta, req)
 
 
+def _scope(filt: ReportFilter) -> str:
+    scope = f" [experiment={filt.experiment}]" if filt.experiment else ""
+    if filt.where:
+        scope += f" [where {describe_where(filt.where)}]"
+    return scope
+
+
 def plot_exposure(report: Report, path: str | Path) -> Path:
-    """Plot an exposure report: for ``languages``, grouped bars of each language's query and
-    passage share per arm (two panels); for ``pairs``, one heatmap per arm of the cross-lingual
-    cells' epochs."""
+    """Plot an exposure report: for ``languages``, grouped bars of each language's query
+    share, passage share and monolingual share per arm (three panels of absolute shares; the
+    differences to a baseline are in the table); for ``pairs``, one heatmap per arm of the
+    cross-lingual cells' epochs."""
     frame = report.frame
     if report.meta.get("view") == "pairs":
         cross = frame.filter(pl.col("batch_kind") != "mono")
@@ -157,7 +163,11 @@ def plot_exposure(report: Report, path: str | Path) -> Path:
         panels = [(arm, cross.filter(pl.col("arm") == arm)) for arm in arms]
         return plots.heatmaps(panels, path, "epochs", title=report.title,
                               label="epochs (pairs per run / id pool)")
+    title = ("training exposure by language, per arm (mean over runs): share of query texts, "
+             "of passage texts, and of the language's texts in monolingual pairs"
+             + _scope(report.request.filter))
     return plots.grouped_bar_panels(
         frame, path, "lang", [("query_share", "share of query texts (%)"),
-                              ("passage_share", "share of passage texts (%)")],
-        group="arm", scale=100.0, title=report.title)
+                              ("passage_share", "share of passage texts (%)"),
+                              ("mono_share", "in monolingual pairs (% of the language's)")],
+        group="arm", scale=100.0, title=title)

@@ -24,6 +24,7 @@ from xlrun.db.models import (
     Experiment,
     LanguageCluster,
     LanguageDistance,
+    QueryMeasure,
     QueryResult,
     Run,
 )
@@ -115,13 +116,31 @@ def parse_where(items: Sequence[str]) -> tuple[WhereClause, ...]:
     return tuple(out)
 
 
+MEASURE_COLUMNS: dict[str, str] = {"AP": "ap", "RR@10": "mrr_at_10", "R@100": "recall_at_100"}
+"""ir_measures names that equal a ``query_results`` column by definition (whatever the
+grades): a report reads the column where ``query_measures`` does not hold the measure."""
+
+
 def metric_column(metric: str) -> str:
-    """The ``query_results`` column of a CLI metric name (``map`` → ``ap``)."""
+    """The ``query_results`` column of a CLI metric name (``map`` → ``ap``), or the canonical
+    ir_measures name of a measure (``ndcg_cut.10`` → ``nDCG@10``), read from
+    ``query_measures`` (:func:`load_query_results`)."""
     if metric in METRICS:
         return METRICS[metric]
     if metric in METRICS.values():
         return metric
-    raise UsageError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+    from xlrun.evaluate.measures import SUPPORTED, MeasureError, measures_of
+
+    try:
+        parsed = measures_of(metric)
+    except MeasureError as e:
+        raise UsageError(f"--metric {metric!r} is neither one of {', '.join(METRICS)} nor a "
+                         f"measure xlrun computes: {e} (measures: {', '.join(SUPPORTED)}, "
+                         "by ir_measures names)") from None
+    if len(parsed) != 1:
+        raise UsageError(f"--metric {metric!r} names {len(parsed)} measures "
+                         f"({', '.join(m.name for m in parsed)}); name one")
+    return parsed[0].name
 
 
 def _config_value(config_json: str, key: str) -> Any:
@@ -281,9 +300,20 @@ def load_query_results(
     columns: Sequence[str],
     run_ids: Sequence[int] | None = None,
 ) -> pl.DataFrame:
-    """Per-query rows of ``query_results`` (key columns plus ``columns``) for ``run_ids``."""
+    """Per-query rows of ``query_results`` (key columns plus ``columns``) for ``run_ids``.
+
+    A column may also be a measure's canonical ir_measures name (one, alone): its values come
+    from ``query_measures`` (or, for :data:`MEASURE_COLUMNS`, from the equal ``query_results``
+    column when ``query_measures`` holds none of it for these runs).
+
+    Raises:
+        UsageError: an unknown column, or a measure stored for none of these runs (the
+            message lists the measures that are).
+    """
     wanted = [c for c in columns if c in QueryResult.__table__.c]
     unknown = sorted(set(columns) - set(wanted))
+    if unknown and len(columns) == 1 and _is_measure(columns[0]):
+        return _load_measure(conn, filt, columns[0], run_ids)
     if unknown:
         raise UsageError(f"unknown query_results column(s): {', '.join(unknown)}")
     key = ["run_id", "dataset", "split", "setting", "query_lang", "doc_lang", "query_id"]
@@ -313,6 +343,54 @@ def load_query_results(
     if not chunks:
         return pl.DataFrame(schema=schema)
     return pl.concat(chunks, rechunk=True)
+
+
+def _is_measure(name: str) -> bool:
+    """Whether ``name`` is the canonical name of a measure xlrun computes."""
+    from xlrun.evaluate.measures import MeasureError, measures_of
+
+    try:
+        return [m.name for m in measures_of(name)] == [name]
+    except MeasureError:
+        return False
+
+
+def _load_measure(conn: Connection, filt: ReportFilter, measure: str,
+                  run_ids: Sequence[int] | None) -> pl.DataFrame:
+    """:func:`load_query_results` for one measure of ``query_measures``."""
+    table = QueryMeasure.__table__
+    key = ["run_id", "dataset", "split", "setting", "query_lang", "doc_lang", "query_id"]
+    scope = []
+    if filt.dataset is not None:
+        scope.append(table.c.dataset == filt.dataset)
+    if filt.split is not None:
+        scope.append(table.c.split == filt.split)
+    if run_ids is not None:
+        scope.append(table.c.run_id.in_(list(run_ids)))
+    stored = conn.execute(select(table.c.measure).where(*scope, table.c.measure == measure)
+                          .limit(1)).first()
+    if stored is None:
+        if measure in MEASURE_COLUMNS:
+            column = MEASURE_COLUMNS[measure]
+            return load_query_results(conn, filt, [column], run_ids).rename({column: measure})
+        names = sorted(conn.execute(select(table.c.measure).where(*scope).distinct()).scalars())
+        raise UsageError(
+            f"measure {measure} is not stored for the selected runs; stored: "
+            f"{', '.join(names) or '(none)'} (a run stores the measures its [[eval]] table lists "
+            f"in measures = [...]); the query_results metrics are always there: "
+            f"{', '.join(METRICS)}")
+    stmt = select(*[table.c[k] for k in key], table.c.value.label(measure)).where(
+        *scope, table.c.measure == measure)
+    if filt.setting is not None:
+        stmt = stmt.where(table.c.setting == filt.setting)
+    schema: dict[str, Any] = {"run_id": pl.Int64}
+    schema.update(dict.fromkeys(key[1:], pl.String))
+    schema[measure] = pl.Float64
+    fast = _fetch_grouped(conn, stmt, [measure], schema)
+    if fast is not None:
+        return fast
+    rows = conn.execute(stmt).all()
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 _ID_SEP = "\x1f"

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from xlrun.report.statistics import TESTS
+
 
 def _pyplot() -> Any:
     """``matplotlib.pyplot`` on the Agg backend (deferred on purpose: heavy, and only a plot
@@ -35,7 +37,18 @@ def pair_matrix(df: pl.DataFrame, value: str) -> tuple[list[str], list[str], np.
     return rows, cols, mat
 
 
-SIGNIFICANCE_LEGEND = "* p<.05   ** p<.01   *** p<.001 (Holm-adjusted paired t)"
+SIGNIFICANCE_LEGEND = "* p<.05   ** p<.01   *** p<.001 (Holm-adjusted p)"
+"""The marks without the test (use :func:`significance_legend` to name it)."""
+
+
+def significance_legend(test: str | None = None, level: float = 0.95) -> str:
+    """The legend of the significance marks naming the test that made them (``--test``:
+    its description from the registry of tests; without a test, :data:`SIGNIFICANCE_LEGEND`)."""
+    if test is None:
+        return SIGNIFICANCE_LEGEND
+    t = TESTS.get(test, "--test")
+    return (f"* p<.05   ** p<.01   *** p<.001: Holm-adjusted {t.holm_of(False)} of --test "
+            f"{test}, {t.model(round(100 * level), 0, False)}")
 
 
 def _stars(mark: str | None) -> str:
@@ -51,20 +64,22 @@ def _text_colour(rgba: tuple[float, ...]) -> str:
 
 def heatmap(df: pl.DataFrame, path: str | Path, value: str = "mean", marks: str | None = None,
             title: str | None = None, diverging: bool = False,
-            label: str | None = None) -> Path:
+            label: str | None = None, legend: str | None = None) -> Path:
     """Write a query-language × document-language heatmap of ``value`` to ``path``.
 
     ``df`` has one row per pair (``query_lang, doc_lang``). ``marks`` names a text column
     (e.g. significance stars) drawn after each value. ``diverging`` centres the colour scale
-    on zero (for deltas). Empty cells stay blank. ``label`` names the colour bar.
+    on zero (for deltas). Empty cells stay blank. ``label`` names the colour bar; ``legend``
+    explains the marks (default :data:`SIGNIFICANCE_LEGEND`, see :func:`significance_legend`).
     """
     return heatmaps([(None, df)], path, value, marks=marks, title=title, diverging=diverging,
-                    label=label)
+                    label=label, legend=legend)
 
 
 def heatmaps(panels: list[tuple[str | None, pl.DataFrame]], path: str | Path,
              value: str = "mean", marks: str | None = None, title: str | None = None,
-             diverging: bool = False, label: str | None = None) -> Path:
+             diverging: bool = False, label: str | None = None,
+             legend: str | None = None) -> Path:
     """Write one heatmap per ``(panel title, frame)`` side by side with one shared colour
     scale and colour bar (see :func:`heatmap`)."""
     plt = _pyplot()
@@ -117,7 +132,8 @@ def heatmaps(panels: list[tuple[str | None, pl.DataFrame]], path: str | Path,
     if title:
         fig.suptitle(_wrap(title, width), fontsize=9)
     if marks is not None:
-        fig.text(0.01, 0.01, SIGNIFICANCE_LEGEND, fontsize=7, ha="left", va="bottom")
+        fig.text(0.01, 0.01, _wrap(legend or SIGNIFICANCE_LEGEND, width * 1.6), fontsize=7,
+                 ha="left", va="top")
     out = Path(path)
     fig.savefig(out, dpi=130, bbox_inches="tight")
     plt.close(fig)
@@ -132,12 +148,14 @@ def _wrap(text: str, width_in: float) -> str:
 def bar_chart(df: pl.DataFrame, path: str | Path, category: str, value: str = "mean",
               group: str | None = None, title: str | None = None,
               marks: str | None = None, ylabel: str | None = None,
-              footer: str | None = None) -> Path:
+              footer: str | None = None, low: str | None = None,
+              high: str | None = None) -> Path:
     """Write a bar chart of ``value`` per ``category`` (e.g. query language) to ``path``;
     with ``group`` (e.g. ``arm``) the bars of each category are grouped side by side (in
     the frame's order of groups, so a baseline listed first stays first). ``marks`` names a
     text column drawn above each bar (significance stars); ``footer`` is a line of small text
-    under the plot (default with marks: their legend)."""
+    under the plot (default with marks: their legend). ``low``/``high`` name the columns of
+    an interval drawn as an error bar on each bar (none where they are null)."""
     plt = _pyplot()
     cats = sorted({str(c) for c in df[category].to_list()})
     groups = list(dict.fromkeys(str(g) for g in df[group].to_list())) if group else [""]
@@ -150,11 +168,15 @@ def bar_chart(df: pl.DataFrame, path: str | Path, category: str, value: str = "m
         lookup = {str(r[0]): r[1:] for r in part.select(cols).iter_rows()}
         heights = [lookup.get(c, (None,))[0] for c in cats]
         xs = np.arange(len(cats)) + (k - (len(groups) - 1) / 2) * width
-        bars = ax.bar(xs, [np.nan if h is None else h for h in heights], width,
-                      label=g if group else None)
+        ys = np.array([np.nan if h is None else h for h in heights], dtype=np.float64)
+        bars = ax.bar(xs, ys, width, label=g if group else None)
+        if low and high:
+            lo, hi = _interval(part, category, low, high, cats)
+            ax.errorbar(xs, ys, yerr=[ys - lo, hi - ys], fmt="none", ecolor="black",
+                        elinewidth=0.8, capsize=2)
         if marks:
             for x, c, bar in zip(xs, cats, bars, strict=True):
-                star = _stars(lookup[c][1]) if c in lookup else ""
+                star = _stars(lookup[c][-1]) if c in lookup else ""
                 if star:
                     ax.text(x, bar.get_height(), star, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(cats)), cats, rotation=90 if len(cats) > 12 else 0)
@@ -166,13 +188,25 @@ def bar_chart(df: pl.DataFrame, path: str | Path, category: str, value: str = "m
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title=group)
     if title:
         ax.set_title(_wrap(title, min(fig_w, 24.0)), fontsize=9)
-    if footer or marks:
-        fig.text(0.01, 0.01, footer or SIGNIFICANCE_LEGEND, fontsize=7)
     fig.tight_layout()
+    if footer or marks:
+        fig.text(0.01, 0.0, _wrap(footer or SIGNIFICANCE_LEGEND, min(fig_w, 24.0) * 1.6),
+                 fontsize=7, ha="left", va="top")
     out = Path(path)
     fig.savefig(out, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return out
+
+
+def _interval(part: pl.DataFrame, category: str, low: str, high: str,
+              cats: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The ``low``/``high`` columns of ``part`` in the order of ``cats`` (NaN where missing)."""
+    bounds = {str(c): (lo, hi) for c, lo, hi in part.select(category, low, high).iter_rows()}
+    lo = np.array([np.nan if bounds.get(c, (None, None))[0] is None else bounds[c][0]
+                   for c in cats], dtype=np.float64)
+    hi = np.array([np.nan if bounds.get(c, (None, None))[1] is None else bounds[c][1]
+                   for c in cats], dtype=np.float64)
+    return lo, hi
 
 
 def grouped_bar_panels(df: pl.DataFrame, path: str | Path, category: str,
@@ -212,15 +246,25 @@ def grouped_bar_panels(df: pl.DataFrame, path: str | Path, category: str,
 def coefficient_plot(df: pl.DataFrame, path: str | Path, title: str | None = None,
                      xlabel: str = "coefficient (95% interval)") -> Path:
     """Write a coefficient plot (``term, coef, ci_low, ci_high``, one row per term): points
-    with their intervals and a line at zero (terms without an interval are left out)."""
+    with their intervals and a line at zero. A term without an interval (e.g. an arm with a
+    single run: no seed variance) is drawn as a hollow point labelled "no interval", and a
+    footnote says so; terms without a coefficient are named in the footnote."""
     plt = _pyplot()
-    df = df.filter(pl.col("ci_low").is_not_null() & pl.col("ci_high").is_not_null())
-    terms = df["term"].to_list()
+    missing = df.filter(pl.col("coef").is_null())["term"].to_list()
+    df = df.filter(pl.col("coef").is_not_null())
+    has_ci = (df["ci_low"].is_not_null() & df["ci_high"].is_not_null()).to_numpy()
+    terms = [t if ok else f"{t} (no interval)"
+             for t, ok in zip(df["term"].to_list(), has_ci, strict=True)]
     coef = df["coef"].to_numpy()
-    lo, hi = df["ci_low"].to_numpy(), df["ci_high"].to_numpy()
-    fig, ax = plt.subplots(figsize=(10.0, 1.4 + 0.4 * len(terms)))
+    lo = df["ci_low"].fill_null(float("nan")).to_numpy()
+    hi = df["ci_high"].fill_null(float("nan")).to_numpy()
+    fig, ax = plt.subplots(figsize=(10.0, 1.4 + 0.4 * max(1, len(terms))))
     ys = np.arange(len(terms))[::-1]
-    ax.errorbar(coef, ys, xerr=[coef - lo, hi - coef], fmt="o", capsize=3)
+    if has_ci.any():
+        ax.errorbar(coef[has_ci], ys[has_ci], fmt="o", capsize=3, color="C0",
+                    xerr=[coef[has_ci] - lo[has_ci], hi[has_ci] - coef[has_ci]])
+    if (~has_ci).any():
+        ax.plot(coef[~has_ci], ys[~has_ci], "o", mfc="white", color="C0")
     ax.axvline(0.0, color="grey", lw=0.8, ls="--")
     for y, c in zip(ys, coef, strict=True):
         ax.annotate(f"{c:+.3f}", (c, y), textcoords="offset points", xytext=(0, 6),
@@ -231,6 +275,41 @@ def coefficient_plot(df: pl.DataFrame, path: str | Path, title: str | None = Non
     ax.set_xlabel(xlabel)
     if title:
         ax.set_title(_wrap(title, 7.0), fontsize=9)  # the axes are ~7 of the 10 inches
+    foot = []
+    if (~has_ci).any():
+        foot.append("hollow points: no interval or test (see the report's notes, e.g. an arm "
+                    "with a single run has no seed variance)")
+    if missing:
+        foot.append(f"not estimable, not drawn: {', '.join(missing)}")
+    fig.tight_layout()
+    if foot:
+        fig.text(0.01, 0.0, _wrap("; ".join(foot), 10.0 * 1.6), fontsize=7, ha="left",
+                 va="top")
+    out = Path(path)
+    fig.savefig(out, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def line_bands(df: pl.DataFrame, path: str | Path, x: str, y: str, low: str, high: str,
+               group: str, title: str | None = None, ylabel: str | None = None) -> Path:
+    """Write one line of ``y`` over ``x`` per ``group`` value (in the frame's order) with a
+    shaded band from ``low`` to ``high`` (e.g. the spread over seeds)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.0, 4.5))
+    for k, g in enumerate(dict.fromkeys(df[group].to_list())):
+        part = df.filter(pl.col(group) == g).sort(x)
+        xs = part[x].to_numpy()
+        colour = f"C{k % 10}"
+        ax.plot(xs, part[y].to_numpy(), color=colour, lw=1.5, label=str(g))
+        ax.fill_between(xs, part[low].to_numpy(), part[high].to_numpy(), color=colour,
+                        alpha=0.2, lw=0)
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel or y)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title=group)
+    if title:
+        ax.set_title(_wrap(title, 8.0), fontsize=9)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=130, bbox_inches="tight")

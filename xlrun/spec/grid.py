@@ -51,6 +51,7 @@ KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("model", "query_prompt_name"): None,
     ("model", "passage_prompt_name"): None,
     ("model", "trust_remote_code"): False,
+    ("eval", "measures"): [],
 }
 """Config fields added after run keys were first issued, each with the value that leaves the
 key as it was: a field at that value is left out of the hash, so upgrading xlrun never turns

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from xlrun import languages
 from xlrun.data.train_sources import TRAIN_SOURCES
 from xlrun.errors import SpecError, UnknownLanguageError
+from xlrun.evaluate.measures import canonical_names
 from xlrun.evaluate.tasks import DATASETS
 from xlrun.execute.executors import EXECUTORS
 from xlrun.registry import Registry
@@ -541,7 +542,8 @@ def _validate_eval(i: int, e: EvalSection) -> EvalSection:
                         allowed=["mono", "cross", "multi"])
     if len(set(e.settings)) != len(e.settings):
         raise SpecError(f"{where}.settings", "a setting is named twice", value=e.settings)
-    e = dataclasses.replace(e, languages=_langs(e.languages, f"{where}.languages"))
+    e = dataclasses.replace(e, languages=_langs(e.languages, f"{where}.languages"),
+                            measures=canonical_names(e.measures, f"{where}.measures"))
     e = dataclasses.replace(e, pairs=_pairs(e.pairs, where, e.languages, list(e.settings)))
     DATASETS.get(e.dataset, f"{where}.dataset").validate(e, where)
     return e

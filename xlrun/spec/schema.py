@@ -189,6 +189,11 @@ class EvalSection:
     revision: str = ""
     """Hub datasets read online (``mldr``, ``miracl`` without ``path``): the revision
     (commit hash, tag or branch) to load; empty = the dataset's default in xlrun."""
+    measures: list[str] = field(default_factory=list)
+    """Measures by their ir_measures names (``nDCG@10``, ``R@1000``, ``P@1``, ...), stored
+    per query in ``query_measures`` (see :mod:`xlrun.evaluate.measures`); canonical names
+    after loading. The ``query_results`` columns (AP, nDCG@10, MRR@10, Recall@100) are
+    always stored."""
     pairs: list[list[str]] = field(default_factory=list)
     """The ``cross`` setting's ordered pairs ``[query language, document language]`` to
     evaluate (``"*"``: any language, e.g. ``[["*", "en"], ["en", "*"]]``); empty = every

@@ -57,7 +57,10 @@ def finish(data: EvalData, max_queries_per_language: int) -> EvalData:
             kept = frozenset(d for d in rel if d in doc_ids)
             if kept:
                 qrels[key] = kept
-    return dataclasses.replace(data, queries=queries, qrels=qrels, meta=dict(data.meta))
+    grades = {key: {d: g for d, g in data.grades[key].items() if d in rel}
+              for key, rel in qrels.items() if key in data.grades}
+    return dataclasses.replace(data, queries=queries, qrels=qrels, meta=dict(data.meta),
+                               grades={k: v for k, v in grades.items() if v})
 
 
 def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[dict[str, Any]]:

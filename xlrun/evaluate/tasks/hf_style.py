@@ -23,8 +23,9 @@ their loading scripts (``datasets`` ≥ 4 does not run them), through
   ``<split>`` is ``train`` or ``dev`` (``testA``/``testB`` are ``test-a``/``test-b`` and
   have topics only: MIRACL publishes no judgements for them, so they cannot be evaluated
   from the hub). Every language has ``dev``; ``de`` and ``yo`` have no ``train``.
-  Judgements are kept as MIRACL grades them: relevance > 0 is relevant; documents judged 0
-  (MIRACL's explicit negatives) and unjudged documents are not.
+  Judgements are kept as MIRACL grades them: relevance > 0 is relevant (a grade above 1 is
+  kept in ``EvalData.grades``, the gain of graded measures); documents judged 0 (MIRACL's
+  explicit negatives) and unjudged documents are not.
 
 Local (``path`` = a folder), either the same files in the hub layout above (for MIRACL both
 repositories' language folders side by side, e.g. what ``hf download … --local-dir DIR``
@@ -82,7 +83,9 @@ def doc_text(rec: dict[str, Any]) -> str:
 
 
 Qrels = dict[tuple[str, str], frozenset[str]]
-Language = tuple[list[Query], list[Document], Qrels]
+Grades = dict[tuple[str, str], dict[str, int]]
+Language = tuple[list[Query], list[Document], Qrels, Grades]
+"""A language's queries, documents, qrels and the grades other than 1 (see ``EvalData``)."""
 
 
 def build_language(lang: str, query_records: Iterable[dict[str, Any]],
@@ -97,7 +100,7 @@ def build_language(lang: str, query_records: Iterable[dict[str, Any]],
         if pos:
             qrels[(lang, qid)] = pos
     docs = [Document(f"{lang}:{r['docid']}", lang, doc_text(r)) for r in corpus_records]
-    return queries, docs, qrels
+    return queries, docs, qrels, {}
 
 
 # ----------------------------------------------------------------------------- file readers
@@ -136,14 +139,18 @@ def build_language_trec(lang: str, topics: Iterable[tuple[str, str]],
                         judgements: Iterable[tuple[str, str, int]],
                         corpus_records: Iterable[dict[str, Any]]) -> Language:
     """Queries, documents and qrels of one language from topics, TREC judgements and
-    corpus records. Relevance > 0 is relevant; 0 (judged not relevant) is not."""
+    corpus records. Relevance > 0 is relevant (its grade kept when it is not 1); 0 (judged
+    not relevant) is not."""
     queries = [Query(qid, lang, text) for qid, text in topics]
     rel: dict[tuple[str, str], set[str]] = {}
+    grades: Grades = {}
     for qid, docid, grade in judgements:
         if grade > 0:
             rel.setdefault((lang, qid), set()).add(f"{lang}:{docid}")
+            if grade != 1:
+                grades.setdefault((lang, qid), {})[f"{lang}:{docid}"] = grade
     docs = [Document(f"{lang}:{r['docid']}", lang, doc_text(r)) for r in corpus_records]
-    return queries, docs, {k: frozenset(v) for k, v in rel.items()}
+    return queries, docs, {k: frozenset(v) for k, v in rel.items()}, grades
 
 
 def _chain_jsonl(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
@@ -291,11 +298,13 @@ class HubCollection(EvalDataset):
             langs = select_languages(self.languages or (), cfg.languages, self.name)
             read, revisions = self._hub(langs, cfg.split, cfg.revision or self._default_revision)
             meta = {"source": "hub", "revisions": revisions}
-        queries, corpus, qrels = {}, {}, {}
+        queries, corpus, qrels, grades = {}, {}, {}, {}
         for lang in langs:
-            queries[lang], corpus[lang], q = read(lang)
+            queries[lang], corpus[lang], q, g = read(lang)
             qrels.update(q)
-        data = EvalData(self.name, cfg.split, queries, corpus, qrels, parallel=False, meta=meta)
+            grades.update(g)
+        data = EvalData(self.name, cfg.split, queries, corpus, qrels, parallel=False, meta=meta,
+                        grades=grades)
         return finish(data, cfg.max_queries_per_language)
 
 

@@ -11,7 +11,9 @@ Layout (``path`` = the folder)::
 ``queries-<split>.jsonl`` / ``qrels-<split>.tsv`` take precedence over the plain names when
 they exist; ``.jsonl.gz`` works too. Language codes are normalised (``deu`` → ``de``).
 Query ids need only be unique within a language; document ids must be unique over the
-whole corpus. A qrels row with relevance > 0 marks ``doc_id`` relevant; without a
+whole corpus. A qrels row with relevance > 0 marks ``doc_id`` relevant (an integer
+relevance is its grade, the gain of graded measures such as nDCG; other positive values
+count as grade 1); without a
 ``query_lang`` column (or with an empty value) it applies to ``query_id`` in every language,
 which is how parallel data is written: one row per (question, answer in some language).
 The dataset is *parallel* (the ``cross`` setting is defined) when ``meta.json`` says so or,
@@ -45,8 +47,8 @@ from xlrun.languages import normalize
 from xlrun.spec.schema import EvalSection
 
 
-def _read_qrels(path: Path) -> list[tuple[str | None, str, str]]:
-    rows: list[tuple[str | None, str, str]] = []
+def _read_qrels(path: Path) -> list[tuple[str | None, str, str, int]]:
+    rows: list[tuple[str | None, str, str, int]] = []
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t")
         cols = set(reader.fieldnames or [])
@@ -59,7 +61,8 @@ def _read_qrels(path: Path) -> list[tuple[str | None, str, str]]:
                 continue
             lang = (row.get("query_lang") or "").strip()
             rows.append((normalize(lang, str(path)) if lang else None,
-                         row["query_id"].strip(), row["doc_id"].strip()))
+                         row["query_id"].strip(), row["doc_id"].strip(),
+                         int(rel) if rel.is_integer() else 1))
     return rows
 
 
@@ -121,9 +124,12 @@ def load_local(cfg: EvalSection) -> EvalData:
         for q in qs:
             by_id[q.id].append(lang)
     rel: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for qlang, qid, doc_id in _read_qrels(rfile):
+    grades: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for qlang, qid, doc_id, grade in _read_qrels(rfile):
         for lang in [qlang] if qlang else by_id.get(qid, []):
             rel[(lang, qid)].add(doc_id)
+            if grade != 1:
+                grades[(lang, qid)][doc_id] = grade
     qrels = {k: frozenset(v) for k, v in rel.items()}
 
     meta_file = folder / "meta.json"
@@ -134,7 +140,7 @@ def load_local(cfg: EvalSection) -> EvalData:
         doc_lang = {d.id: d.lang for docs in corpus.values() for d in docs}
         parallel = any(len({doc_lang[d] for d in v if d in doc_lang}) > 1 for v in qrels.values())
     data = EvalData("local", cfg.split, queries, corpus, qrels, parallel=parallel,
-                    meta={"source": str(folder), **meta})
+                    meta={"source": str(folder), **meta}, grades=dict(grades))
     return finish(data, cfg.max_queries_per_language)
 
 
