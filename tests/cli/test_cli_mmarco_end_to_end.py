@@ -51,6 +51,7 @@ top_k = 2
 dataset = "tatoeba"
 path = "{TATOEBA}"
 settings = ["cross"]
+measures = ["P@1"]
 top_k = 2
 [grid]
 "train.steps" = [0, 4, 4]
@@ -100,6 +101,19 @@ def test_every_run_stored_both_datasets_per_query(done: str) -> None:
     cross = belebele.filter(pl.col("setting") == "cross")
     assert all("en" in (q, d) for q, d in zip(cross["query_lang"], cross["doc_lang"],
                                                 strict=True))
+
+
+def test_tatoeba_accuracy_is_p_at_1(done: str) -> None:
+    """P@1 (bitext mining accuracy) stored per query equals first_relevant_rank = 1."""
+    both = _sql(done, "SELECT m.value, q.first_relevant_rank FROM query_measures m JOIN "
+                      "query_results q USING (run_id, dataset, split, setting, query_lang, "
+                      "doc_lang, query_id) WHERE m.dataset = 'tatoeba' AND m.measure = 'P@1'")
+    assert both.height == 3 * 50
+    assert (both["value"] == (both["first_relevant_rank"] == 1).cast(pl.Float64)).all()
+    result = CliRunner().invoke(main, ["report", "--db", done, "--dataset", "tatoeba",
+                                       "--metric", "P@1", "--by", "language"])
+    assert result.exit_code == 0, result.output
+    assert "[unseen]" in result.stdout and "P@1" in result.stdout
 
 
 def test_report_by_language_marks_seen_and_unseen(done: str) -> None:

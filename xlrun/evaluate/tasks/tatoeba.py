@@ -24,14 +24,15 @@ the two directions of one sentence pair are one question; document ids are
 ``<side>:<lang>:<line>`` (``en:de:17`` is the English sentence of German line 17).
 
 **Scoring.** Bitext mining is usually scored by accuracy: the share of sentences whose
-translation is ranked first (P@1, Success@1; LASER reports its complement, the error rate).
-Every query has one relevant document, so that is ``first_relevant_rank = 1`` in
-``query_results``::
+translation is ranked first (P@1 = Success@1 here, every query having one relevant document;
+LASER reports its complement, the error rate). ``[[eval]] measures = ["P@1"]`` stores it per
+query (``query_measures``; ``xlrun report --metric P@1``); without it, it is
+``first_relevant_rank = 1`` in ``query_results``::
 
     SELECT query_lang, doc_lang, AVG(CASE WHEN first_relevant_rank = 1 THEN 1.0 ELSE 0 END)
     FROM query_results WHERE dataset = 'tatoeba' GROUP BY 1, 2
 
-and MRR@10 (``mrr_at_10``) and AP (``ap``, here equal to the reciprocal rank) are stored too.
+MRR@10 (``mrr_at_10``) and AP (``ap``, here the reciprocal rank) are always stored.
 
 ``max_queries_per_language`` keeps that many sentence pairs per language pair (the same
 lines in both directions). A line that is blank on either side is skipped (counted in the
