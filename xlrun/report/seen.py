@@ -91,22 +91,31 @@ def _sides(trained: pl.DataFrame, run_ids: Sequence[int]) -> dict[str, str]:
 Distance = Callable[[str, Sequence[str]], "list[float] | None"]
 
 
-def _distance_fn(source: str, stored: pl.DataFrame) -> Distance:
-    """``fn(lang, others)`` → the distances from ``lang`` to ``others`` under ``source``
-    (``None`` when the source has no data for a language)."""
-    computed = not needs_context(source)
-    table = {(a, b): d for a, b, d in stored.iter_rows()}
+def distance_fn(source: str, langs: Sequence[str], stored: pl.DataFrame | None = None
+                ) -> Distance:
+    """``fn(lang, others)`` → the distances from ``lang`` to ``others`` under ``source``, for
+    languages among ``langs`` (``None`` when the source has no data for one of them). A
+    source that needs no model is computed once over ``langs``; an ``embedding`` source is
+    read from ``stored`` (``query_lang, doc_lang, distance``)."""
+    if not needs_context(source):
+        usable = []
+        for lang in dict.fromkeys(langs):
+            with contextlib.suppress(UsageError):  # no data for it (URIEL without typology)
+                distance_matrix(source, [lang])
+                usable.append(lang)
+        dm = distance_matrix(source, usable) if usable else None
 
-    def fn(lang: str, others: Sequence[str]) -> list[float] | None:
-        if computed:
-            try:
-                dm = distance_matrix(source, [lang, *[o for o in others if o != lang]])
-            except UsageError:
+        def computed(lang: str, others: Sequence[str]) -> list[float] | None:
+            if dm is None or lang not in dm.langs or any(o not in dm.langs for o in others):
                 return None
-            return [0.0 if o == lang else dm.get(lang, o) for o in others]
+            return [dm.get(lang, o) for o in others]
+        return computed
+    table = {(a, b): d for a, b, d in stored.iter_rows()} if stored is not None else {}
+
+    def from_table(lang: str, others: Sequence[str]) -> list[float] | None:
         vals = [0.0 if o == lang else table.get((lang, o)) for o in others]
         return None if any(v is None for v in vals) else [float(v) for v in vals]  # type: ignore[arg-type]
-    return fn
+    return from_table
 
 
 def _label(members: Sequence[str]) -> str:
@@ -201,7 +210,8 @@ class LanguageStatus:
         if needs_context(source):  # a model's distances: only what the runs stored
             with contextlib.suppress(UsageError):  # none stored: no distances
                 frame = load_distances(conn, [rid], source).frame
-        near = nearest_clusters(langs, clusters, _distance_fn(source, frame))
+        universe = sorted({*langs, *(m for c in clusters for m in c)})
+        near = nearest_clusters(langs, clusters, distance_fn(source, universe, frame))
         missing = [lang for lang, (_, d) in near.items() if d is None]
         if missing:
             self.notes.append(f"no {source} distance for {len(missing)} language(s) "

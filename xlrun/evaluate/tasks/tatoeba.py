@@ -156,6 +156,7 @@ class TatoebaDataset(EvalDataset):
     """A folder of LASER's Tatoeba files (``path``)."""
 
     splits = ("test",)
+    languages = tuple(sorted({PIVOT, *(normalize(c) for c in LASER_LANGUAGES)}))
     read_at_submit = True
 
     def known_languages(self, cfg: EvalSection) -> list[str] | None:
