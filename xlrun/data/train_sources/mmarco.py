@@ -94,13 +94,14 @@ def _cache_key(path: Path, what: str) -> Path:
     return cache_root() / f"{what}-{hashlib.sha256(raw).hexdigest()[:20]}.npy"
 
 
-def _blocks(path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(byte offset, block)`` of whole lines, about :data:`_CHUNK` bytes each."""
+def _blocks(path: Path, size: int = 0) -> Iterator[tuple[int, bytes]]:
+    """``(byte offset, block)`` of whole lines, about ``size`` bytes each (default
+    :data:`_CHUNK`)."""
     offset = 0
     rest = b""
     with open(path, "rb") as f:
         while True:
-            raw = f.read(_CHUNK)
+            raw = f.read(size or _CHUNK)
             if not raw:
                 break
             data = rest + raw
@@ -253,7 +254,7 @@ class Triples:
         first_pos = np.full(0, -1, dtype=np.int64)
         negs = np.full((0, MAX_NEGATIVES), -1, dtype=np.int32)
         count = np.zeros(0, dtype=np.int64)
-        for offset, block in _blocks(path):
+        for offset, block in _blocks(path, max(1, _CHUNK // 4)):  # bounds negs[q] below
             text = block.decode("ascii", errors="replace")
             vals = np.fromstring(text, dtype=np.int64, sep=" ")
             bad = vals.size != 3 * text.count("\n") or bool((vals < 0).any())
