@@ -72,3 +72,14 @@ def postgres_url() -> Iterator[str]:
 def db_url(request: pytest.FixtureRequest) -> str:
     """The same test on SQLite and on Postgres."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(scope="session")
+def quickstart_like_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite database shaped like the quickstart's, generated once per session without
+    training (see ``tests/quickstart_like.py``). Read it only: tests share it."""
+    from quickstart_like import build
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('quickstart_like') / 'xlrun.db'}"
+    build(url)
+    return url

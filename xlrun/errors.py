@@ -65,3 +65,8 @@ class TrainingDiverged(XlrunError):
 
 class DatabaseUnavailable(XlrunError):
     """The database cannot be reached."""
+
+
+class WriteFailed(XlrunError):
+    """A file xlrun writes while running could not be written (a full disk, a folder that
+    became read-only); the message names the file and the cause."""

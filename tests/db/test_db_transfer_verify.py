@@ -1,7 +1,7 @@
 """`xlrun db import` verifies an export before writing (issue 17, items 2 and 6): partial,
 damaged and inconsistent exports are refused with a one-line error naming the file and the
-mismatch, exit code 2, and the database unchanged; an incomplete run already in the
-database is repaired by a later complete import."""
+mismatch, exit code 2, and the database unchanged; a done run already in the database is
+never replaced without ``--replace`` (issue 24, item 3)."""
 
 from __future__ import annotations
 
@@ -225,30 +225,45 @@ def test_partial_export_refused_on_postgres(export: Path, tmp_path: Path,
     assert sum(table_counts(dst).values()) == 0
 
 
-def test_incomplete_run_is_repaired_by_a_complete_import(export: Path, db_url: str) -> None:
+def test_incomplete_done_run_is_a_conflict_and_replace_repairs_it(export: Path,
+                                                                   db_url: str) -> None:
+    """A done run here with fewer rows than the export's (an incomplete import by an older
+    xlrun) is not silently replaced any more: a conflict naming the run, nothing written;
+    ``--replace`` repairs it."""
     dst = get_engine(db_url)
     first = import_database(dst, export)
     full = table_counts(dst)
-    # an earlier, incomplete import (older xlrun): half of run 2's rows are gone
     with dst.begin() as conn:
         conn.execute(text("DELETE FROM query_results WHERE run_id = 2 AND query_lang = 'de'"))
         conn.execute(text("DELETE FROM run_metrics WHERE run_id = 2"))
-    assert table_counts(dst)["query_results"] < full["query_results"]
-    again = import_database(dst, export)
-    assert (first.runs_new, again.runs_repaired, again.runs_skipped) == (4, 1, 3)
+        key = conn.execute(text("SELECT run_key FROM runs WHERE id = 2")).scalar_one()
+    partial = table_counts(dst)
+    res = CliRunner().invoke(main, ["db", "import", str(export), "--db", db_url])
+    assert res.exit_code == 2 and key in res.output and "--replace" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert table_counts(dst) == partial
+    again = import_database(dst, export, replace=True)
+    assert (first.runs_new, again.runs_overwritten, again.runs_skipped) == (4, 1, 3)
     assert table_counts(dst) == full
     res = CliRunner().invoke(main, ["db", "import", str(export), "--db", db_url])
     assert res.exit_code == 0 and "4 already present" in res.output, res.output
 
 
-def test_older_exports_without_checksums_still_import(export: Path, tmp_path: Path) -> None:
+def test_older_exports_without_checksums_import_only_when_allowed(export: Path,
+                                                                  tmp_path: Path) -> None:
     folder = _copy(export, tmp_path)
     m = _manifest(folder)
     m["format_version"] = 2
     del m["sha256"], m["run_rows"]
     _save_manifest(folder, m)
-    dst = get_engine(f"sqlite:///{tmp_path / 'dst.db'}")
-    assert import_database(dst, folder).runs_new == 4
+    url = f"sqlite:///{tmp_path / 'dst.db'}"
+    dst = get_engine(url)
+    res = CliRunner().invoke(main, ["db", "import", str(folder), "--db", url])
+    assert res.exit_code == 2 and "--allow-unverified" in res.output, res.output
+    assert table_counts(dst)["runs"] == 0
+    res = CliRunner().invoke(main, ["db", "import", str(folder), "--db", url,
+                                    "--allow-unverified"])
+    assert res.exit_code == 0 and "4 new run(s)" in res.output, res.output
     pilot = Path(__file__).resolve().parents[2] / "docs" / "pilot_cpu" / "export"
     if pilot.is_dir():
-        assert import_database(dst, pilot).runs_new == 2
+        assert import_database(dst, pilot, allow_unverified=True).runs_new == 2

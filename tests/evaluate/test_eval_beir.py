@@ -147,3 +147,16 @@ def _trec_qrels(tsv: Path) -> str:
     path = tsv.with_suffix(".trec")
     path.write_text("".join(f"{q} 0 {d} {s}\n" for q, d, s in rows))
     return str(path)
+
+
+def test_graded_beir_qrels_keep_their_grades(tmp_path: Path) -> None:
+    folder = write_beir(tmp_path / "graded")
+    qrels = folder / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text(encoding="utf-8") + "q0\td5\t2\nq1\td7\t0.5\n",
+                     encoding="utf-8")
+    data = load_dataset(EvalSection("beir", path=str(folder), languages=["en"]))
+    assert data.qrels[("en", "q0")] == frozenset({"d0", "d5"})
+    assert data.grades[("en", "q0")] == {"d5": 2}  # grade 1 is the default, not stored
+    assert data.grade(data.queries["en"][0], "d5") == 2
+    assert data.grade(data.queries["en"][0], "d0") == 1
+    assert "d7" in data.qrels[("en", "q1")] and ("en", "q1") not in data.grades  # 0.5 → 1

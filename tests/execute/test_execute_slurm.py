@@ -67,3 +67,20 @@ def test_passwords_stay_off_command_lines(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("XLRUN_DB", raising=False)
     with pytest.raises(UsageError, match="XLRUN_DB"):
         ex.submit(None, [1])  # refused before anything is submitted
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg2://alice@db.example/xlrun?password=s3cret",
+    "postgresql+psycopg2://alice@db.example/xlrun?sslmode=require&sslpassword=s3cret",
+    "postgresql+psycopg2:///xlrun?host=db.example&password=s3cret"])
+def test_passwords_in_the_query_stay_off_command_lines(url: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 24: a ?password= URL went onto the job command line and into submitit's
+    pickles."""
+    from xlrun.errors import UsageError
+
+    ex = SlurmExecutor(db_url=url, cluster="local")
+    assert not any("s3cret" in part for part in ex.command(1))
+    monkeypatch.delenv("XLRUN_DB", raising=False)
+    with pytest.raises(UsageError, match="XLRUN_DB"):
+        ex.submit(None, [1])

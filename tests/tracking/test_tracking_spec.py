@@ -11,10 +11,11 @@ from click.testing import CliRunner
 
 from xlrun.cli import main
 from xlrun.errors import SpecError
+from xlrun.secrets import mask
 from xlrun.spec.grid import compile_spec
 from xlrun.spec.load import parse_spec, stored_tracking
 from xlrun.tracking import TRACKERS
-from xlrun.tracking.base import mask_secrets, run_params
+from xlrun.tracking.base import run_params
 from xlrun.tracking.mlflow import MlflowOptions
 from xlrun.tracking.wandb import WandbOptions
 
@@ -132,7 +133,7 @@ def test_params_are_flat_and_hold_no_secret(tmp_path: Path) -> None:
     assert params["eval.0.languages"] == '["en", "de"]' and params["xlrun.run_id"] == 3
     assert params["xlrun.arm"] == "hybrid/size" and params["sampling.strategy"] == "hybrid"
     assert all(isinstance(v, str | int | float | bool) for v in params.values())
-    assert mask_secrets("postgresql+psycopg2://xl:pa:ss@db:5432/x and http://u:p@h") == (
+    assert mask("postgresql+psycopg2://xl:pa:ss@db:5432/x and http://u:p@h") == (
         "postgresql+psycopg2://xl:***@db:5432/x and http://u:***@h")
     # an untrained run's sampling and training settings are defaults that mean nothing
     (ref,) = compile_spec(parse_spec(BASE.replace("steps = 4", "steps = 0"), base_dir=tmp_path))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import signal
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 
@@ -17,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from xlrun.errors import XlrunError
+from xlrun.secrets import mask
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,7 +81,7 @@ def handle_errors(fn: F) -> F:
                     raise
                 raise known from e
         except XlrunError as e:
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"Error: {printable(mask(str(e)))}", err=True)
             sys.exit(e.exit_code)
     return wrapper  # type: ignore[return-value]
 
@@ -98,11 +100,29 @@ def console() -> Console:
     return Console(soft_wrap=False, width=200 if not sys.stdout.isatty() else None)
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (C0 but newline and tab, DEL,
+    C1 — terminal escape sequences start with them) and invisible format characters
+    (zero-width, bidi overrides) are shown as ``\\x1b``/``\\u202e`` escapes."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for c in text:
+        if c in "\n\t":
+            out.append(c)
+        elif unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """Print a rich table (text is shown as given: ``[...]`` is not taken for markup)."""
-    table = Table(title=escape(title) if title else title, show_lines=False)
+    """Print a rich table (text is shown as given: ``[...]`` is not taken for markup; control
+    and invisible characters as escapes, :func:`printable`)."""
+    table = Table(title=escape(printable(title)) if title else title, show_lines=False)
     for c in columns:
-        table.add_column(escape(c), overflow="fold")
+        table.add_column(escape(printable(c)), overflow="fold")
     for r in rows:
-        table.add_row(*["" if v is None else escape(str(v)) for v in r])
+        table.add_row(*["" if v is None else escape(printable(str(v))) for v in r])
     console().print(table)

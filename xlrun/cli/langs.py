@@ -154,6 +154,10 @@ def clusters_cmd(source: str, langs_: str, fmt: str, model: str | None, texts: P
 
     if (k is None) == (threshold is None):
         raise UsageError("give exactly one of --k or --threshold")
+    if plot is not None:
+        from xlrun.files import check_output_file
+
+        check_output_file(plot, "--plot")
     dm = distance_matrix(source, _split_langs(langs_),
                          context=_context(model, texts, cache_dir, max_texts, device))
     result = merge_small_clusters(cluster(dm, k=k, threshold=threshold, method=linkage), dm,
@@ -170,9 +174,10 @@ def clusters_cmd(source: str, langs_: str, fmt: str, model: str | None, texts: P
                      [[i, len(c), ", ".join(c)] for i, c in enumerate(result.clusters)])
         click.echo(f"silhouette: {sil}")
     if plot is not None:
+        from xlrun.files import write_rendered
         from xlrun.langsim.plots import plot_clustering
 
-        path = plot_clustering(dm, result, plot)
+        path = write_rendered(plot, lambda tmp: plot_clustering(dm, result, tmp), "--plot")
         click.echo(f"wrote {path}", err=fmt != "table")
 
 

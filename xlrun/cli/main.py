@@ -63,7 +63,9 @@ def _pooling_names() -> tuple[str, ...]:
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @db_option
-@click.option("--dry-run", is_flag=True, help="Print the run table; write nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the run table; enqueue nothing, touch no database (an embedding "
+                   "similarity's distance cache is written, and named, for the runs).")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N.")
 @click.option("--only", "only", multiple=True, metavar="RUN_KEY",
@@ -94,8 +96,9 @@ def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tup
     parsed = load_spec(spec)
     # read the data and build every arm's sampler now: bad data, and clusters that cannot be
     # exposure-matched, are errors before anything is written
-    sub = submission.prepare(parsed, only=only, confirmed=yes or dry_run, device=device,
-                             log=lambda msg: click.echo(msg, err=True))
+    with RichProgress() as checks:  # a bar while an embedding similarity encodes
+        sub = submission.prepare(parsed, only=only, confirmed=yes or dry_run, device=device,
+                                 log=lambda msg: click.echo(msg, err=True), progress=checks)
     if dry_run:
         _print_dry_run(sub)
         return
@@ -128,6 +131,22 @@ def submit(spec: Path, db_url: str | None, dry_run: bool, device: str, only: tup
         sys.exit(1)
 
 
+def _dry_run_writes(sub: Submission) -> list[str]:
+    """What a dry run wrote for the runs to reuse (a built model's folder, an embedding
+    similarity's distance cache), one line each; empty when it wrote nothing."""
+    out = sub.output_dir
+    lines: list[str] = []
+    for path in sub.written:
+        rel = path.relative_to(out) if path.is_relative_to(out) else path
+        if rel.parts[:1] == (".models",) and len(rel.parts) > 2:  # a built model: its folder
+            line = f"  built model: {out / Path(*rel.parts[:2])}"
+        else:
+            line = f"  embedding-similarity cache: {path}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
 def _print_dry_run(sub: Submission) -> None:
     """The run table of ``submit --dry-run`` and each clustered arm's expected shares."""
     rows = [[r.run_key, r.config.model.name if len(r.config.model.name) < 40
@@ -135,7 +154,10 @@ def _print_dry_run(sub: Submission) -> None:
              r.config.language_sampling or "-", r.config.clustering or "-", r.seed,
              ", ".join(f"{k}={v}" for k, v in r.overrides if k not in _SHOWN) or "-"]
             for r in sub.runs]
-    print_table(f"{sub.spec.experiment.name}: {len(sub.runs)} runs (dry run, nothing written)",
+    written = _dry_run_writes(sub)
+    print_table(f"{sub.spec.experiment.name}: {len(sub.runs)} runs (dry run, "
+                + ("nothing enqueued, no database touched; wrote the files below for the runs)"
+                   if written else "nothing written)"),
                 ["run_key", "model", "sampler", "language_sampling", "clustering", "seed",
                  "grid values"], rows)
     for arm in sub.plans:
@@ -146,6 +168,9 @@ def _print_dry_run(sub: Submission) -> None:
                     arm.rows())
         for note in arm.plan.notes:
             click.echo(f"note: {note}")
+    if written:
+        click.echo("wrote (the runs reuse them instead of computing them again):")
+        click.echo("\n".join(written))
 
 
 # ----------------------------------------------------------------------------- status
@@ -178,21 +203,21 @@ def status(db_url: str | None, experiment: str | None, metric: str | None) -> No
 def show(run_id: int, db_url: str | None) -> None:
     """One run: resolved config, training summary, metrics."""
     from xlrun.db.engine import get_engine
-    from xlrun.db.queries import run_details
+    from xlrun.db.queries import missing, run_details
 
     engine = get_engine(db_url, create=False)
     d = run_details(engine, run_id)
     r = d.run
-    click.echo(f"run {r['id']} ({r['experiment']}, key {r['run_key']}): {r['status']}")
+    click.echo(_shown(f"run {r['id']} ({r['experiment']}, key {r['run_key']}): {r['status']}"))
     for k in ("model", "sampler", "language_sampling", "clustering", "seed", "device", "host",
               "worker", "started_at", "finished_at", "attempts"):
-        click.echo(f"  {k:18} {r[k]}")
+        click.echo(_shown(f"  {k:18} {missing(r[k])}"))  # '-' as in `xlrun status`, never None
     if r["error"]:
-        click.echo("error:\n  " + r["error"].strip().replace("\n", "\n  "))
+        click.echo(_shown("error:\n  " + r["error"].strip().replace("\n", "\n  ")))
     config = json.loads(r["config_json"])
     config.pop("model_resolved", None)  # shown below
     click.echo("config:")
-    click.echo("  " + json.dumps(config, indent=2, sort_keys=True).replace("\n", "\n  "))
+    click.echo(_shown("  " + json.dumps(config, indent=2, sort_keys=True).replace("\n", "\n  ")))
     if d.model_rows:
         print_table(f"model as loaded ({d.model_format}): each setting from the spec, the "
                     "model or xlrun's default", ["setting", "value", "from"], d.model_rows)
@@ -212,6 +237,14 @@ def show(run_id: int, db_url: str | None) -> None:
         click.echo(f"time: {t.get('total', 0):.1f}s — " + ", ".join(parts))
     if d.metrics:
         print_table("metrics (mean over queries)", d.metric_columns, d.metrics)
+
+
+def _shown(text: str) -> str:
+    """Stored text as ``show`` prints it: passwords masked, control characters escaped."""
+    from xlrun.cli.common import printable
+    from xlrun.secrets import mask
+
+    return printable(mask(text))
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -355,8 +388,8 @@ def db_upgrade(db_url: str | None, revision: str) -> None:
 
     engine = get_engine(db_url, migrate=False)
     upgrade(engine, revision)
-    click.echo(f"{engine.url.render_as_string(hide_password=True)} is at revision "
-               f"{current_revision(engine)}")
+    click.echo(_shown(f"{engine.url.render_as_string(hide_password=True)} is at revision "
+                      f"{current_revision(engine)}"))
 
 
 @db.command("current")

@@ -7,7 +7,6 @@ lazily, from the registry of tests).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -15,7 +14,7 @@ import click
 from xlrun.cli.common import LazyChoice, LazyHelpOption, db_option
 from xlrun.cli.common import handle_errors as _handle_errors
 from xlrun.errors import UsageError
-from xlrun.report.choices import BY, FORMATS, METRICS
+from xlrun.report.choices import BY, FORMATS, LAYOUTS, METRICS
 
 if TYPE_CHECKING:
     from xlrun.report.build import ReportRequest
@@ -35,7 +34,9 @@ def _test_help() -> str:
 
 def _emit(text: str, out: str | None) -> None:
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        from xlrun.files import write_output
+
+        write_output(out, text.encode("utf-8"), "--out")
     else:
         click.echo(text, nl=False)
 
@@ -62,10 +63,18 @@ def _emit(text: str, out: str | None) -> None:
                    "[clustering], e.g. hybrid/size), sampler, language_sampling, clustering, "
                    "model, or a dotted config key such as train.lr.")
 @click.option("--baseline", default=None,
-              help="Baseline arm value, e.g. hybrid/size with --compare arm (default: first "
-                   "sorted).")
+              help="Baseline arm value, e.g. hybrid/size with --compare arm (default, said in "
+                   "a note: the random-language hybrid arm hybrid/size; else the one arm that "
+                   "draws languages by size; else the untrained model none; else the first in "
+                   "sorted order).")
 @click.option("--format", "fmt", default="table", show_default=True,
-              type=click.Choice(list(FORMATS)))
+              type=click.Choice(list(FORMATS)),
+              help="latex: a booktabs table, its caption saying what the numbers and marks "
+                   "are, the notes as a footnote.")
+@click.option("--layout", default="long", show_default=True, type=click.Choice(list(LAYOUTS)),
+              help="wide: the paper table: arms × cells with mean (difference ± interval) and "
+                   "marks; --by language-pair: the pair matrix (rows query language, columns "
+                   "document language); --regress: estimate ± interval per term.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Write the report to FILE instead of stdout.")
 @click.option("--plot", default=None, type=click.Path(dir_okay=False),
@@ -111,7 +120,7 @@ def _emit(text: str, out: str | None) -> None:
 def report_command(by: str, experiment: str | None, dataset: str | None, setting: str | None,
                    split: str | None, metric: str, where: tuple[str, ...], compare: str | None,
                    baseline: str | None,
-                   fmt: str, out: str | None, plot: str | None, regress: bool,
+                   fmt: str, layout: str, out: str | None, plot: str | None, regress: bool,
                    distance_source: str | None, bias: bool, exposure: str | None, top: int,
                    test: str, permutations: int, seed: int, db_url: str | None,
                    curves: bool = False, html: str | None = None) -> None:
@@ -126,15 +135,21 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
     Examples:
       xlrun report --experiment quickstart --setting cross --compare arm --baseline hybrid/size
       xlrun report --by query-language --where sampler=hybrid --compare language_sampling
+      xlrun report --by setting --compare arm --layout wide --format latex --out table.tex
       xlrun report --regress --compare arm --setting cross --plot coefs.png
       xlrun report --exposure --experiment quickstart --baseline hybrid/size
       xlrun report --curves --experiment quickstart --plot loss.png
       xlrun report --html quickstart.html --experiment quickstart --baseline hybrid/size
     """
+    from xlrun.files import check_output_file, write_rendered
     from xlrun.report.build import ReportRequest, build_report, plot_report
     from xlrun.report.frames import ReportFilter, engine_for, parse_where
     from xlrun.report.inference import InferenceConfig
     from xlrun.report.render import render
+
+    for option, path in (("--out", out), ("--plot", plot)):
+        if path:  # a missing or unwritable path is an error before any work
+            check_output_file(path, option)
 
     req = ReportRequest(
         by=by, filter=ReportFilter(experiment=experiment, dataset=dataset, setting=setting,
@@ -167,22 +182,28 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
             rep = build_report(engine, req)
     finally:
         engine.dispose()
-    if plot and "cells" in rep.meta and rep.kind != "regress":
-        plot_report(rep, plot)  # raises the UsageError before anything is written
-    _emit(render(rep.frame, fmt, title=rep.title, meta=rep.meta), out)
-    for note in rep.notes:
-        click.echo(f"note: {note}", err=True)
-    if plot:
+    if plot:  # first: a plot that cannot be written fails the command before any output
         if rep.kind == "exposure":
             from xlrun.report.exposure import plot_exposure
 
-            plot_exposure(rep, plot)
+            write_rendered(plot, lambda tmp: plot_exposure(rep, tmp), "--plot")
         elif rep.kind == "curves":
             from xlrun.report.curves import plot_curves
 
-            plot_curves(rep, plot)
+            write_rendered(plot, lambda tmp: plot_curves(rep, tmp), "--plot")
         else:
-            plot_report(rep, plot)
+            write_rendered(plot, lambda tmp: plot_report(rep, tmp), "--plot")
+    from xlrun.report.layout import layout_table
+
+    table = layout_table(rep, layout)
+    meta = rep.meta if layout == "long" else {**rep.meta, "layout": layout,
+                                              "legend": table.legend}
+    legend = table.legend if layout == "wide" or fmt == "latex" else None
+    _emit(render(table.frame, fmt, title=table.title, meta=meta, legend=legend,
+                 notes=rep.notes, labels=table.labels), out)
+    for note in rep.notes:
+        click.echo(f"note: {note}", err=True)
+    if plot:
         click.echo(f"wrote {plot}", err=True)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from xlrun.data.types import TrainCorpus, TrainExample
 from xlrun.errors import UsageError
-from xlrun.files import atomic_write_bytes
+from xlrun.files import atomic_write_bytes, read_text
 
 XQUAD_R_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 MLQA_R_LANGUAGES = ("ar", "de", "en", "es", "hi", "vi", "zh")
@@ -187,10 +187,8 @@ def read_language(source: str | Path, lang: str) -> LareqaLanguage:
             UTF-8, invalid JSON, not LAReQA data, no questions); the message names the file.
     """
     path = language_file(source, lang)
-    opener = lzma.open if path.name.endswith(".xz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            text = f.read()
+        text = read_text(path)  # an .xz is checked while it streams (size, ratio)
     except (EOFError, lzma.LZMAError) as e:
         raise UsageError(f"{path}: truncated or corrupt .xz file ({e}); download it again"
                          ) from e
@@ -203,6 +201,8 @@ def read_language(source: str | Path, lang: str) -> LareqaLanguage:
     except json.JSONDecodeError as e:
         raise UsageError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno} "
                          f"({e.msg})") from e
+    except RecursionError as e:
+        raise UsageError(f"{path}: JSON nested too deeply (not LAReQA data)") from e
     data = parse(obj, lang, str(path))
     if not data.questions:
         raise UsageError(f"{path}: holds no questions (an empty LAReQA file?)")

@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from xlrun.errors import DatabaseUnavailable, UsageError, XlrunError
+from xlrun.secrets import mask
 
 DEFAULT_URL = "sqlite:///xlrun.db"
 _PG_LOCK_KEY = 7_242_100_531  # advisory lock id for migrations
@@ -64,14 +65,20 @@ def resolve_url(url: str | None = None) -> str:
     """
     url = url or os.environ.get("XLRUN_DB") or DEFAULT_URL
     if "://" not in url:
-        if ":" in url or _URLISH.match(url):
-            raise UsageError(f"not a database URL: {url!r}: a URL needs '://' ({_URL_EXAMPLES}); "
-                             "a plain SQLite file path must not contain ':'")
+        if ":" in url or "=" in url or _URLISH.match(url):
+            raise UsageError(f"not a database URL: {mask(url)!r}: a URL needs '://' "
+                             f"({_URL_EXAMPLES}); a plain SQLite file path must not contain ':' "
+                             "or '=' (a libpq 'key=value' string is not a URL)")
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
     try:
         u = make_url(url)
-    except ArgumentError as e:
-        raise UsageError(f"not a database URL: {url!r} ({_URL_EXAMPLES})") from e
+        port = u.port
+    except (ArgumentError, ValueError) as e:
+        raise UsageError(f"not a database URL: {mask(url)!r}: the port must be a number "
+                         f"({_URL_EXAMPLES})" if isinstance(e, ValueError) else
+                         f"not a database URL: {mask(url)!r} ({_URL_EXAMPLES})") from e
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError(f"not a database URL: {_safe(u)!r}: port {port} is outside 1-65535")
     name = u.drivername
     dialect, _, driver = name.partition("+")
     if dialect == "postgres":
@@ -95,7 +102,8 @@ def resolve_url(url: str | None = None) -> str:
 
 
 def _safe(u: URL) -> str:
-    return u.render_as_string(hide_password=True)
+    """``u`` for messages: the password masked in every form (user information, query)."""
+    return mask(u.render_as_string(hide_password=True))
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -193,14 +201,14 @@ def _where(engine: Engine | None) -> str:
     path = sqlite_path(engine.url.render_as_string(hide_password=False))
     if path is None and engine.dialect.name == "sqlite" and engine.url.database:
         return " " + engine.url.database  # a file: URI
-    return " " + (str(path) if path else engine.url.render_as_string(hide_password=True))
+    return " " + (str(path) if path else _safe(engine.url))
 
 
 def explain_db_error(e: BaseException, engine: Engine | None = None) -> XlrunError | None:
     """A one-line, actionable error for database faults a user causes or can fix (read-only
     database, unopenable path, a file that is not a database or is corrupt, a value too long
     for a column); ``None`` for anything else."""
-    m = _message(e)
+    m = mask(_message(e))
     low = m.lower()
     where = _where(engine)
     if _is_read_only(e):
@@ -324,8 +332,7 @@ def get_engine(url: str | None = None, *, migrate: bool = True, create: bool = T
             raise known from e
         if isinstance(e, OperationalError):
             raise DatabaseUnavailable(
-                f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
-                f"{_message(e)}") from e
+                f"cannot reach the database {_safe(engine.url)}: {mask(_message(e))}") from e
         raise
     except BaseException:
         engine.dispose()

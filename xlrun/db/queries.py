@@ -1,4 +1,5 @@
-"""Read-side queries behind ``xlrun status`` and ``xlrun show`` (SQLAlchemy Core)."""
+"""Read-side queries behind ``xlrun status``, ``xlrun show`` and the Python API's ``experiments()``
+and ``runs()`` (SQLAlchemy Core)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from xlrun.db.models import Experiment, LanguageCluster, Run, RunMetric, TrainLog
 from xlrun.db.store import MODEL_INFO_KEY, get_run
@@ -61,13 +62,15 @@ def _duration(start: datetime | None, end: datetime | None, status: str) -> str:
 
 def run_overview(engine: Engine, experiment: str | None = None,
                  metric: str | None = None, stale_after_s: float = 300.0) -> Overview:
-    """Runs with arm columns, duration, worker and the main metric per setting.
+    """Runs with model, arm columns, duration, worker, dataset and the main metric per
+    setting.
 
     The metric columns are the overall means (query_lang = doc_lang = 'all') of the first
-    evaluated dataset, one column per setting.
+    evaluated dataset (the ``dataset`` column; ``(+N)``: N more datasets, see ``xlrun show``),
+    one column per setting.
     """
     run_t, exp_t, m_t = Run.__table__, Experiment.__table__, RunMetric.__table__
-    stmt = (select(run_t.c.id, exp_t.c.name, run_t.c.status, run_t.c.sampler,
+    stmt = (select(run_t.c.id, exp_t.c.name, run_t.c.status, run_t.c.model, run_t.c.sampler,
                    run_t.c.language_sampling, run_t.c.clustering, run_t.c.seed,
                    run_t.c.started_at, run_t.c.finished_at, run_t.c.worker,
                    run_t.c.heartbeat_at, exp_t.c.spec_toml)
@@ -88,10 +91,12 @@ def run_overview(engine: Engine, experiment: str | None = None,
             .where(m_t.c.run_id.in_(ids), m_t.c.metric == metric,
                    and_(m_t.c.query_lang == "all", m_t.c.doc_lang == "all"))).all() if ids else []
     first_ds: dict[int, str] = {}
+    all_ds: dict[int, set[str]] = {}
     values: dict[tuple[int, str], float] = {}
     settings: list[str] = []
     for r in mrows:
         first_ds.setdefault(r.run_id, r.dataset)
+        all_ds.setdefault(r.run_id, set()).add(r.dataset)
     for r in mrows:
         if r.dataset == first_ds[r.run_id]:
             values[(r.run_id, r.setting)] = r.value
@@ -106,16 +111,39 @@ def run_overview(engine: Engine, experiment: str | None = None,
         is_stale = r.status == "running" and hb is not None and (now - hb).total_seconds() > stale_after_s
         stale += is_stale
         status = r.status + (" (stale)" if is_stale else "")
-        rows.append([r.id, r.name, status, r.sampler, r.language_sampling or "-",
-                     r.clustering or "-", r.seed, _duration(r.started_at, r.finished_at, r.status),
-                     r.worker if r.status == "running" else "",
+        more = len(all_ds.get(r.id, ())) - 1
+        dataset = first_ds.get(r.id, "-") + (f" (+{more})" if more > 0 else "")
+        rows.append([r.id, r.name, status, short_model(r.model), r.sampler,
+                     r.language_sampling or "-", r.clustering or "-", missing(r.seed),
+                     _duration(r.started_at, r.finished_at, r.status),
+                     r.worker if r.status == "running" else "", dataset,
                      *[f"{values[(r.id, s)]:.4f}" if (r.id, s) in values else "" for s in settings]])
     datasets = sorted(set(first_ds.values()))
     title = f"runs ({metric} on {', '.join(datasets)} per setting)" if datasets else "runs"
     footer = f"{stale} running run(s) have not sent a heartbeat for {stale_after_s:.0f}s" if stale else ""
-    return Overview(title, ["id", "experiment", "status", "sampler", "language_sampling",
-                            "clustering", "seed", "duration", "worker",
-                            *[f"{metric} {s}" for s in settings]], rows, footer)
+    return Overview(title, ["id", "experiment", "status", "model", "sampler",
+                            "language_sampling", "clustering", "seed", "duration", "worker",
+                            "dataset", *[f"{metric} {s}" for s in settings]], rows, footer)
+
+
+MISSING = "-"
+"""How ``xlrun status`` and ``xlrun show`` print a value a run does not have."""
+
+MODEL_WIDTH = 32
+"""Characters of a model name ``xlrun status`` shows (longer ones keep their end)."""
+
+
+def missing(value: Any) -> Any:
+    """``value``, or :data:`MISSING` for ``None``."""
+    return MISSING if value is None else value
+
+
+def short_model(name: str | None) -> str:
+    """A model name for a table column: at most :data:`MODEL_WIDTH` characters, keeping the
+    end (a local folder's last components, a hub id's name)."""
+    if not name:
+        return MISSING
+    return name if len(name) <= MODEL_WIDTH else "…" + name[-(MODEL_WIDTH - 1):]
 
 
 def _measure_name(metric: str) -> str:
@@ -195,3 +223,60 @@ def _model_rows(config_json: str) -> tuple[str, list[list[Any]]]:
     if info.get("trust_remote_code"):
         rows.append(["trust_remote_code", "true", "spec"])
     return str(info.get("format", "")), rows
+
+
+EXPERIMENT_COLUMNS: tuple[str, ...] = ("experiment", "description", "created_at", "runs", "done",
+                                       "running", "queued", "failed")
+"""Columns of :func:`experiment_rows` (the Python API's ``experiments()``)."""
+
+RUN_COLUMNS: tuple[str, ...] = ("run_id", "experiment", "run_key", "status", "model", "sampler",
+                                "language_sampling", "clustering", "seed", "device", "host",
+                                "started_at", "finished_at", "attempts", "error", "config_json")
+"""Columns of :func:`run_rows` (the Python API's ``runs()``, which adds ``arm``)."""
+
+
+def _description(spec_toml: str) -> str:
+    try:
+        return str(tomllib.loads(spec_toml).get("experiment", {}).get("description", ""))
+    except tomllib.TOMLDecodeError:
+        return ""
+
+
+def experiment_rows(conn: Connection) -> list[tuple[Any, ...]]:
+    """One row per experiment (:data:`EXPERIMENT_COLUMNS`): its name, the description of its
+    spec, when it was created and how many runs it has in each status, by name."""
+    exp_t, run_t = Experiment.__table__, Run.__table__
+    counts: dict[int, dict[str, int]] = {}
+    for exp_id, status, n in conn.execute(
+            select(run_t.c.experiment_id, run_t.c.status, func.count())
+            .group_by(run_t.c.experiment_id, run_t.c.status)):
+        counts.setdefault(exp_id, {})[status] = int(n)
+    rows = []
+    for exp_id, name, spec, created in conn.execute(
+            select(exp_t.c.id, exp_t.c.name, exp_t.c.spec_toml, exp_t.c.created_at)
+            .order_by(exp_t.c.name)):
+        c = counts.get(exp_id, {})
+        rows.append((name, _description(spec or ""), created, sum(c.values()),
+                     *[c.get(s, 0) for s in ("done", "running", "queued", "failed")]))
+    return rows
+
+
+def run_rows(conn: Connection, experiment: str | None = None) -> list[tuple[Any, ...]]:
+    """One row per run (:data:`RUN_COLUMNS`), by id; only ``experiment``'s when given.
+
+    Raises:
+        UsageError: ``experiment`` does not exist (the message lists those that do).
+    """
+    exp_t, run_t = Experiment.__table__, Run.__table__
+    stmt = (select(run_t.c.id, exp_t.c.name, run_t.c.run_key, run_t.c.status, run_t.c.model,
+                   run_t.c.sampler, run_t.c.language_sampling, run_t.c.clustering,
+                   run_t.c.seed, run_t.c.device, run_t.c.host, run_t.c.started_at,
+                   run_t.c.finished_at, run_t.c.attempts, run_t.c.error, run_t.c.config_json)
+            .join(exp_t, exp_t.c.id == run_t.c.experiment_id).order_by(run_t.c.id))
+    if experiment is not None:
+        if conn.execute(select(exp_t.c.id).where(exp_t.c.name == experiment)).first() is None:
+            names = list(conn.execute(select(exp_t.c.name).order_by(exp_t.c.name)).scalars())
+            raise UsageError(f"unknown experiment {experiment!r}; known: "
+                             f"{', '.join(names) or '(none)'}")
+        stmt = stmt.where(exp_t.c.name == experiment)
+    return [tuple(r) for r in conn.execute(stmt)]

@@ -37,6 +37,7 @@ from xlrun.db.models import (
 )
 from xlrun.errors import UsageError
 from xlrun.processes import pid_alive
+from xlrun.secrets import mask
 from xlrun.spec.schema import CompiledRun
 
 CHUNK = 5000
@@ -74,13 +75,16 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
 
 
 def submit_runs(engine: Engine, experiment: str, spec_toml: str,
-                runs: Sequence[CompiledRun], output_dir: str | None = None) -> SubmitResult:
+                runs: Sequence[CompiledRun], output_dir: str | None = None,
+                env: dict[str, str | None] | None = None) -> SubmitResult:
     """Create or update the experiment and enqueue its runs, in one transaction.
 
-    New run keys are inserted as ``queued``; ``failed`` runs go back to ``queued``; ``done``
+    New run keys are inserted as ``queued``; ``failed`` runs go back to ``queued`` with the
+    config compiled now (a run imported from an export never runs its imported config); ``done``
     and ``running`` runs are left alone, so resubmitting never duplicates work.
     ``output_dir`` (absolute) is stored with each new run, so whichever worker or node runs
-    it later finds the same checkpoints.
+    it later finds the same checkpoints. ``env`` (what the spec's ``${VAR}`` expanded, never
+    a secret: :mod:`xlrun.spec.env`) is recorded with them as ``config_json["env"]``.
     """
     with engine.begin() as conn:
         exp_t = Experiment.__table__
@@ -96,7 +100,8 @@ def submit_runs(engine: Engine, experiment: str, spec_toml: str,
         rows = [dict(
             experiment_id=exp_id, run_key=r.run_key, status="queued",
             config_json=json.dumps(dict(r.config.to_dict(), **(
-                {"output_dir": output_dir} if output_dir else {})), sort_keys=True),
+                {"output_dir": output_dir} if output_dir else {}), **(
+                {"env": env} if env else {})), sort_keys=True),
             model=r.config.model.name, sampler=r.config.sampler,
             language_sampling=r.config.language_sampling, clustering=r.config.clustering,
             seed=r.seed, attempts=0, created_at=utcnow(),
@@ -106,10 +111,12 @@ def submit_runs(engine: Engine, experiment: str, spec_toml: str,
             select(run_t.c.run_key, run_t.c.status).where(run_t.c.experiment_id == exp_id))}
         insert_rows(conn, run_t, rows, ignore_existing=True)
         failed = [k for k in keys if before.get(k) == "failed"]
-        if failed:
+        config_of = {r["run_key"]: r["config_json"] for r in rows}
+        for key in failed:  # requeued with the config compiled now (never an imported one)
             conn.execute(update(run_t).where(run_t.c.experiment_id == exp_id,
-                                             run_t.c.run_key.in_(failed))
-                         .values(status="queued", error=None, worker=None))
+                                             run_t.c.run_key == key)
+                         .values(status="queued", error=None, worker=None,
+                                 config_json=config_of[key]))
         ids = {r.run_key: r.id for r in conn.execute(
             select(run_t.c.run_key, run_t.c.id)
             .where(run_t.c.experiment_id == exp_id, run_t.c.run_key.in_(keys)))}
@@ -253,11 +260,12 @@ def finish_run(engine: Engine, run_id: int, status: str, error: str | None = Non
                worker: str | None = None, timings: dict[str, float] | None = None) -> bool:
     """Mark a run ``done``, ``failed`` or back to ``queued``. With ``worker``, only if it
     still holds the run; with ``timings`` (seconds per stage), store them with the run.
+    ``error`` is stored with passwords masked (:func:`xlrun.secrets.mask`).
     Returns whether the row changed."""
     if status not in ("done", "failed", "queued"):
         raise ValueError(status)
     run_t = Run.__table__
-    values: dict[str, Any] = {"status": status, "error": error,
+    values: dict[str, Any] = {"status": status, "error": mask(error) if error else error,
                               "finished_at": utcnow() if status != "queued" else None}
     if timings is not None:
         values["timings_json"] = json.dumps(timings)

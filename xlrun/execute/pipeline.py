@@ -39,6 +39,7 @@ from xlrun.execute.progress import NullProgress, Progress, ProgressTask
 from xlrun.execute.run_context import RunContext, RunOutcome
 from xlrun.execute.tracking import eval_result, model_revision, open_tracking, replay_train_log
 from xlrun.execute.training import load_encoder, train_recorded
+from xlrun.files import disk_full, explain_write_error
 from xlrun.langsim.cluster import clusters_for_run
 from xlrun.langsim.embedding import SimilarityContext
 from xlrun.spec.schema import RunConfig
@@ -251,6 +252,8 @@ def execute_run(engine: Engine, run_id: int, *, worker: str, device: str = "auto
     except Exception as e:  # noqa: BLE001 - a failed run must not stop the others
         if isinstance(e, XlrunError):
             msg = f"{type(e).__name__}: {e}"
+        elif disk_full(e):  # not "enforce fail at inline_container.cc" or a traceback
+            msg = f"WriteFailed: {explain_write_error(e, ctx.output_dir)}"
         else:
             msg = "".join(traceback.format_exception(e)[-6:])
         timings = timer.summary()

@@ -35,6 +35,7 @@ from xlrun.data.train_sources import TRAIN_SOURCES, load_train_corpus
 from xlrun.data.types import TrainCorpus
 from xlrun.errors import SpecError, UsageError
 from xlrun.evaluate.tasks import DATASETS, load_dataset
+from xlrun.execute.progress import NullProgress, Progress
 from xlrun.langsim.cluster import clusters_for_run
 from xlrun.langsim.distances import needs_context
 from xlrun.langsim.embedding import SimilarityContext
@@ -134,10 +135,12 @@ def _without_seed(config: RunConfig) -> str:
 
 def check_runs(runs: Sequence[CompiledRun], *, experiment: str = "",
                output_dir: str | Path = "xlrun-out", device: str = "cpu",
-               include_unclustered: bool = False, log: Log | None = None) -> list[ArmPlan]:
+               include_unclustered: bool = False, log: Log | None = None,
+               progress: Progress | None = None) -> list[ArmPlan]:
     """Read every local training corpus and evaluation dataset the runs use (each once), build
     each arm's sampler as its runs will, and return the plans of the clustered arms (of every
-    trained arm with ``include_unclustered``).
+    trained arm with ``include_unclustered``). ``progress`` shows a bar while an embedding
+    similarity encodes its texts.
 
     Raises:
         UsageError: a data file that cannot be used (the message names the file, the line or
@@ -175,7 +178,8 @@ def check_runs(runs: Sequence[CompiledRun], *, experiment: str = "",
         cfg = first.config
         corpus = corpora[canonical_json(dataclasses.asdict(cfg.train_data))]
         try:
-            plan = _arm_plan(members, corpus, encoders, experiment, Path(output_dir), device, log)
+            plan = _arm_plan(members, corpus, encoders, experiment, Path(output_dir), device, log,
+                             progress)
         except SpecError as e:
             raise _in_point(e, first, cfg.arm) from e
         if include_unclustered or cfg.sampling.language_sampling == "clustered":
@@ -184,12 +188,14 @@ def check_runs(runs: Sequence[CompiledRun], *, experiment: str = "",
 
 
 def _arm_plan(members: Sequence[CompiledRun], corpus: TrainCorpus, encoders: dict[str, Any],
-              experiment: str, output_dir: Path, device: str, log: Log | None) -> ArmPlan:
+              experiment: str, output_dir: Path, device: str, log: Log | None,
+              progress: Progress | None = None) -> ArmPlan:
     cfg = members[0].config
     _check_cluster_spec(cfg, corpus.languages)
     clusters = None
     if cfg.sampling.language_sampling == "clustered":
-        clusters = _clusters(cfg, corpus, encoders, experiment, output_dir, device, log)
+        clusters = _clusters(cfg, corpus, encoders, experiment, output_dir, device, log,
+                             progress)
     batch = cfg.train.batch_size * max(1, cfg.train.gpus)
     sampler = make_sampler(cfg.sampling, corpus, batch, cfg.train.seed, clusters,
                            total_batches=cfg.train.steps * cfg.train.grad_accum)
@@ -229,19 +235,23 @@ class _LazyEncoder:
         :meth:`SimilarityContext.from_corpus` asks of every encoder)."""
         return self._load().full_precision()
 
-    def encode(self, texts: list[str], side: str) -> Any:
-        return self._load().encode(texts, side)
+    def encode(self, texts: list[str], side: str, **kwargs: Any) -> Any:
+        return self._load().encode(texts, side, **kwargs)  # e.g. progress=
 
 
 def _clusters(cfg: RunConfig, corpus: TrainCorpus, encoders: dict[str, Any], experiment: str,
-              output_dir: Path, device: str, log: Log | None) -> list[list[str]]:
-    context = None
-    if needs_context(cfg.sampling.similarity):
-        key = json.dumps(dataclasses.asdict(cfg.model), sort_keys=True)
-        if key not in encoders:
-            encoders[key] = _LazyEncoder(cfg, output_dir, device, log)
+              output_dir: Path, device: str, log: Log | None,
+              progress: Progress | None = None) -> list[list[str]]:
+    if not needs_context(cfg.sampling.similarity):
+        return clusters_for_run(cfg.sampling, corpus.languages, None)[0]
+    key = json.dumps(dataclasses.asdict(cfg.model), sort_keys=True)
+    if key not in encoders:
+        encoders[key] = _LazyEncoder(cfg, output_dir, device, log)
+    # a bar while the texts are encoded (minutes for a real model on a CPU); silent when
+    # the distances are cached
+    with (progress or NullProgress()).task(f"embedding similarity of {cfg.arm}: texts "
+                                           "encoded", None) as bar:
         context = SimilarityContext.from_corpus(
             corpus, encoders[key], cache_dir=output_dir / experiment / ".langsim",
-            model_id=cfg.model.name)
-    clusters, _ = clusters_for_run(cfg.sampling, corpus.languages, context)
-    return clusters
+            model_id=cfg.model.name, progress=bar.update)
+        return clusters_for_run(cfg.sampling, corpus.languages, context)[0]

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from xlrun.db import store
-from xlrun.spec.env import interpolate
+from xlrun.spec.env import allowed_names, interpolate
 from xlrun.spec.schema import (
     EvalSection,
     ModelSection,
@@ -53,8 +53,9 @@ def config_from_json(text: str) -> RunConfig:
 
 def output_dir_of(spec_toml: str) -> Path:
     """``experiment.output_dir`` of a stored spec (default ``xlrun-out``), ``${VAR}`` expanded."""
-    raw = tomllib.loads(spec_toml).get("experiment", {}).get("output_dir", "xlrun-out")
-    return Path(interpolate(raw, "experiment.output_dir"))
+    doc = tomllib.loads(spec_toml)
+    raw = doc.get("experiment", {}).get("output_dir", "xlrun-out")
+    return Path(interpolate(raw, "experiment.output_dir", allowed_names(doc.get("env"))))
 
 
 def run_dir(output_dir: str | Path, experiment: str, run_key: str) -> Path:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,11 @@ from xlrun.errors import UsageError
 from xlrun.files import atomic_write_text
 from xlrun.languages import normalize
 
-EncodeFn = Callable[[list[str]], np.ndarray]
+EncodeFn = Callable[..., np.ndarray]
+"""Texts → embeddings; it may take ``progress=`` (called with the number of texts finished
+after each batch), which :class:`SimilarityContext.progress` then follows batch by batch."""
+Progress = Callable[[int, int], None]
+"""Texts encoded so far, texts to encode."""
 ParallelTexts = Mapping[str, Sequence[str] | Mapping[str, str]]
 
 EMBEDDING_VARIANTS: tuple[str, ...] = ("mean", "parallel")
@@ -65,27 +70,34 @@ class SimilarityContext:
     cache_dir: str | Path | None = None
     max_texts: int = 0
     min_shared: int = MIN_SHARED_TEXTS
+    progress: Progress | None = None
+    """Called as texts are encoded (texts done, texts to encode); not called on a cache hit."""
 
     @classmethod
     def from_corpus(cls, corpus: Any, encoder: Any, *, cache_dir: str | Path | None = None,
                     model_id: str = "", max_texts: int = 512, field: str = "query",
-                    min_shared: int = MIN_SHARED_TEXTS) -> SimilarityContext:
+                    min_shared: int = MIN_SHARED_TEXTS,
+                    progress: Progress | None = None) -> SimilarityContext:
         """A context over a :class:`~xlrun.data.types.TrainCorpus` and an encoder.
 
         The parallel texts are the corpus's ``field`` (``query`` or ``passage``) per language,
-        keyed by parallel id; ``encoder.encode(texts, side)`` embeds them. Nothing is encoded
-        until an ``embedding`` source is computed.
+        keyed by parallel id; ``encoder.encode(texts, side, progress=…)`` embeds them (its
+        batches drive ``progress``). Nothing is encoded until an ``embedding`` source is
+        computed.
         """
         texts = {lang: {pid: getattr(corpus.get(lang, pid), field) for pid in corpus.ids(lang)}
                  for lang in corpus.languages}
         side = "query" if field == "query" else "passage"
 
-        def encode(batch: list[str]) -> np.ndarray:
+        def encode(batch: list[str], progress: Callable[[int], None] | None = None
+                   ) -> np.ndarray:
             with full_precision(encoder):
-                return np.asarray(encoder.encode(batch, side), dtype=np.float32)
+                out = (encoder.encode(batch, side) if progress is None
+                       else encoder.encode(batch, side, progress=progress))
+                return np.asarray(out, dtype=np.float32)
 
         return cls(encode=encode, texts=texts, model_id=model_id, cache_dir=cache_dir,
-                   max_texts=max_texts, min_shared=min_shared)
+                   max_texts=max_texts, min_shared=min_shared, progress=progress)
 
 
 def full_precision(encoder: Any) -> contextlib.AbstractContextManager:
@@ -164,6 +176,37 @@ def pair_ids(texts: ParallelTexts, langs: Sequence[str], max_texts: int = 0,
     return out
 
 
+def _with_progress(context: SimilarityContext, total: int) -> Callable[[list[str]], Any]:
+    """``context.encode`` reporting to ``context.progress``: batch by batch when the encode
+    function takes ``progress=``, else text list by text list (one per language)."""
+    report = context.progress
+    encode = context.encode
+    assert encode is not None
+    if report is None:
+        return encode
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        report(done, total)
+
+    try:
+        batchwise = "progress" in inspect.signature(encode).parameters
+    except (TypeError, ValueError):  # a callable without a signature
+        batchwise = False
+    report(0, total)
+
+    def run(texts: list[str]) -> Any:
+        if batchwise:
+            return encode(texts, progress=tick)
+        out = encode(texts)
+        tick(len(texts))
+        return out
+
+    return run
+
+
 def _cache_key(model_id: str, variant: str, texts: Mapping[str, Mapping[Any, str]]) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"model": model_id, "variant": variant, "pairwise": 1},
@@ -215,9 +258,10 @@ def embedding_distances(langs: Sequence[str], context: SimilarityContext | None,
             except (OSError, ValueError, KeyError):
                 pass  # unreadable cache entry: recompute and overwrite
     emb: dict[str, dict[Any, np.ndarray]] = {}
+    encode = _with_progress(context, sum(len(needed[lang]) for lang in langs))
     for lang in langs:
         keys = sorted(needed[lang], key=str)
-        rows = _normalise_rows(context.encode([needed[lang][k] for k in keys]))
+        rows = _normalise_rows(encode([needed[lang][k] for k in keys]))
         if rows.shape[0] != len(keys):
             raise UsageError(f"encode returned {rows.shape[0]} rows for "
                              f"{len(keys)} texts of {lang!r}")

@@ -6,6 +6,7 @@ title and metadata, so the CLI only parses flags, renders and plots.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine
 
 from xlrun.errors import UsageError
-from xlrun.report import bias, cells, compare, plots, regression, seen
+from xlrun.report import bias, cells, compare, plots, pooling, regression, seen
 from xlrun.report.frames import (
     BIAS_COLUMNS,
     ReportFilter,
@@ -190,6 +191,12 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
                       "--split")
         meta["cells"] = cell_cols
         scope += f" (per {' and '.join(extra)})"
+    if req.compare is not None and req.baseline is None:  # a documented default, said out loud
+        base, why = pooling.default_baseline(df["arm"].unique().to_list())
+        req = dataclasses.replace(req, baseline=base)
+        notes.append(why)
+    notes.extend(pooling.pooled_notes(
+        df.filter(pl.col("setting") == "multi") if req.bias else df, cell_cols, req.compare))
 
     def done(kind: str, frame: pl.DataFrame, title: str) -> Report:
         if annotate is not None:

@@ -24,5 +24,8 @@ METRICS: dict[str, str] = {
 }
 """``--metric`` value → ``query_results`` column."""
 
-FORMATS: tuple[str, ...] = ("table", "csv", "json", "markdown")
+FORMATS: tuple[str, ...] = ("table", "csv", "json", "markdown", "latex")
 """``--format`` values."""
+
+LAYOUTS: tuple[str, ...] = ("long", "wide")
+"""``--layout`` values: one row per cell and arm with every column, or the paper table."""

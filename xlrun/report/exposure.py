@@ -133,7 +133,9 @@ def build_exposure(conn: Connection | Engine, req: ReportRequest, view: str = "l
              .with_columns((pl.col("share") / pl.col("runs")).alias("share"),
                            (pl.col("pairs") / pl.col("runs")).alias("pairs_per_run"))
              .with_columns((pl.col("pairs_per_run") / pl.col("pool")).alias("epochs"))
-             .sort(["arm", "batch_kind", "share"], descending=[False, False, True]))
+             # ties broken by the pair, so that equal shares list (and top N picks) the same
+             .sort(["arm", "batch_kind", "share", "query_lang", "doc_lang"],
+                   descending=[False, False, True, False, False]))
     if top > 0:
         frame = frame.group_by("arm", "batch_kind", maintain_order=True).head(top)
     frame = frame.select("arm", "runs", "batch_kind", "query_lang", "doc_lang", "share",

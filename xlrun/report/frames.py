@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sqlalchemy import Connection, Engine, Select, Text, case, cast, func, literal, select
+from sqlalchemy import Connection, Engine, Integer, Select, Text, case, cast, func, literal, select
 
 from xlrun.db.engine import get_engine
 from xlrun.db.models import (
@@ -329,7 +329,8 @@ def load_query_results(
         stmt = stmt.where(table.c.run_id.in_(list(run_ids)))
     schema: dict[str, Any] = {"run_id": pl.Int64}
     schema.update(dict.fromkeys(key[1:], pl.String))
-    schema.update(dict.fromkeys(wanted, pl.Float64))
+    schema.update({c: pl.Int64 if isinstance(table.c[c].type, Integer) else pl.Float64
+                   for c in wanted})  # counts and ranks stay integers
     fast = _fetch_grouped(conn, stmt, wanted, schema)
     if fast is not None:
         return fast
@@ -441,7 +442,7 @@ def _fetch_grouped(conn: Connection, stmt: Select, values: Sequence[str],
     cols = [ids.alias("query_id")]
     for i, v in enumerate(values):
         text = g[f"v{i}"].str.split(",").explode()
-        cols.append(text.replace("", None).cast(pl.Float64).alias(v))
+        cols.append(text.replace("", None).cast(pl.Float64).cast(schema[v]).alias(v))
     return out.with_columns(cols).select(list(schema))
 
 

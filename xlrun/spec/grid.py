@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +131,9 @@ def apply_override(config: RunConfig, key: str, value: Any) -> RunConfig:
     return dataclasses.replace(config, **{parts[0]: dataclasses.replace(section, **{parts[1]: value})})
 
 
-def grid_points(spec: Spec) -> list[tuple[tuple[str, Any], ...]]:
-    """All override tuples of the grid, in a deterministic order (seeds vary fastest)."""
+def grid_points(spec: Spec) -> Iterator[tuple[tuple[str, Any], ...]]:
+    """The override tuples of the grid, one at a time, in a deterministic order (seeds vary
+    fastest): a grid is never held as a list of its points."""
     zipped_keys = {k for group in spec.grid.zip for k in group}
     factors: list[list[tuple[tuple[str, Any], ...]]] = []
     for group in spec.grid.zip:
@@ -143,13 +144,19 @@ def grid_points(spec: Spec) -> list[tuple[tuple[str, Any], ...]]:
             factors.append([((key, v),) for v in values])
     if spec.grid.seeds:
         factors.append([(("train.seed", s),) for s in spec.grid.seeds])
-    return [tuple(kv for part in combo for kv in part) for combo in itertools.product(*factors)]
+    return (tuple(kv for part in combo for kv in part) for combo in itertools.product(*factors))
 
 
 GRID_CONFIRM_RUNS = 1000
 """A grid with more points than this is submitted only with ``--yes`` (or with
 ``experiment.max_runs`` set at least that high): a typo such as ``seeds = [0, …, 9999]``
 would otherwise enqueue thousands of runs without a word."""
+GRID_MAX_RUNS = 10_000
+"""The most points a grid may have, whatever ``--yes``, ``--dry-run`` or
+``experiment.max_runs`` say: every point is compiled and checked (about 0.4 ms and a few kB
+each), so a typo such as ``seeds = [0, …, 999999]`` would otherwise fill the memory. The size
+is computed from the axes' lengths before any point is built; split a larger study into
+several experiments."""
 
 
 def count_points(spec: Spec) -> int:
@@ -168,13 +175,22 @@ def check_grid_size(spec: Spec, confirmed: bool = False) -> int:
     """The number of grid points, if the spec may have that many.
 
     ``experiment.max_runs`` (when set) is a hard cap; without it a grid above
-    :data:`GRID_CONFIRM_RUNS` needs ``confirmed`` (``submit --yes``).
+    :data:`GRID_CONFIRM_RUNS` needs ``confirmed`` (``submit --yes``). Nothing lifts
+    :data:`GRID_MAX_RUNS`. Only the axes' lengths are read: no point is built.
 
     Raises:
         SpecError: the grid is larger than allowed.
     """
     n = count_points(spec)
     cap = spec.experiment.max_runs
+    if cap > GRID_MAX_RUNS:
+        raise SpecError("experiment.max_runs", f"more than the most runs an experiment may "
+                        f"have ({GRID_MAX_RUNS})", value=cap,
+                        allowed=f"0 to {GRID_MAX_RUNS}")
+    if n > GRID_MAX_RUNS:
+        raise SpecError("grid", f"the grid has {n} points, more than the {GRID_MAX_RUNS} an "
+                        "experiment may have (--yes and max_runs cannot lift this); split the "
+                        "study into several experiments", has_value=False)
     if cap and n > cap:
         raise SpecError("experiment.max_runs", f"the grid has {n} points, more than max_runs",
                         value=cap, allowed=f"raise max_runs to {n} or shrink the grid")
@@ -186,7 +202,13 @@ def check_grid_size(spec: Spec, confirmed: bool = False) -> int:
 
 
 def compile_spec(spec: Spec) -> list[CompiledRun]:
-    """Expand the grid into validated runs; identical resolved configs collapse into one."""
+    """Expand the grid into validated runs; identical resolved configs collapse into one.
+
+    Raises:
+        SpecError: a point does not validate, or the grid has more than
+            :data:`GRID_MAX_RUNS` points (refused before any point is built).
+    """
+    check_grid_size(spec, confirmed=True)
     runs: dict[str, CompiledRun] = {}
     for point in grid_points(spec):
         config = spec.base

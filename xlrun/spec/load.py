@@ -20,6 +20,7 @@ import re
 import tomllib
 import types
 import typing
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -30,7 +31,7 @@ from xlrun.evaluate.measures import canonical_names
 from xlrun.evaluate.tasks import DATASETS
 from xlrun.execute.executors import EXECUTORS
 from xlrun.registry import Registry
-from xlrun.spec.env import interpolate
+from xlrun.spec.env import allowed_names, interpolate
 from xlrun.spec.schema import (
     EvalSection,
     ExecutorSection,
@@ -65,7 +66,7 @@ RUN_SECTIONS: dict[str, type] = {
     "train": TrainSection,
 }
 TOP_LEVEL = ["experiment", "model", "train_data", "sampling", "train", "eval", "grid", "executor",
-             "tracking"]
+             "tracking", "env"]
 MAX_INT = 2**31 - 1
 """Largest integer a spec value may hold (seeds are stored as 32-bit integers)."""
 MAX_NAME_LENGTH = 200
@@ -227,12 +228,30 @@ def _check_axis_conflicts(axes: dict[str, list[Any]], seeds: list[int]) -> None:
                             has_value=False)
 
 
+def _check_axis_lengths(raw: dict[str, Any]) -> None:
+    """Refuse an axis longer than a grid may be before its values are checked one by one
+    (a typo such as ``seeds = [0, …, 999999]`` costs no more than reading the file)."""
+    from xlrun.spec.grid import GRID_MAX_RUNS  # grid imports this module
+
+    stack = [("", raw)]
+    while stack:
+        prefix, table = stack.pop()
+        for k, v in table.items():
+            if isinstance(v, dict):
+                stack.append((f"{prefix}{k}.", v))
+            elif isinstance(v, list) and k != "zip" and len(v) > GRID_MAX_RUNS:
+                raise SpecError(f"grid.{prefix}{k}", f"has {len(v)} values, more than the "
+                                f"{GRID_MAX_RUNS} runs an experiment may have (--yes and "
+                                "max_runs cannot lift this)", has_value=False)
+
+
 def _parse_grid(raw: Any) -> GridSection:
     if raw is None:
         return GridSection(axes={}, zip=[], seeds=[])
     if not isinstance(raw, dict):
         raise SpecError("grid", "expected a table", value=raw)
     raw = dict(raw)
+    _check_axis_lengths(raw)
     zipped = raw.pop("zip", [])
     has_seeds = "seeds" in raw
     seeds = convert(raw.pop("seeds", []), list[int], "grid.seeds")
@@ -293,6 +312,10 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(source, f"not valid TOML ({e})", has_value=False) from e
+    except RecursionError as e:
+        raise SpecError(source, f"arrays or tables nested more than {MAX_NESTING} levels deep",
+                        has_value=False) from e
+    check_nesting(raw, source)
     for key in raw:
         if key not in TOP_LEVEL:
             raise SpecError(key, "unknown section", value=key, allowed=TOP_LEVEL,
@@ -303,12 +326,17 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
             raise SpecError(key, "required section is missing", has_value=False)
     if "eval" not in raw:
         raise SpecError("eval", "at least one [[eval]] table is required", has_value=False)
-    raw = {k: (interpolate(v, k) if k != "grid" else v) for k, v in raw.items()}
+    allow = allowed_names(raw.get("env"))
+    used: dict[str, str | None] = {}
+    raw = {k: (interpolate(v, k, allow, used) if k not in ("grid", "env") else v)
+           for k, v in raw.items()}
     experiment = build_section(ExperimentSection, raw["experiment"], "experiment")
     check_name(experiment.name, "experiment.name")
     if not experiment.output_dir.strip():
         raise SpecError("experiment.output_dir", "must not be empty", value=experiment.output_dir,
                         allowed='a folder, e.g. "xlrun-out"')
+    experiment = dataclasses.replace(
+        experiment, output_dir=resolve_output_dir(experiment.output_dir, base_dir))
     if experiment.max_runs < 0:
         raise SpecError("experiment.max_runs", "must be 0 (the default limit) or more",
                         value=experiment.max_runs)
@@ -334,10 +362,10 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
         train=build_section(TrainSection, raw.get("train", {}), "train"),
         eval=[build_section(EvalSection, e, f"eval[{i}]") for i, e in enumerate(evals_raw)],
     )
-    grid = _parse_grid(interpolate(raw.get("grid"), "grid"))
+    grid = _parse_grid(interpolate(raw.get("grid"), "grid", allow, used))
     spec = Spec(experiment=experiment, base=base, grid=grid, executor=executor,
                 source_toml=text, raw=raw, base_dir=str(base_dir) if base_dir else None,
-                tracking=parse_tracking(raw.get("tracking")))
+                tracking=parse_tracking(raw.get("tracking")), env=used)
     return dataclasses.replace(spec, base=resolve_paths(spec.base, base_dir))
 
 
@@ -396,45 +424,90 @@ def stored_tracking(spec_toml: str) -> TrackingSection:
         SpecError: the section is not valid (or a variable it uses is not set here).
     """
     try:
-        raw = tomllib.loads(spec_toml).get("tracking")
+        doc = tomllib.loads(spec_toml)
     except tomllib.TOMLDecodeError as e:
         raise SpecError("tracking", f"the stored spec is not valid TOML ({e})",
                         has_value=False) from e
-    return parse_tracking(interpolate(raw, "tracking"), check_installed=False)
+    return parse_tracking(interpolate(doc.get("tracking"), "tracking",
+                                      allowed_names(doc.get("env"))), check_installed=False)
+
+
+MAX_NESTING = 32
+"""Deepest nesting of arrays and tables a spec (or an export's manifest) may have; a real spec
+needs 4 (``[grid]`` → axis → values → a list value)."""
+
+
+def check_nesting(value: Any, source: str, limit: int = MAX_NESTING) -> None:
+    """Refuse a value (parsed TOML or JSON) nested deeper than ``limit`` (checked without
+    recursion, so any depth is refused with a message, not a ``RecursionError``).
+
+    Raises:
+        SpecError: naming ``source`` and the limit.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise SpecError(source, f"arrays or tables nested more than {limit} levels deep",
+                            has_value=False)
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def check_name(name: str, key: str) -> None:
-    """An experiment name must be usable as a folder name: not empty, at most
-    :data:`MAX_NAME_LENGTH` characters, no path separators, ``.``/``..`` or control characters.
+    """An experiment name must be usable as a folder name and printable as it is: not empty, at
+    most :data:`MAX_NAME_LENGTH` characters, no path separators, ``.``/``..``, control
+    characters (C0, DEL, C1: terminal escapes start with them) or invisible format characters
+    (zero-width spaces and joiners, bidi overrides and isolates, soft hyphens).
 
     Raises:
         SpecError: the name breaks one of these rules.
     """
-    allowed = (f"1 to {MAX_NAME_LENGTH} characters without / \\ or control characters, "
-               "not . or ..")
+    allowed = (f"1 to {MAX_NAME_LENGTH} characters without / \\, control or invisible "
+               "characters, not . or ..")
     if not name.strip():
         raise SpecError(key, "must not be empty", value=name, allowed=allowed)
     if len(name) > MAX_NAME_LENGTH:
         raise SpecError(key, f"is {len(name)} characters long, more than {MAX_NAME_LENGTH}",
                         value=name[:40] + "…", allowed=allowed)
-    if ("/" in name or "\\" in name or name.strip() in (".", "..")
-            or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+    if "/" in name or "\\" in name or name.strip() in (".", ".."):
         raise SpecError(key, "must be usable as a folder name (it names the experiment's "
                         "folder under output_dir)", value=name, allowed=allowed)
+    odd = [c for c in name if unicodedata.category(c) in _ODD_CATEGORIES]
+    if odd:
+        raise SpecError(key, "must be a printable folder name: it holds a control or "
+                        f"invisible character (U+{ord(odd[0]):04X} "
+                        f"{unicodedata.name(odd[0], 'control')})", value=name, allowed=allowed)
     if name != name.strip():
         raise SpecError(key, "must not start or end with spaces", value=name, allowed=allowed)
+
+
+_ODD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories a name may not hold: control (C0, DEL, C1), format (zero-width, bidi
+controls, soft hyphen), surrogates, private use, unassigned, line and paragraph separators."""
+
+
+MAX_SPEC_BYTES = 2 * 2**20
+"""Largest spec file read (a spec is a few kB; 2 MiB hold a grid of the most runs allowed)."""
 
 
 def read_spec_text(path: str | Path) -> str:
     """The text of a spec file: UTF-8, a leading byte-order mark dropped.
 
     Raises:
-        SpecError: no such file, or the file is not UTF-8 text.
+        SpecError: no such file, one larger than :data:`MAX_SPEC_BYTES`, or not UTF-8 text.
     """
     p = Path(path)
     if not p.is_file():
         what = "is a folder, not a spec file" if p.is_dir() else "spec file not found"
         raise SpecError(str(path), what, value=str(path), has_value=False)
+    size = p.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(str(path), f"is {size / 2**20:.1f} MiB, more than a spec may be "
+                        f"({MAX_SPEC_BYTES // 2**20} MiB; a real one is a few kB)",
+                        has_value=False)
     data = p.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -466,6 +539,17 @@ def _resolve(s: str, base_dir: Path | None) -> str:
     elif not p.is_absolute() and not _looks_like_path(s) and not p.exists():
         return s  # a hub id such as "xlm-roberta-base" or "Shitao/MLDR"
     return str(p.resolve())
+
+
+def resolve_output_dir(path: str, base_dir: Path | None) -> str:
+    """``experiment.output_dir`` by the rule of the spec's data paths: a relative folder (also
+    one that comes from ``${VAR}``) is relative to the spec's folder (``base_dir``), ``~`` is
+    the home folder; absolute after that. Without ``base_dir`` (a spec given as text) a
+    relative folder stays relative (to the current folder)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return str(p.resolve())
+    return str((base_dir / p).resolve()) if base_dir is not None else path
 
 
 def resolve_paths(run: RunConfig, base_dir: Path | None) -> RunConfig:

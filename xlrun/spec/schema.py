@@ -309,3 +309,5 @@ class Spec:
     raw: dict[str, Any]
     base_dir: str | None = None  # relative paths (also in [grid] values) resolve against it
     tracking: TrackingSection = field(default_factory=TrackingSection)
+    env: dict[str, str | None] = field(default_factory=dict)
+    """What ``${VAR}`` expanded: name → value (``None``: the default was used)."""

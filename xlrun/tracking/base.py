@@ -26,19 +26,11 @@ from typing import Any, ClassVar
 from xlrun import __version__
 from xlrun.formats.mteb import mteb_key
 from xlrun.registry import Registry
+from xlrun.secrets import mask
 from xlrun.spec.schema import RunConfig
 
 Param = str | int | float | bool
 """A hyperparameter value as trackers store it (lists and ``None`` are written as JSON)."""
-
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]*)@")
-
-
-def mask_secrets(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@host`` replaced by
-    ``***`` (tracking URIs, database URLs and the error messages that quote them)."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-
 
 def slug(text: str) -> str:
     """``text`` as a file and folder name: letters, digits, ``.``, ``-`` and ``_`` only."""
@@ -180,7 +172,7 @@ def run_params(config: RunConfig, *, experiment: str, run_id: int, run_key: str
     for a run that trains (an untrained run's are defaults that mean nothing); and
     ``xlrun.experiment``, ``xlrun.run_id``, ``xlrun.run_key``, ``xlrun.arm``,
     ``xlrun.version``. Lists and ``None`` are written as JSON; passwords in URLs are masked
-    (:func:`mask_secrets`). The database URL is never among them.
+    (:func:`xlrun.secrets.mask`). The database URL is never among them.
     """
     d = config.to_dict()
     sections = ["model"] + (["train", "sampling", "train_data"] if config.train.steps > 0
@@ -197,7 +189,7 @@ def run_params(config: RunConfig, *, experiment: str, run_id: int, run_key: str
     out.update({"xlrun.experiment": experiment, "xlrun.run_id": run_id,
                 "xlrun.run_key": run_key, "xlrun.arm": config.arm,
                 "xlrun.version": __version__})
-    return {k: mask_secrets(v) if isinstance(v, str) else v for k, v in out.items()}
+    return {k: mask(v) if isinstance(v, str) else v for k, v in out.items()}
 
 
 def _param(value: Any) -> Param:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from xlrun.errors import SpecError
-from xlrun.tracking.base import TRACKERS, Tracker, mask_secrets
+from xlrun.secrets import mask
+from xlrun.tracking.base import TRACKERS, Tracker
 
 STATUS = {"done": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 BATCH = 100
@@ -59,7 +60,7 @@ class MlflowTracker(Tracker):
         if uri.strip() != uri or (uri and "://" not in uri and not uri.startswith(
                 ("file:", "databricks", "/", "./", "../", "~"))):
             raise SpecError(f"{key_path}.tracking_uri", "not a tracking URI",
-                            value=mask_secrets(uri),
+                            value=mask(uri),
                             allowed="sqlite:///path/mlflow.db, http(s)://host:port or a "
                                     "database URL (postgresql://…)")
 

@@ -27,7 +27,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from xlrun.tracking.base import EvalResult, TrackedRun, Tracker, mask_secrets
+from xlrun.secrets import mask
+from xlrun.tracking.base import EvalResult, TrackedRun, Tracker
 
 Warn = Callable[[str], None]
 MAX_QUEUED = 100_000
@@ -122,7 +123,7 @@ class TrackingSession:
 
     def warn(self, message: str) -> None:
         """A warning, secrets masked: to ``warn`` (or the logger) and :attr:`warnings`."""
-        message = mask_secrets(message)
+        message = mask(message)
         self.warnings.append(message)
         if self._warn is not None:
             with contextlib.suppress(Exception):

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from xlrun.errors import XlrunError
+from xlrun.errors import WriteFailed, XlrunError
+from xlrun.files import explain_write_error
 
 _NAME = re.compile(r"^step-(\d+)$")
 FILE = "trainer.pt"
@@ -81,8 +82,12 @@ def save_checkpoint(directory: Path | str, step: int, state: dict[str, Any],
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    torch.save({**state, "step": step}, tmp / FILE)
-    torch.save(rng_state(), tmp / RNG_FILE)
+    try:
+        torch.save({**state, "step": step}, tmp / FILE)
+        torch.save(rng_state(), tmp / RNG_FILE)
+    except (RuntimeError, OSError) as e:  # a full disk: "enforce fail at inline_container.cc"
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WriteFailed(f"checkpoint of step {step}: {explain_write_error(e, final)}") from e
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

@@ -98,8 +98,10 @@ def check_beir_section(cfg: EvalSection, key_path: str) -> None:
                         allowed='one language code, e.g. ["en"] (xlrun evaluate: --langs en)')
 
 
-def _read_qrels(path: Path) -> dict[str, set[str]]:
-    rel: dict[str, set[str]] = {}
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """Relevant documents of a BEIR qrels file: query id → document id → grade (a score > 0;
+    a whole score is the grade, a fractional one counts as 1)."""
+    rel: dict[str, dict[str, int]] = {}
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.reader(f, delimiter="\t")
         header = tuple(c.strip() for c in next(reader, []))
@@ -116,14 +118,15 @@ def _read_qrels(path: Path) -> dict[str, set[str]]:
             except ValueError as e:
                 raise UsageError(f"{path}:{n}: score {row[2]!r} is not a number") from e
             if score > 0:
-                rel.setdefault(row[0].strip(), set()).add(row[1].strip())
+                grade = int(score) if score.is_integer() else 1
+                rel.setdefault(row[0].strip(), {})[row[1].strip()] = grade
     return rel
 
 
 def _read_folder(folder: Path, split: str, lang: str, prefix: str
-                 ) -> tuple[list[Query], list[Document], dict[str, set[str]]]:
+                 ) -> tuple[list[Query], list[Document], dict[str, dict[str, int]]]:
     """One BEIR folder: the split's queries (those with qrels), the corpus and the qrels
-    (query id → document ids, with ``prefix``)."""
+    (query id → document id, with ``prefix`` → grade)."""
     qrels_file = folder / "qrels" / f"{split}.tsv"
     qfile, cfile = find_file(folder, ["queries"]), find_file(folder, ["corpus"])
     for f, what in ((qrels_file if qrels_file.is_file() else None, f"qrels/{split}.tsv"),
@@ -131,7 +134,8 @@ def _read_folder(folder: Path, split: str, lang: str, prefix: str
         if f is None:
             raise UsageError(f"{folder}: missing {what} (BEIR layout; see "
                              "xlrun.evaluate.tasks.beir)")
-    rel = {q: {prefix + d for d in docs} for q, docs in _read_qrels(qrels_file).items()}
+    rel = {q: {prefix + d: g for d, g in docs.items()}
+           for q, docs in _read_qrels(qrels_file).items()}
     queries = [Query(str(r["_id"]), lang, str(r["text"]))
                for r in read_jsonl(qfile, ("_id", "text")) if str(r["_id"]) in rel]
     docs: list[Document] = []
@@ -171,20 +175,24 @@ def load_beir(cfg: EvalSection, name: str) -> EvalData:
         prefixed, parallel = True, bool(meta.get("parallel", False))
     queries: dict[str, list[Query]] = {}
     corpus: dict[str, list[Document]] = {}
-    rel: dict[str, dict[str, set[str]]] = {}
+    rel: dict[str, dict[str, dict[str, int]]] = {}
     for lang, sub in folders.items():
         queries[lang], corpus[lang], rel[lang] = _read_folder(
             sub, cfg.split, lang, f"{lang}:" if prefixed else "")
     qrels: dict[tuple[str, str], frozenset[str]] = {}
+    grades: dict[tuple[str, str], dict[str, int]] = {}
     for lang, qs in queries.items():
         for q in qs:
-            docs = set(rel[lang].get(q.id, ()))
+            docs = dict(rel[lang].get(q.id, {}))
             if parallel:
                 for other in rel.values():
-                    docs |= other.get(q.id, set())
+                    docs.update(other.get(q.id, {}))
             qrels[(lang, q.id)] = frozenset(docs)
+            graded = {d: g for d, g in docs.items() if g != 1}
+            if graded:
+                grades[(lang, q.id)] = graded
     data = EvalData(name, cfg.split, queries, corpus, qrels, parallel=parallel,
-                    meta={"source": str(folder), "layout": f"beir/{layout}"})
+                    meta={"source": str(folder), "layout": f"beir/{layout}"}, grades=grades)
     return finish(data, cfg.max_queries_per_language)
 
 

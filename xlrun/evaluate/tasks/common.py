@@ -47,7 +47,13 @@ def subsample(queries: list[Query], n: int) -> list[Query]:
 
 
 def finish(data: EvalData, max_queries_per_language: int) -> EvalData:
-    """Subsample queries and drop qrels entries whose query or document is absent."""
+    """Subsample queries and drop qrels entries whose query or document is absent.
+
+    Raises:
+        UsageError: nothing could be scored: no documents, no queries, or no query with a
+            relevant document in the corpus (an empty corpus or qrels file, ids that do not
+            match) — such data would give a ``done`` run without a single result.
+    """
     queries = {lang: subsample(qs, max_queries_per_language) for lang, qs in data.queries.items()}
     doc_ids = {d.id for docs in data.corpus.values() for d in docs}
     keys = {(q.lang, q.id) for qs in queries.values() for q in qs}
@@ -57,6 +63,17 @@ def finish(data: EvalData, max_queries_per_language: int) -> EvalData:
             kept = frozenset(d for d in rel if d in doc_ids)
             if kept:
                 qrels[key] = kept
+    source = data.meta.get("source") or data.dataset
+    if not doc_ids:
+        raise UsageError(f"{source}: the corpus holds no documents"
+                         + (f" in {', '.join(sorted(data.corpus))}" if data.corpus else ""))
+    if not keys:
+        raise UsageError(f"{source}: holds no queries"
+                         + (f" in {', '.join(sorted(queries))}" if queries else ""))
+    if not qrels:
+        raise UsageError(f"{source}: no query has a relevant document in the corpus (empty "
+                         "qrels, or query/document ids that do not match theirs); nothing "
+                         "could be scored")
     grades = {key: {d: g for d, g in data.grades[key].items() if d in rel}
               for key, rel in qrels.items() if key in data.grades}
     return dataclasses.replace(data, queries=queries, qrels=qrels, meta=dict(data.meta),

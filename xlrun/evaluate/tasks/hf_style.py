@@ -130,7 +130,7 @@ def read_trec_qrels(path: Path) -> Iterator[tuple[str, str, int]]:
                                  f"got {len(parts)} fields")
             try:
                 rel = int(float(parts[3]))
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:  # text, nan, inf
                 raise UsageError(f"{path}:{n}: relevance {parts[3]!r} is not a number") from exc
             yield parts[0], parts[2], rel
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -48,6 +49,16 @@ from xlrun.spec.schema import EvalSection
 
 
 def _read_qrels(path: Path) -> list[tuple[str | None, str, str, int]]:
+    try:
+        return _qrels_rows(path)
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text ({e})") from e
+
+
+def _qrels_rows(path: Path) -> list[tuple[str | None, str, str, int]]:
+    """Relevant ``(query_lang or None, query_id, doc_id, grade)`` rows of a qrels file; a relevance
+    that is not a number, a repeated header or a row without ids is an error naming the
+    line."""
     rows: list[tuple[str | None, str, str, int]] = []
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t")
@@ -55,13 +66,27 @@ def _read_qrels(path: Path) -> list[tuple[str | None, str, str, int]]:
         if not {"query_id", "doc_id"} <= cols:
             raise UsageError(f"{path}: header must name query_id and doc_id "
                              f"(optional: query_lang, relevance); got {sorted(cols)}")
+        header = reader.fieldnames or []
         for row in reader:
-            rel = float(row.get("relevance") or 1)
+            n = reader.line_num
+            if [row.get(c) for c in header] == header:
+                raise UsageError(f"{path}:{n}: the header row again (two files joined?); "
+                                 "remove it")
+            text = (row.get("relevance") or "").strip()
+            try:
+                rel = float(text) if text else 1.0
+            except ValueError:
+                rel = math.nan
+            if not math.isfinite(rel):
+                raise UsageError(f"{path}:{n}: relevance {text!r} is not a number (0 = not "
+                                 "relevant, 1 or more = relevant)")
             if rel <= 0:
                 continue
             lang = (row.get("query_lang") or "").strip()
-            rows.append((normalize(lang, str(path)) if lang else None,
-                         row["query_id"].strip(), row["doc_id"].strip(),
+            qid, doc_id = ((row.get(c) or "").strip() for c in ("query_id", "doc_id"))
+            if not qid or not doc_id:
+                raise UsageError(f"{path}:{n}: needs a query_id and a doc_id")
+            rows.append((normalize(lang, str(path)) if lang else None, qid, doc_id,
                          int(rel) if rel.is_integer() else 1))
     return rows
 

@@ -22,6 +22,7 @@ from xlrun.db.store import get_run
 from xlrun.errors import UsageError
 from xlrun.execute.executors.base import EXECUTORS, Dispatch, Executor
 from xlrun.execute.progress import Progress
+from xlrun.secrets import has_secret
 from xlrun.spec.schema import ExecutorSection
 
 
@@ -32,6 +33,11 @@ def _submitit() -> Any:
     except ImportError as e:
         raise UsageError("the SLURM executor needs submitit: pip install 'xlrun[slurm]'") from e
     return submitit
+
+
+def _has_password(url: str) -> bool:
+    """Whether a database URL holds a password, in its user information or its query."""
+    return bool(make_url(url).password) or has_secret(url)
 
 
 @EXECUTORS.register("slurm")
@@ -78,19 +84,20 @@ class SlurmExecutor(Executor):
     def command(self, run_id: int) -> list[str]:
         """The command a job runs.
 
-        A URL with a password is not put on the command line (where ``ps`` and the submitit
-        folder would show it): jobs then read it from ``XLRUN_DB``, which SLURM passes on from
-        the submitting shell.
+        A URL with a password (in any form: ``user:pw@``, ``?password=``, a libpq
+        ``password=`` string) is not put on the command line (where ``ps``, the submitit folder
+        and its pickles would show it): jobs then read it from ``XLRUN_DB``, which SLURM passes
+        on from the submitting shell.
         """
         exe = shutil.which("xlrun")
         base = [exe] if exe else [sys.executable, "-m", "xlrun"]
-        db = [] if make_url(self.db_url).password else ["--db", self.db_url]
+        db = [] if _has_password(self.db_url) else ["--db", self.db_url]
         return [*base, "worker", "--run", str(run_id), *db, "--device", self.device,
                 "--max-runs", "1"]
 
     def submit(self, engine: Engine, run_ids: Sequence[int]) -> list[Any]:
         """Submit one job per queued run; returns the submitit jobs."""
-        if make_url(self.db_url).password and os.environ.get("XLRUN_DB") != self.db_url:
+        if _has_password(self.db_url) and os.environ.get("XLRUN_DB") != self.db_url:
             raise UsageError("the database URL holds a password: export it as XLRUN_DB (jobs "
                              "inherit it) instead of passing --db, so that it stays off "
                              "command lines")

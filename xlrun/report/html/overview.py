@@ -25,13 +25,13 @@ from xlrun.report.frames import (
     _config_value,
     apply_where,
 )
+from xlrun.secrets import mask
 from xlrun.spec.schema import arm_label
 
 STAGES: tuple[str, ...] = ("load", "data", "clustering", "train", "encode", "search",
                            "metrics", "write", "other")
 """The stages of ``runs.timings_json`` in pipeline order (others follow, sorted)."""
 
-_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "sslpassword", "token", "secret")
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,12 @@ class Overview:
 
 
 def safe_url(url: URL | str) -> str:
-    """The database URL as text with its password (and password-like query parameters)
-    replaced by ``***``."""
+    """The database URL as text with its password masked in every form
+    (:func:`xlrun.secrets.mask`: user information, ``password=``-like query parameters)."""
     from sqlalchemy.engine import make_url
 
     u = make_url(url) if isinstance(url, str) else url
-    query = {k: ("***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in u.query.items()}
-    return u.set(query=query).render_as_string(hide_password=True)
+    return mask(u.render_as_string(hide_password=True))
 
 
 def _arm_of(row: dict[str, Any], compare: str) -> str:
