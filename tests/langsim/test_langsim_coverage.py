@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from xlrun.cli import main
 from xlrun.data.types import TrainCorpus, TrainExample
+from xlrun.errors import UsageError
 from xlrun.evaluate.tasks.belebele import VARIANTS
 from xlrun.evaluate.tasks.tatoeba import LASER_LANGUAGES
 from xlrun.langsim.cluster import cluster, clusters_for_run
 from xlrun.langsim.coverage import coverage, language_coverage
 from xlrun.langsim.distances import distance_matrix
+from xlrun.langsim.embedding import SimilarityContext
 from xlrun.languages import normalize
 from xlrun.report.seen import distance_fn, nearest_clusters
 from xlrun.spec.schema import SamplingSection
@@ -73,3 +77,20 @@ def test_xlrun_langs_coverage_lists_a_dataset() -> None:
     assert len(out["languages"]) == 113 and out["summary"]["uriel:syntax_knn"]["none"] == 1
     bad = CliRunner().invoke(main, ["langs", "coverage"])
     assert bad.exit_code == 2 and "exactly one of --langs or --dataset" in bad.output
+
+
+def test_languages_without_typology_still_have_script_family_and_embedding() -> None:
+    langs = ["ber", "tzl", "bn", "bn-Latn"]
+    texts = {lang: [f"{lang} sentence {i}" for i in range(4)] for lang in langs}
+
+    def encode(batch: list[str]) -> np.ndarray:
+        rng = [np.random.default_rng(abs(hash(t.split()[0])) % 2**32) for t in batch]
+        out = np.vstack([r.normal(size=8) for r in rng])
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    ctx = SimilarityContext(encode=encode, texts=texts, model_id="fake")
+    for source in ("script", "family", "embedding", "embedding:parallel"):
+        dm = distance_matrix(source, langs, context=ctx)
+        assert dm.langs == tuple(langs)
+    with pytest.raises(UsageError, match="'ber' has no usable URIEL vector"):
+        distance_matrix("uriel:syntax_knn", langs)
