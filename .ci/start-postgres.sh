@@ -10,6 +10,12 @@ if ! command -v initdb >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq postgresql) >&2
   for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && export PATH="$d:$PATH"; done
 fi
+# the read-only SQL tests attack through the dblink and adminpack extensions (contrib)
+if ! ls /usr/share/postgresql/*/extension/dblink.control >/dev/null 2>&1 && \
+   ! ls "$(dirname "$(command -v initdb)")"/../share/extension/dblink.control >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq postgresql-contrib) >&2 || \
+    echo "warning: postgresql-contrib not installed; dblink/adminpack tests will skip" >&2
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 dir=$(mktemp -d /tmp/xlrun-pg.XXXXXX)
 run_as=()

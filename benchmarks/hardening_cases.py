@@ -15,15 +15,19 @@ Only the CLI, SQL and file formats are used, so an older checkout runs the same 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
 import lzma
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -583,6 +587,7 @@ def cases() -> list[tuple[str, str, Callable[[], bool | None]]]:
     for name, t in tampered.items():
         out.append(("6 tampered export", name, lambda t=t: import_refused(t)))
     out.extend(imports_cases())
+    out.extend(sqlsafe_cases())  # issue 24/26: xlrun sql and read commands (sqlsafe block)
     return out
 
 # ============================================================================= issue 24
@@ -1124,6 +1129,523 @@ def main() -> int:
         print(f"{item:20} {k:3} / {n:3} handled")
     print(f"{'total':20} {handled:3} / {tried:3} handled ({tried - handled} not handled)")
     return 0
+
+
+# ============================================================================= issue 24 / 26:
+# `xlrun sql` and read commands (sqlsafe): side-effecting functions, the reader role, read
+# commands that must not write, streaming, signals, precision. One block, one entry point
+# (sqlsafe_cases), so that it merges beside the other blocks of issue 24.
+PREVIOUS_REVISION = "0005"
+"""A schema revision older than every xlrun this harness measures."""
+
+
+def _xlrun_env(**extra: str) -> dict[str, str]:
+    import xlrun
+
+    return {**os.environ, "PYTHONPATH": str(Path(xlrun.__file__).resolve().parents[1]),
+            **extra}
+
+
+_CAPPED = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, "
+           "2 << 30)); sys.argv = ['xlrun', *sys.argv[1:]]; "
+           "runpy.run_module('xlrun', run_name='__main__')")
+"""``python -m xlrun`` with 2 GiB of address space: a client that collects an endless result
+fails there instead of filling the machine."""
+
+
+def _xlrun_process(*args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _CAPPED, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_xlrun_env(**env))
+
+
+def _finish(p: subprocess.Popen, timeout: float) -> int | None:
+    """The exit code, or ``None`` (and the process killed) after ``timeout`` seconds."""
+    try:
+        p.communicate(timeout=timeout)
+        return p.returncode
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        return None
+
+
+def _first_lines(p: subprocess.Popen, n: int, timeout: float) -> list[bytes]:
+    import select
+
+    assert p.stdout is not None
+    fd, out, end = p.stdout.fileno(), b"", time.monotonic() + timeout
+    while out.count(b"\n") < n and time.monotonic() < end:
+        if select.select([fd], [], [], 0.5)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            out += chunk
+    return out.split(b"\n")[:n]
+
+
+def _lite_db(d: Path, revision: str = "head") -> Path:
+    path = d / "r.db"
+    assert cli(["db", "upgrade", "--db", f"sqlite:///{path}", "--revision", revision]).code == 0
+    gc.collect()
+    with sqlite3.connect(path) as c:
+        _rows(c.execute)
+    c.close()
+    return path
+
+
+def _pg_with_rows(revision: str = "head") -> tuple[str, Callable[[], None]] | None:
+    got = _pg_db()
+    if got is None:
+        return None
+    url, drop = got
+    from sqlalchemy import create_engine, text
+
+    assert cli(["db", "upgrade", "--db", url, "--revision", revision]).code == 0
+    e = create_engine(url)
+    with e.begin() as c:
+        _rows(lambda s: c.execute(text(s)))
+    e.dispose()
+    return url, drop
+
+
+# --- 24.1: functions with side effects (Postgres, superuser URL: the worst case)
+ATTACK_FILE = f"/tmp/xlrun_h24_{uuid.uuid4().hex[:8]}"
+
+
+def _pg_attacks(conninfo: str, victim: int, large_object: int = 0
+                ) -> dict[str, tuple[str, str | None]]:
+    tag = Path(ATTACK_FILE).name
+    return {
+        "dblink_exec DELETE": (f"SELECT dblink_exec('{conninfo}', 'DELETE FROM run_metrics')",
+                               "dblink"),
+        "dblink(…) DELETE RETURNING": (f"SELECT * FROM dblink('{conninfo}', 'DELETE FROM "
+                                       "run_metrics RETURNING 1') AS t(x int)", "dblink"),
+        "lo_export writes a server file": (f"SELECT lo_export({large_object}, "
+                                           f"'{ATTACK_FILE}')", None),
+        "lo_import": ("SELECT lo_import('/etc/hostname')", None),
+        "pg_file_write (adminpack)": (f"SELECT pg_file_write('{tag}', 'x', false)",
+                                      "adminpack"),
+        "pg_create_physical_replication_slot": (
+            f"SELECT pg_create_physical_replication_slot('{tag}')", None),
+        "pg_terminate_backend of a worker": (f"SELECT pg_terminate_backend({victim})", None),
+        "pg_read_file": ("SELECT pg_read_file('PG_VERSION')", None),
+        "pg_ls_dir": ("SELECT pg_ls_dir('.')", None),
+        "set_config role": ("SELECT set_config('role', 'none', false)", None),
+        "nextval": ("SELECT nextval('runs_id_seq')", None),
+        "setval": ("SELECT setval('runs_id_seq', 1000000)", None),
+        "pg_advisory_lock (the migration lock)": ("SELECT pg_advisory_lock(7242100531)", None),
+        "txid_current": ("SELECT txid_current()", None),
+        "pg_notify": ("SELECT pg_notify('xlrun', 'x')", None),
+        "query_to_xml with a DELETE": ("SELECT query_to_xml('DELETE FROM run_metrics "
+                                       "RETURNING 1', true, false, '')", None),
+        "quoted \"dblink_exec\"": (f"SELECT \"dblink_exec\"('{conninfo}', 'DELETE FROM "
+                                   "run_metrics')", "dblink"),
+        "public.dblink_exec": (f"SELECT public.dblink_exec('{conninfo}', 'DELETE FROM "
+                               "run_metrics')", "dblink"),
+        "COPY TO a server file": (f"COPY run_metrics TO '{ATTACK_FILE}'", None),
+    }
+
+
+def sql_function_postgres(name: str) -> bool | None:
+    """The attack ``name`` through ``xlrun sql`` is refused (one Error: line) and changes
+    nothing: rows, sequence, large objects, slots, advisory locks, files, a victim session."""
+    got = _pg_with_rows()
+    if got is None:
+        return None
+    url, drop = got
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    victim = create_engine(url).raw_connection()
+    tag = Path(ATTACK_FILE).name
+    try:
+        exts = set()
+        with admin.connect() as c:
+            large_object = c.execute(text("SELECT lo_from_bytea(0, 'secret')")).scalar()
+            for ext in ("dblink", "adminpack"):
+                try:
+                    c.execute(text(f"CREATE EXTENSION {ext}"))
+                    exts.add(ext)
+                except Exception:  # noqa: BLE001 - not installed on this server
+                    pass
+        cur = victim.cursor()
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+        u = make_url(url)
+        conninfo = f"dbname={u.database} user={u.username} host={u.host} port={u.port or 5432}"
+        query, ext = _pg_attacks(conninfo, pid, large_object)[name]
+        if ext and ext not in exts:
+            return None
+
+        def alive() -> bool:
+            try:
+                cur.execute("SELECT 1")
+                victim.rollback()
+                return True
+            except Exception:  # noqa: BLE001 - a terminated session
+                return False
+
+        def state() -> tuple:
+            with admin.connect() as c:
+                q = lambda s: tuple(c.execute(text(s)).all())  # noqa: E731
+                return (q("SELECT (SELECT count(*) FROM run_metrics), (SELECT count(*) FROM "
+                          "runs), (SELECT string_agg(status, ',') FROM runs)"),
+                        q("SELECT last_value, is_called FROM runs_id_seq"),
+                        q("SELECT count(*) FROM pg_largeobject_metadata"),
+                        q("SELECT slot_name FROM pg_replication_slots"),
+                        q("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                          "database = (SELECT oid FROM pg_database WHERE datname = "
+                          "current_database())"),
+                        q(f"SELECT f FROM pg_ls_dir('.') f WHERE f LIKE '{tag}%'"),
+                        os.path.exists(ATTACK_FILE), alive())
+
+        before = state()
+        o = cli(["sql", query, "--db", url])
+        return refused(o) and state() == before
+    finally:
+        with admin.connect() as c:
+            for (slot,) in c.execute(text("SELECT slot_name FROM pg_replication_slots WHERE "
+                                          f"slot_name LIKE '{tag}%'")).all():
+                c.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": slot})
+            try:
+                for (f,) in c.execute(text(
+                        f"SELECT f FROM pg_ls_dir('.') f WHERE f LIKE '{tag}%'")).all():
+                    c.execute(text("SELECT pg_file_unlink(:f)"), {"f": f})
+            except Exception:  # noqa: BLE001 - adminpack absent: nothing was written
+                pass
+        if os.path.exists(ATTACK_FILE):
+            os.unlink(ATTACK_FILE)
+        with contextlib.suppress(Exception):
+            victim.invalidate()
+        admin.dispose()
+        drop()
+
+
+def reader_role_select_only() -> bool | None:
+    """``xlrun db reader-role`` makes a role that may SELECT xlrun's tables and nothing else,
+    and ``xlrun sql`` reads as it (its own URL)."""
+    got = _pg_with_rows()
+    if got is None:
+        return None
+    url, drop = got
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    role = f"xlrun_h24_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        o = cli(["db", "reader-role", role, "--login", "--db", url])
+        if o.code != 0:
+            return False
+        with admin.connect() as c:
+            ok = c.execute(text(
+                "SELECT has_table_privilege(:r, 'runs', 'SELECT') "
+                "AND NOT has_table_privilege(:r, 'runs', 'INSERT') "
+                "AND NOT has_table_privilege(:r, 'run_metrics', 'DELETE') "
+                "AND NOT has_schema_privilege(:r, 'public', 'CREATE') "
+                "AND NOT has_sequence_privilege(:r, 'runs_id_seq', 'USAGE') "
+                "AND NOT (SELECT rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication "
+                "FROM pg_roles WHERE rolname = :r)"), {"r": role}).scalar_one()
+        login = make_url(url).set(username=role, password=None).render_as_string(
+            hide_password=False)
+        o = cli(["sql", "SELECT count(*) AS n FROM run_metrics", "--db", login, "--format",
+                 "csv"])
+        return bool(ok) and o.code == 0 and o.out.splitlines()[:2] == ["n", "3"]
+    finally:
+        with admin.connect() as c:
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE usename = :r"), {"r": role})
+            if c.execute(text("SELECT count(*) FROM pg_roles WHERE rolname = :r"),
+                         {"r": role}).scalar_one():
+                c.execute(text(f'DROP OWNED BY "{role}"'))
+                c.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()
+        drop()
+
+
+def could_not_parse(backend: str) -> bool | None:
+    """A typo is "could not parse", not "refused" (issue 26)."""
+    if backend == "postgres":
+        got = _pg_with_rows()
+        if got is None:
+            return None
+        url, drop = got
+        try:
+            o = cli(["sql", "SELEC 1", "--db", url])
+        finally:
+            drop()
+    else:
+        with workdir() as d:
+            o = cli(["sql", "SELEC 1", "--db", str(_lite_db(d))])
+    return refused(o) and "could not parse" in o.out and "refused" not in o.out
+
+
+# --- 24.7: read commands never change the database
+def read_on_older_schema(args: list[str]) -> bool:
+    """A read command on a database at an older revision says to run `xlrun db upgrade`
+    (or reads it as it is) and changes no byte of it."""
+    with workdir() as d:
+        db = _lite_db(d, PREVIOUS_REVISION)
+        _sql_file(db, "PRAGMA journal_mode=DELETE")
+        before = {p: (d / p).read_bytes() for p in files(d) if (d / p).is_file()}
+        o = cli([*[str(d / "out") if a == "OUT" else a for a in args], "--db", str(db)])
+        after = {p: (d / p).read_bytes() for p in files(d) if (d / p).is_file()}
+        said = refused(o) and "xlrun db upgrade" in o.out
+        read = args[0] == "sql" and o.code == 0 and not o.tb
+        return (said or read) and after == before
+
+
+def read_on_older_schema_postgres() -> bool | None:
+    got = _pg_with_rows(PREVIOUS_REVISION)
+    if got is None:
+        return None
+    url, drop = got
+    from sqlalchemy import create_engine, text
+
+    e = create_engine(url)
+    try:
+        def rev() -> str:
+            with e.connect() as c:
+                return c.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+
+        before = rev()
+        o = cli(["status", "--db", url])
+        return refused(o) and "xlrun db upgrade" in o.out and rev() == before
+    finally:
+        e.dispose()
+        drop()
+
+
+def zero_byte_file(args: list[str]) -> bool:
+    """A read command on an empty file refuses and leaves it empty (no database made)."""
+    with workdir() as d:
+        (d / "z.db").touch()
+        o = cli([*[str(d / "out") if a == "OUT" else a for a in args], "--db", str(d / "z.db")])
+        return (o.code == 2 and not o.tb and (d / "z.db").stat().st_size == 0
+                and files(d) == {"z.db"})
+
+
+def rwc_uri(args: list[str]) -> bool:
+    with workdir() as d:
+        o = cli([*args, "--db", f"sqlite:///file:{d / 'new.db'}?mode=rwc&uri=true"])
+        return o.code == 2 and not o.tb and files(d) == set()
+
+
+# --- 24.10: WAL databases on read-only media
+def wal_on_read_only_media(args: list[str]) -> bool | None:
+    """A WAL database in a read-only bind mount (root with mount namespaces; else skipped)."""
+    import shutil as sh
+
+    if os.geteuid() != 0 or sh.which("unshare") is None:
+        return None
+    with workdir() as d:
+        media = d / "media"
+        media.mkdir()
+        db = _lite_db(media)
+        with sqlite3.connect(db) as c:
+            if c.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                c.execute("PRAGMA journal_mode=WAL")
+        c.close()
+        probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro {media} "
+                                f"{media} && ! touch {media}/p 2>/dev/null"], capture_output=True)
+        if probe.returncode != 0:
+            return None
+        res = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro {media} "
+                              f"{media} && exec \"$0\" \"$@\"", sys.executable, "-m", "xlrun",
+                              *args, "--db", str(db)], capture_output=True, env=_xlrun_env(),
+                             timeout=120)
+        return res.returncode == 0 and b"Traceback" not in res.stderr
+
+
+# --- 24.9 and smaller: streaming, limits, signals, odd results
+def sql_limit_endless(backend: str) -> bool | None:
+    endless = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+               "SELECT x FROM c")
+    if backend == "postgres":
+        got = _pg_with_rows()
+        if got is None:
+            return None
+        url, drop = got
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="xlrun-h24-"))
+        url, drop = f"sqlite:///{_lite_db(tmp)}", lambda: shutil.rmtree(tmp, True)
+    try:
+        p = _xlrun_process("sql", "--db", url, "--format", "csv", "--limit", "5", endless)
+        code = _finish(p, 60)
+        return code == 0
+    finally:
+        drop()
+
+
+def sql_endless_into_pipe(backend: str) -> bool | None:
+    """Rows come out while an endless query runs; closing the pipe ends it quietly."""
+    endless = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+               "SELECT x FROM c")
+    if backend == "postgres":
+        got = _pg_with_rows()
+        if got is None:
+            return None
+        url, drop = got
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="xlrun-h24-"))
+        url, drop = f"sqlite:///{_lite_db(tmp)}", lambda: shutil.rmtree(tmp, True)
+    try:
+        p = _xlrun_process("sql", "--db", url, "--format", "csv", endless)
+        lines = _first_lines(p, 3, 40)
+        assert p.stdout is not None
+        p.stdout.close()
+        code = _finish(p, 30)
+        return lines == [b"x", b"1", b"2"] and code == 0
+    finally:
+        drop()
+
+
+def sql_ctrl_c_sqlite() -> bool:
+    busy = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    with workdir() as d:
+        db = _lite_db(d)
+        p = _xlrun_process("sql", "--db", str(db), busy)
+        end = time.monotonic() + 60
+        while time.monotonic() < end:  # wait until the query runs (the file is open)
+            with contextlib.suppress(OSError):
+                if any(os.path.realpath(f) == str(db.resolve())
+                       for f in Path(f"/proc/{p.pid}/fd").iterdir()):
+                    break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        return _finish(p, 20) == 130
+
+
+def sql_postgres_client_stopped(sig: int) -> bool | None:
+    """A killed (or interrupted) xlrun sql leaves no query running on the server."""
+    got = _pg_with_rows()
+    if got is None:
+        return None
+    url, drop = got
+    from sqlalchemy import create_engine, text
+
+    marker = f"xlrun_h24_{uuid.uuid4().hex[:8]}"
+    e = create_engine(url)
+
+    def running() -> bool:
+        with e.connect() as c:
+            return bool(c.execute(text("SELECT count(*) FROM pg_stat_activity WHERE "
+                                       "application_name = :m AND state = 'active'"),
+                                  {"m": marker}).scalar_one())
+
+    try:
+        p = _xlrun_process("sql", "--db", url, "SELECT count(*) FROM generate_series(1, 100000) "
+                           "a, generate_series(1, 100000) b", PGAPPNAME=marker)
+        end = time.monotonic() + 60
+        while not running() and time.monotonic() < end:
+            time.sleep(0.2)
+        p.send_signal(sig)
+        code = _finish(p, 20)
+        end = time.monotonic() + 15
+        while running() and time.monotonic() < end:
+            time.sleep(0.2)
+        gone = not running()
+        return gone and (code == 130 if sig == signal.SIGINT else code is not None)
+    finally:
+        with e.connect() as c:
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                           "application_name = :m"), {"m": marker})
+            c.commit()
+        e.dispose()
+        drop()
+
+
+def sql_output(backend: str, query: str, judge: Callable[[Outcome], bool],
+               ascii_db: bool = False) -> bool | None:
+    """``xlrun sql`` of ``query`` (csv), judged by ``judge`` (no traceback in any case)."""
+    if backend == "postgres":
+        got = _pg_db()
+        if got is None:
+            return None
+        url, drop = got
+        if ascii_db:
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.engine import make_url
+
+            name = f"xlrun_h24_ascii_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                c.execute(text(f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' "
+                               "TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"))
+            inner_drop = drop
+
+            def drop() -> None:
+                with admin.connect() as c:
+                    c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                admin.dispose()
+                inner_drop()
+
+            url = make_url(url).set(database=name).render_as_string(hide_password=False)
+        try:
+            o = cli(["sql", query, "--db", url, "--format", "csv"])
+        finally:
+            drop()
+    else:
+        with workdir() as d:
+            o = cli(["sql", query, "--db", str(_lite_db(d)), "--format", "csv"])
+    return not o.tb and judge(o)
+
+
+def _full_precision(o: Outcome) -> bool:
+    lines = o.out.splitlines()
+    return (o.code == 0 and lines[0] == "lr,x"
+            and lines[1] in ("2e-05,0.123456789", "0.00002,0.123456789"))
+
+
+def sqlsafe_cases() -> list[tuple[str, str, Callable[[], bool | None]]]:
+    """(item, name, check) of issue 24's `xlrun sql` and read-command findings and issue 26's
+    `xlrun sql` items."""
+    out: list[tuple[str, str, Callable[[], bool | None]]] = []
+    for name in _pg_attacks("", 0):
+        out.append(("24.1 sql functions", name, lambda n=name: sql_function_postgres(n)))
+    out.append(("24.1 sql functions", "db reader-role: SELECT only", reader_role_select_only))
+    read = {"status": ["status"], "show": ["show", "1"], "report": ["report"],
+            "db export": ["db", "export", "OUT"], "sql": ["sql", "select count(*) from runs"]}
+    for name, args in read.items():
+        out.append(("24.7 read commands", f"{name} on an older schema (SQLite)",
+                    lambda a=args: read_on_older_schema(a)))
+    out.append(("24.7 read commands", "status on an older schema (Postgres)",
+                read_on_older_schema_postgres))
+    for name, args in read.items():
+        out.append(("24.7 read commands", f"{name} on a zero-byte file",
+                    lambda a=args: zero_byte_file(a)))
+    for name in ("sql", "status"):
+        out.append(("24.7 read commands", f"{name} with file:…?mode=rwc",
+                    lambda a=read[name]: rwc_uri(a)))
+    for name in ("status", "sql"):
+        out.append(("24.10 read-only media", f"{name} on a WAL database",
+                    lambda a=read[name]: wal_on_read_only_media(a)))
+    for backend in ("sqlite", "postgres"):
+        out.append(("24.9 sql memory", f"--limit 5 of an endless query ({backend})",
+                    lambda b=backend: sql_limit_endless(b)))
+        out.append(("24.9 sql memory", f"endless query into a closed pipe ({backend})",
+                    lambda b=backend: sql_endless_into_pipe(b)))
+        out.append(("24 sql smaller", f"repeated column names a, a, a_1 ({backend})",
+                    lambda b=backend: sql_output(b, "SELECT 1 AS a, 2 AS a, 3 AS a_1",
+                                                 lambda o: o.code == 0)))
+        cast = "::float8" if backend == "postgres" else ""  # how lr and scores are stored
+        out.append(("26 sql", f"csv at full precision ({backend})",
+                    lambda b=backend, t=cast: sql_output(
+                        b, f"SELECT 2e-5{t} AS lr, 0.123456789{t} AS x", _full_precision)))
+        out.append(("26 sql", f"SELEC 1: could not parse ({backend})",
+                    lambda b=backend: could_not_parse(b)))
+    out.append(("24 sql smaller", "invalid UTF-8 (SQLite)", lambda: sql_output(
+        "sqlite", "SELECT CAST(x'ff41' AS TEXT) AS t", lambda o: o.code in (0, 2))))
+    out.append(("24 sql smaller", "invalid UTF-8 (Postgres SQL_ASCII)", lambda: sql_output(
+        "postgres", "SELECT E'\\xff' AS t", lambda o: o.code in (0, 2), ascii_db=True)))
+    out.append(("24 sql smaller", "Ctrl-C of a CPU-bound SQLite query", sql_ctrl_c_sqlite))
+    out.append(("24 sql smaller", "Postgres query after xlrun sql is killed",
+                lambda: sql_postgres_client_stopped(signal.SIGKILL)))
+    out.append(("24 sql smaller", "Postgres query after Ctrl-C",
+                lambda: sql_postgres_client_stopped(signal.SIGINT)))
+    return out
 
 
 if __name__ == "__main__":

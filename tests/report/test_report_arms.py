@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from conftest import new_engine
+from report_db import new_engine
 from sqlalchemy import Engine, insert
 
 from xlrun.cli.report import report_command

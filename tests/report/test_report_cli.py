@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from conftest import Synth, new_engine, populate
+from report_db import Synth, new_engine, populate
 from sqlalchemy import func, insert, select
 
 from xlrun.cli.report import report_command, sql_command

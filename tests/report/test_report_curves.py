@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import new_engine
 from html_study import Study, build
+from report_db import new_engine
 from sqlalchemy import select
 
 from xlrun.cli.report import report_command

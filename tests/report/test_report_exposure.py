@@ -7,7 +7,7 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import new_engine
+from report_db import new_engine
 from sqlalchemy import insert
 
 from xlrun.data.types import TrainCorpus, TrainExample

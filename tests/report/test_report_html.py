@@ -12,8 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from conftest import new_engine
 from html_study import Study, build
+from report_db import new_engine
 
 from xlrun.cli.report import report_command
 from xlrun.report.build import ReportRequest

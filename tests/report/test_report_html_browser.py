@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import new_engine
 from html_study import Study, build
+from report_db import new_engine
 
 from xlrun.report.build import ReportRequest
 from xlrun.report.frames import ReportFilter

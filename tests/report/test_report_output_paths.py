@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import Synth
+from report_db import Synth
 
 from xlrun.cli.main import main
 

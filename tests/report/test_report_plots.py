@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import new_engine
 from html_study import Study, build
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
+from report_db import new_engine
 
 from xlrun.cli.report import report_command
 

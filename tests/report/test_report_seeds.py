@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import sim_study as sim
-from conftest import Synth
+from report_db import Synth
 
 from xlrun.report import inference
 from xlrun.report.build import ReportRequest, build_report

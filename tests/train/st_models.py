@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from conftest import make_tokenizer, toy_examples
+from train_helpers import make_tokenizer, toy_examples
 
 QWEN_PROMPT = "Instruct: Given a question, retrieve passages that answer it\nQuery:"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_encoder, toy_examples
+from train_helpers import tiny_encoder, toy_examples
 
 from xlrun.train.encoder import Encoder
 

@@ -125,7 +125,7 @@ def test_trusted_custom_code_runs_and_matches_sentence_transformers(remote: Path
 
 
 def test_trained_custom_code_model_saves_with_its_code(remote: Path, tmp_path: Path) -> None:
-    from conftest import toy_examples
+    from train_helpers import toy_examples
 
     from xlrun.data.types import TrainCorpus
     from xlrun.spec.schema import (

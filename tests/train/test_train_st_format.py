@@ -198,7 +198,7 @@ def test_trained_model_saves_as_sentence_transformers(shape: str, labse: Path, e
                                                        tmp_path: Path) -> None:
     """A few training steps move the transformer and the Dense layer; the saved folder
     loads in sentence-transformers and in xlrun with the trained model's vectors."""
-    from conftest import toy_examples
+    from train_helpers import toy_examples
 
     from xlrun.data.types import TrainCorpus
     from xlrun.spec.schema import (

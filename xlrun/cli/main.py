@@ -403,8 +403,53 @@ def db_current(db_url: str | None) -> None:
     cur = current_revision(engine)
     head = head_revision()
     click.echo(f"current: {cur or '(empty database)'}\nhead:    {head}"
-               + ("" if cur == head else "\nrun `xlrun db upgrade` (xlrun also migrates on first use)"))
+               + ("" if cur == head else "\nrun `xlrun db upgrade` (submit, worker, evaluate and "
+                                         "db import migrate too; read commands never do)"))
 
+
+
+@db.command("reader-role")
+@click.argument("name")
+@db_option
+@click.option("--login", is_flag=True,
+              help="Let the role log in (set its password outside xlrun, e.g. psql's "
+                   "\\password NAME); without it, use it through `xlrun sql --role NAME`.")
+@click.option("--revoke-public", is_flag=True,
+              help="Also take from PUBLIC (every role of this database): CREATE on the "
+                   "schema, TEMPORARY on the database, EXECUTE on dblink's and adminpack's "
+                   "functions.")
+@handle_errors
+def db_reader_role(name: str, db_url: str | None, login: bool, revoke_public: bool) -> None:
+    """Create a Postgres role NAME that may only read xlrun's tables and views.
+
+    The role gets SELECT on xlrun's tables and views, CONNECT and USAGE on the schema, and
+    nothing else (no attribute, no CREATE, no other role). `xlrun sql --role NAME` runs
+    queries as it (SET ROLE); with --login, point XLRUN_SQL_DB at a URL that logs in as it
+    for a guarantee that needs no trust in xlrun. Running it again re-grants (e.g. after
+    `xlrun db upgrade` added tables). See docs/sql.md.
+    """
+    from xlrun.db.engine import get_engine
+    from xlrun.db.roles import check_role_name, create_reader_role, require_postgres
+
+    check_role_name(name)
+    engine = get_engine(require_postgres(db_url), migrate=False)
+    try:
+        role = create_reader_role(engine, name, login=login, revoke_public=revoke_public)
+    finally:
+        engine.dispose()
+    click.echo(f"role {role.name} {'created' if role.created else 'updated'} "
+               f"({'LOGIN' if role.login else 'NOLOGIN'}): SELECT on {len(role.relations)} "
+               f"xlrun tables and views in schema {role.schema}, nothing else")
+    for r in role.revoked:
+        click.echo(f"revoked from PUBLIC: {r}")
+    for note in role.public_notes:
+        click.echo(f"note: through PUBLIC's defaults {note}; --revoke-public takes it from "
+                   "PUBLIC", err=True)
+    if role.login:
+        click.echo(f"set its password (psql: \\password {role.name}), then: "
+                   f"export XLRUN_SQL_DB=postgresql://{role.name}@HOST/DATABASE")
+    click.echo(f"use it: xlrun sql --role {role.name} \"SELECT …\"  "
+               f"(or export XLRUN_SQL_ROLE={role.name})")
 
 main.add_command(langs_group)
 main.add_command(report_command)

@@ -7,6 +7,9 @@ lazily, from the registry of tests).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -228,13 +231,56 @@ def _write_html(req: ReportRequest, db_url: str | None, path: str) -> None:
 @click.command("sql")
 @click.argument("query")
 @click.option("--format", "fmt", default="table", show_default=True,
-              type=click.Choice(["table", "csv"]))
-@db_option
+              type=click.Choice(["table", "csv", "json"]),
+              help="csv and json print every value as stored; the table rounds numbers to 4 "
+                   "decimals (and says so).")
+@click.option("--limit", default=None, type=click.IntRange(0), metavar="N",
+              help="Print at most N rows; the query stops reading there.")
+@click.option("--timeout", "timeout_s", default=None, metavar="SECONDS",
+              type=click.FloatRange(0, min_open=True), help="Cancel the query after SECONDS.")
+@click.option("--role", default=None, envvar="XLRUN_SQL_ROLE", metavar="NAME",
+              help="Postgres: run the query as this role (SET ROLE), e.g. one made by "
+                   "`xlrun db reader-role NAME` (default: $XLRUN_SQL_ROLE).")
+@click.option("--db", "db_url", default=None, metavar="URL",
+              help="Database URL (default: $XLRUN_SQL_DB, else $XLRUN_DB, else "
+                   "sqlite:///xlrun.db). A plain path means SQLite.")
 @_handle_errors
-def sql_command(query: str, fmt: str, db_url: str | None) -> None:
-    """Run ONE read-only SQL query against the results database and print the rows."""
-    from xlrun.report.readonly import run_readonly
-    from xlrun.report.render import render
+def sql_command(query: str, fmt: str, limit: int | None, timeout_s: float | None,
+                role: str | None, db_url: str | None) -> None:
+    """Run ONE read-only SQL query against the results database and print the rows.
 
-    frame = run_readonly(query, db_url)
-    click.echo(render(frame, fmt), nl=False)
+    The query is parsed (sqlglot) and may call only allow-listed functions; rows are
+    streamed, so any result size fits in memory. See docs/sql.md.
+    """
+    from xlrun.report.readonly import open_readonly, unique_columns
+    from xlrun.report.sql_output import write_rows
+
+    url = db_url or os.environ.get("XLRUN_SQL_DB") or None
+    role_from_env = (click.get_current_context().get_parameter_source("role")
+                     == click.core.ParameterSource.ENVIRONMENT)
+    try:
+        with open_readonly(query, url, role=role or None, timeout_s=timeout_s,
+                           role_needs_postgres=not role_from_env) as rows:
+            names, renamed = unique_columns(rows.columns)
+            written = write_rows(fmt, names, rows.batches, lambda t: click.echo(t, nl=False),
+                                 limit=limit)
+    except BrokenPipeError:
+        _stdout_gone()
+        return
+    if renamed:
+        click.echo("note: repeated column names renamed: "
+                   + ", ".join(f"{new} ({old})" for new, old in renamed.items()), err=True)
+    if written.rounded:
+        click.echo("note: numbers are rounded to 4 decimals in this table; --format csv or "
+                   "json prints them as stored", err=True)
+    if written.truncated:
+        click.echo(f"note: stopped after {limit} rows (--limit); the query has more",
+                   err=True)
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout went away (``xlrun sql … | head``): stop quietly, and keep
+    Python from complaining when it flushes stdout at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -4,9 +4,14 @@ The URL comes from ``--db``, else ``XLRUN_DB``, else ``sqlite:///xlrun.db`` in t
 directory; a bare file path means SQLite. :func:`resolve_url` checks it before anything is
 created (a supported dialect and an installed driver; a plain path that does not look like a
 mistyped URL). :func:`get_engine` applies the Alembic migrations in ``xlrun/migrations/`` on
-first use (under a lock, so workers racing on a new database migrate it once), refuses a database
-written by a newer xlrun, and with ``create=False`` (commands that only read) never creates
-a SQLite file. Faults a user can fix (read-only, corrupt, unopenable) become one-line
+first use (under a lock, so workers racing on a new database migrate it once) and refuses a
+database written by a newer xlrun. Commands that only read use :func:`read_engine`
+(``get_engine(create=False)``): it never creates, migrates or writes anything — a SQLite file
+must exist and hold a database (a zero-byte file is not one), is opened without the right to
+create (``mode=rw``, or ``mode=ro`` when asked) and with ``PRAGMA query_only``, and a WAL
+database on read-only media is opened ``immutable``; a Postgres session is READ ONLY; a
+database at an older schema revision is an error that says to run ``xlrun db upgrade``.
+Faults a user can fix (read-only, corrupt, unopenable) become one-line
 :class:`~xlrun.errors.UsageError` s (:func:`explain_db_error`). On SQLite, foreign keys are
 enforced and WAL mode lets readers work beside a writer.
 """
@@ -23,6 +28,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote
 
 from alembic import command
 from alembic.config import Config
@@ -31,7 +37,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from xlrun.errors import DatabaseUnavailable, UsageError, XlrunError
 from xlrun.secrets import mask
@@ -198,10 +204,10 @@ def _is_read_only(e: BaseException) -> bool:
 def _where(engine: Engine | None) -> str:
     if engine is None:
         return ""
-    path = sqlite_path(engine.url.render_as_string(hide_password=False))
-    if path is None and engine.dialect.name == "sqlite" and engine.url.database:
-        return " " + engine.url.database  # a file: URI
-    return " " + (str(path) if path else _safe(engine.url))
+    if engine.dialect.name == "sqlite":
+        path, _ = sqlite_read_target(engine.url.render_as_string(hide_password=False))
+        return f" {path}" if path is not None else " (in memory)"
+    return " " + _safe(engine.url)
 
 
 def explain_db_error(e: BaseException, engine: Engine | None = None) -> XlrunError | None:
@@ -309,16 +315,223 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             command.upgrade(cfg, revision)
 
 
+SQLITE_WAL_MODE = 2
+"""Bytes 18 and 19 of a SQLite header in WAL mode (the file format's read/write versions)."""
+
+
+def sqlite_read_target(url: str) -> tuple[Path | None, dict[str, str]]:
+    """The file a SQLite URL names and its other URI parameters (``mode`` and ``uri``
+    dropped): a plain path or a ``file:`` URI. ``(None, …)`` for an in-memory database."""
+    u = make_url(url)
+    db = u.database or ""
+    params = {k: str(v) for k, v in u.query.items() if k not in ("uri", "mode")}
+    if not db or db == ":memory:":
+        return None, params
+    if db.startswith("file:"):
+        path_part, _, inline = db[len("file:"):].partition("?")
+        params.update((k, v) for k, v in parse_qsl(inline) if k not in ("uri", "mode"))
+        mode = dict(parse_qsl(inline)).get("mode") or str(u.query.get("mode") or "")
+        if mode == "memory" or path_part in ("", ":memory:"):
+            return None, params
+        if path_part.startswith("//"):  # file://host/path: only an empty host or localhost
+            path_part = "/" + path_part[2:].split("/", 1)[-1]
+        return Path(path_part).expanduser(), params
+    return Path(db).expanduser(), params
+
+
+def sqlite_uri(path: Path, mode: str, params: dict[str, str] | None = None) -> str:
+    """A SQLAlchemy URL opening ``path`` as a SQLite URI with ``mode`` (``ro``, ``rw``: never
+    ``rwc``, which creates the file) and ``params``."""
+    extra = "".join(f"&{quote(k)}={quote(v)}" for k, v in (params or {}).items())
+    return f"sqlite:///file:{quote(str(path.resolve()), safe='/')}?mode={mode}{extra}&uri=true"
+
+
+def check_sqlite_file(path: Path) -> None:
+    """A file a read command can open: it exists, is not a folder and is not empty.
+
+    Raises:
+        UsageError: otherwise (nothing is created).
+    """
+    if path.is_dir():
+        raise UsageError(f"cannot open the SQLite database {path}: it is a folder")
+    if not path.is_file():
+        raise UsageError(f"no database at {path} (nothing to read; check --db / "
+                         "XLRUN_DB, or create it with `xlrun submit`)")
+    if path.stat().st_size == 0:
+        raise UsageError(f"{path} is an empty file, not an xlrun database (read commands "
+                         "never turn a file into a database; `xlrun submit` or `xlrun db "
+                         "upgrade` creates one)")
+
+
+def _is_wal_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    return (len(header) == 20 and header.startswith(b"SQLite format 3\x00")
+            and header[18] == header[19] == SQLITE_WAL_MODE)
+
+
+def _query_only(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA query_only=ON")
+    cur.close()
+
+
+def _probe(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+
+
+def sqlite_read_engine(path: Path, *, mode: str = "rw",
+                       params: dict[str, str] | None = None) -> Engine:
+    """An engine that reads the SQLite file at ``path`` and cannot create or change it.
+
+    ``mode``: ``rw`` (the default: the file is never created, ``PRAGMA query_only`` refuses
+    every write, SQLite may still recover a crashed writer's journal, and it removes the
+    ``-wal``/``-shm`` files it made when the last connection closes — a ``mode=ro``
+    connection cannot, and leaves them behind) or ``ro``. Every connection has
+    ``PRAGMA query_only=ON``. A WAL database whose folder cannot be written (read-only
+    media) cannot create its shared-memory file: it is then opened ``immutable=1``, which
+    reads the database file alone — unless a ``-wal`` file holds changes not yet copied
+    into it, which are then an error rather than silently missing.
+
+    Raises:
+        UsageError: no such file, an empty file, a folder, an unreadable or corrupt database,
+            or a WAL database on read-only media with pending changes in its ``-wal`` file.
+    """
+    check_sqlite_file(path)
+    # NullPool: each connection closes when returned, so SQLite removes the -wal/-shm files
+    # it made for this reader as soon as the command is done with them
+    engine = create_engine(sqlite_uri(path, mode, params), poolclass=NullPool,
+                           connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _query_only)
+    try:
+        _probe(engine)
+        return engine
+    except DBAPIError as e:
+        engine.dispose()
+        first = e
+    wal = Path(f"{path}-wal")
+    low = _message(first).lower()
+    cannot_share = ("unable to open database file" in low or "readonly" in low
+                    or "read-only" in low)
+    if not (cannot_share and _is_wal_file(path)):
+        known = explain_db_error(first, engine)
+        raise (known or UsageError(f"cannot read the SQLite database {path}: "
+                                   f"{_message(first)}")) from first
+    if wal.exists() and wal.stat().st_size > 0:
+        raise UsageError(
+            f"cannot read {path}: it is a WAL database on read-only media (or in a folder "
+            f"this user cannot write) and {wal.name} holds changes not yet written into it; "
+            "copy both files to a writable folder, or open it once where it can be written"
+        ) from first
+    engine = create_engine(sqlite_uri(path, "ro", {**(params or {}), "immutable": "1"}),
+                           poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _query_only)
+    try:
+        _probe(engine)
+    except DBAPIError as e:
+        engine.dispose()
+        known = explain_db_error(e, engine)
+        raise (known or UsageError(f"cannot read the SQLite database {path}: "
+                                   f"{_message(e)}")) from e
+    return engine
+
+
+def _pg_read_only_session(dbapi_conn: Any, _record: Any) -> None:
+    """Every transaction of a read command's Postgres session is READ ONLY."""
+    autocommit = bool(getattr(dbapi_conn, "autocommit", False))
+    cur = dbapi_conn.cursor()
+    cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cur.close()
+    if not autocommit:
+        dbapi_conn.commit()
+
+
+def require_current_schema(engine: Engine, revision: str | None) -> None:
+    """A read command needs the schema this xlrun writes.
+
+    Raises:
+        UsageError: an empty database, or one at an older revision ("run `xlrun db
+            upgrade`"); read commands never migrate.
+    """
+    head = head_revision()
+    if revision == head:
+        return
+    where = _where(engine)
+    if revision is None:
+        raise UsageError(f"the database{where} holds no xlrun tables; `xlrun submit` or "
+                         "`xlrun db upgrade` creates them (read commands never change the "
+                         "database)")
+    raise UsageError(f"the database{where} is at schema revision {revision}, older than this "
+                     f"xlrun's {head}: run `xlrun db upgrade` first (read commands never "
+                     "change the database)")
+
+
+def read_engine(url: str | None = None, *, require_head: bool = True) -> Engine:
+    """An engine for a command that only reads (``status``, ``show``, ``report``,
+    ``db export``, ``db current``): nothing is created, migrated or written.
+
+    SQLite: the file must exist and be a database (:func:`sqlite_read_engine`; a ``file:``
+    URI's ``mode=rwc`` becomes ``rw``). Postgres: every transaction is READ ONLY.
+    ``require_head``: the database must be at this xlrun's newest revision (else "run `xlrun
+    db upgrade`"); without it only a newer schema is refused (``db current``).
+
+    Raises:
+        UsageError: a bad URL, no database, an older (``require_head``) or newer schema, a
+            read-only, corrupt or unopenable database.
+        DatabaseUnavailable: the server cannot be reached.
+    """
+    url = resolve_url(url)
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        path, params = sqlite_read_target(url)
+        if path is None:
+            engine = create_engine(url, poolclass=StaticPool,
+                                   connect_args={"check_same_thread": False})
+        else:
+            mode = "ro" if "mode=ro" in url else "rw"
+            engine = sqlite_read_engine(path, mode=mode, params=params)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+        event.listen(engine, "connect", _pg_read_only_session)
+    try:
+        revision = check_not_newer(engine)
+        if require_head:
+            require_current_schema(engine, revision)
+    except DBAPIError as e:
+        known = explain_db_error(e, engine)
+        engine.dispose()
+        if known is not None:
+            raise known from e
+        if isinstance(e, OperationalError):
+            raise DatabaseUnavailable(
+                f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
+                f"{_message(e)}") from e
+        raise
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
 def get_engine(url: str | None = None, *, migrate: bool = True, create: bool = True) -> Engine:
     """An engine for ``url`` with the schema migrated to the newest revision.
 
-    ``create=False`` for commands that only read: a SQLite file must exist already.
+    ``create=False`` for commands that only read: :func:`read_engine` (nothing is created,
+    migrated or written; an older schema is an error unless ``migrate=False``).
 
     Raises:
         UsageError: a bad URL, no database (``create=False``), a database newer than this
             xlrun, or one that is read-only, not a database, or cannot be opened.
         DatabaseUnavailable: the server cannot be reached.
     """
+    if not create:
+        return read_engine(url, require_head=migrate)
     engine = make_engine(url, create=create)
     try:
         if migrate:
