@@ -9,13 +9,18 @@ The value of run ``(arm, seed)`` on question ``q`` of pair ``p`` is::
 
     0.5 + v[q]                      question difficulty      (question_sd)
         + t[p, q]                   a translation's own difficulty (translation_sd)
-        + o[p]                      language-pair offset, both arms  (pair_sd)
+        + o[p]                      language-pair offset, both arms  (pair_sd), drawn per
+                                    *ordered* pair
+        + o_sym[{x, y}]             symmetric pair offset: x→y and y→x share it (sym_pair_sd)
+        + l_q[x] + l_d[y]           query- and document-language main effects (qlang_sd,
+                                    dlang_sd): a language easier as a query or as a target
         + slope * distance[p]       distance effect, both arms (slope)
         + u[arm, seed]              the training run's offset  (seed_sd), independent per arm
         + s[arm, seed, p]           seed x pair interaction   (seed_pair_sd)
-        + [arm b] effect + b_slope * distance[p] + w[q] + x[p]
+        + [arm b] effect + b_slope * distance[p] + w[q] + x[p] + x_sym[{x, y}]
                                     planted delta, its distance slope, question x arm
-                                    interaction (qa_sd), pair x arm interaction (arm_pair_sd)
+                                    interaction (qa_sd), pair x arm interaction (arm_pair_sd;
+                                    symmetric: arm_sym_pair_sd)
         + e                         run x pair x question noise  (noise)
 
 The *true* delta of a cell is ``effect`` (+ ``b_slope`` x its distance): the interactions
@@ -31,8 +36,19 @@ import numpy as np
 import polars as pl
 
 LANGS: tuple[str, ...] = ("en", "de", "fi", "sw")
-POSITION: dict[str, float] = {"en": 0.0, "de": 0.25, "fi": 0.7, "sw": 1.0}
+POSITION: dict[str, float] = {"en": 0.0, "de": 0.25, "fi": 0.7, "sw": 1.0, "ru": 0.45,
+                              "hi": 0.9, "ar": 0.6, "tr": 0.8, "fr": 0.1, "zh": 0.35,
+                              "th": 0.55, "vi": 0.95, "el": 0.15}
 """Languages on a line: the distance of two languages is how far apart they are."""
+
+LANGS5: tuple[str, ...] = ("en", "de", "ru", "fi", "sw")
+LANGS8: tuple[str, ...] = ("en", "fr", "de", "ru", "ar", "fi", "tr", "sw")
+"""Five and eight languages (20 and 56 ordered cross pairs) for the regression's nulls."""
+
+
+def cluster_of(lang: str) -> int:
+    """The language's cluster: 1 for the far half of the line (fi, sw, ...), else 0."""
+    return int(POSITION[lang] >= 0.5)
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,12 @@ class Scenario:
     qa_sd: float = 0.0
     arm_pair_sd: float = 0.0
     noise: float = 0.05
+    sym_pair_sd: float = 0.0
+    qlang_sd: float = 0.0
+    dlang_sd: float = 0.0
+    arm_sym_pair_sd: float = 0.0
+    missing_b: int = 0
+    """Language pairs that arm b's runs lack (chosen at random per draw; see :func:`present`)."""
     only_pairs: tuple[tuple[str, str], ...] = ()
     """If given, the study's language pairs (else every pair of ``langs``)."""
 
@@ -97,9 +119,18 @@ def values(s: Scenario, rng: np.random.Generator) -> np.ndarray:
     base = (0.5 + rng.normal(0, s.question_sd, n_q)[None, :]
             + rng.normal(0, s.translation_sd, (n_p, n_q))
             + rng.normal(0, s.pair_sd, n_p)[:, None] + s.slope * dist[:, None])
+    unordered = _unordered(pairs)
+    if s.sym_pair_sd:
+        base = base + rng.normal(0, s.sym_pair_sd, unordered.max() + 1)[unordered][:, None]
+    for sd, side in ((s.qlang_sd, 0), (s.dlang_sd, 1)):
+        if sd:
+            effect = dict(zip(s.langs, rng.normal(0, sd, len(s.langs)), strict=True))
+            base = base + np.array([effect[p[side]] for p in pairs])[:, None]
     out = np.full((2, n_s, n_p, n_q), np.nan)
     w = rng.normal(0, s.qa_sd, n_q)[None, :]
     x = rng.normal(0, s.arm_pair_sd, n_p)[:, None]
+    if s.arm_sym_pair_sd:
+        x = x + rng.normal(0, s.arm_sym_pair_sd, unordered.max() + 1)[unordered][:, None]
     for arm, seeds in ((0, s.seeds_a), (1, s.seeds_b)):
         for j in range(len(seeds)):
             v = (base + rng.normal(0, s.seed_sd)
@@ -109,6 +140,23 @@ def values(s: Scenario, rng: np.random.Generator) -> np.ndarray:
                 v = v + s.effect + s.b_slope * dist[:, None] + w + x
             out[arm, j] = v
     return out
+
+
+def _unordered(pairs: list[tuple[str, str]]) -> np.ndarray:
+    """Each pair's unordered pair as an index (x→y and y→x the same)."""
+    keys = sorted({tuple(sorted(p)) for p in pairs})
+    return np.array([keys.index(tuple(sorted(p))) for p in pairs])
+
+
+def present(s: Scenario, rng: np.random.Generator) -> np.ndarray:
+    """Which pairs each arm has in a draw (``[arm, pair]`` booleans): all, except the
+    ``missing_b`` pairs arm b lacks (drawn at random; at least one pair is kept)."""
+    n_p = len(s.pairs())
+    have = np.ones((2, n_p), dtype=bool)
+    if s.missing_b:
+        gone = rng.choice(n_p, size=min(s.missing_b, n_p - 1), replace=False)
+        have[1, gone] = False
+    return have
 
 
 def frame(s: Scenario, draws: int, rng_seed: int) -> pl.DataFrame:
@@ -123,17 +171,19 @@ def frame(s: Scenario, draws: int, rng_seed: int) -> pl.DataFrame:
     run_id = 0
     for k in range(draws):
         vals = values(s, rng)
+        have = present(s, rng) if s.missing_b else np.ones((2, n_p), dtype=bool)
         for arm, seeds in ((0, s.seeds_a), (1, s.seeds_b)):
+            kept = np.flatnonzero(have[arm])
             for j, seed in enumerate(seeds):
                 run_id += 1
-                n = n_p * n_q
+                n = len(kept) * n_q
                 cols["draw"].append(np.full(n, k))
                 cols["arm"].append(np.full(n, arm))
                 cols["run_id"].append(np.full(n, run_id))
                 cols["seed"].append(np.full(n, seed))
-                cols["pair"].append(np.repeat(np.arange(n_p), n_q))
-                cols["question"].append(np.tile(np.arange(n_q), n_p))
-                cols["ap"].append(vals[arm, j].ravel())
+                cols["pair"].append(np.repeat(kept, n_q))
+                cols["question"].append(np.tile(np.arange(n_q), len(kept)))
+                cols["ap"].append(vals[arm, j][kept].ravel())
     c = {k: np.concatenate(v) for k, v in cols.items()}
     qlang = np.array([q for q, _ in pairs])
     dlang = np.array([d for _, d in pairs])

@@ -84,9 +84,9 @@ def _emit(text: str, out: str | None) -> None:
               help="Also write a PNG plot (heatmap for language pairs, bars otherwise).")
 @click.option("--regress", is_flag=True,
               help="Regression: metric ~ arm × language distance + same_cluster + language "
-                   "fixed effects, fitted on language-pair means with a random pair effect "
-                   "(pair terms judged against how much pairs differ, arm terms against seed "
-                   "and question variance).")
+                   "fixed effects, fitted on language-pair means with random unordered-pair "
+                   "effects (pair terms judged against how much unordered pairs differ beyond "
+                   "their languages, arm terms against seed and question variance).")
 @click.option("--distance-source", default=None,
               help="language_distances.source for --regress (default: the first stored, in "
                    "sorted order; distances stored by other runs of the experiment are used "

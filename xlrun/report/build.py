@@ -24,6 +24,7 @@ from xlrun.report.frames import (
     load_distances,
     load_report_frame,
     load_run_configs,
+    load_unfinished_runs,
     metric_column,
 )
 from xlrun.report.inference import InferenceConfig
@@ -144,9 +145,22 @@ def _runs_per_arm(frame: pl.DataFrame, arms: list[str]) -> dict[str, int]:
 def _seed_notes(frame: pl.DataFrame, arms: list[str]) -> list[str]:
     """Notes on arms with only 2 runs (1 run: see :mod:`xlrun.report.compare`'s notes)."""
     return [f"arm {arm!r} has only 2 runs: its seed variance rests on 1 degree of freedom, so "
-            "intervals are wide, tests have little power and their level is approximate "
-            "(see docs/statistics.md); run 3 or more seeds"
+            "it is compared unpaired (every run of both arms), intervals are wide and tests "
+            "have little power (see docs/statistics.md); run 3 or more seeds, 5 for power"
             for arm, n in _runs_per_arm(frame, arms).items() if n == 2]
+
+
+def unfinished_notes(unfinished: dict[str, list[int]]) -> list[str]:
+    """A note on the selected runs that are not done (their results, if any, are left
+    out)."""
+    if not unfinished:
+        return []
+    parts = [f"{len(ids)} {status} ({'run' if len(ids) == 1 else 'runs'} {_ids(ids)})"
+             if status != "queued" else f"{len(ids)} queued"
+             for status, ids in sorted(unfinished.items())]
+    n = sum(len(ids) for ids in unfinished.values())
+    return [f"{n} run(s) that are not done are left out (only finished runs are reported; "
+            f"results a failed or running run wrote are not used): {', '.join(parts)}"]
 
 
 def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
@@ -172,6 +186,7 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
                             **_filter_meta(req.filter)}
     scope = _scope(req.filter)
     notes: list[str] = pooling_notes(df, req.compare) if req.compare else []
+    notes.extend(unfinished_notes(load_unfinished_runs(conn, req.filter)))
     annotate = None
     if req.by == "language" and not req.regress:  # each language marked seen or unseen
         df, annotate, language_notes = seen.by_language(conn, df, req.compare is not None)
@@ -214,14 +229,16 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
     if req.regress:
         return _regress(conn, df, req, value, meta, notes, scope, done)
     if req.compare is None:
-        frame = cells.summarize(df, cell_cols, value)
+        frame, summary_notes = cells.summary_table(df, cell_cols, value)
+        notes.extend(summary_notes)
         return done("summary", frame, f"{req.metric} by {req.by}{scope}")
     arms = cells.arm_order(df["arm"].unique().to_list(), req.baseline)
     meta.update({"baseline": arms[0], "arms": arms})
     if cells.cell_columns(req.by) == ("run_id",):
         notes.append("--by run: every run belongs to one arm, so a cell has nothing to pair; "
                      "showing each run's mean and arm (use another --by for paired tests)")
-        frame = cells.summarize(df, cell_cols, value)
+        frame, summary_notes = cells.summary_table(df, cell_cols, value)
+        notes.extend(summary_notes)
         return done("summary", frame, f"{req.metric} by run, with its {req.compare}{scope}")
     result = compare.compare_arms(df, cell_cols, value, arms[0], req.tests,
                                   drop_absent=cells.cell_columns(req.by)[0] in RUN_CELLS)
@@ -310,16 +327,18 @@ def _regress(conn: Connection, df: pl.DataFrame, req: ReportRequest, value: str,
     dropped = [name for name, _ in result.dropped]
     if "same_cluster" in result.terms:
         notes.extend(cluster_notes)
-    fixed = [name for name, _ in result.dropped if name.startswith(("query_lang[", "doc_lang["))]
+    fixed = [name for name, _ in result.dropped if "query_lang[" in name or "doc_lang[" in name]
     for name, why in result.dropped:
         if name not in fixed:
             notes.append(f"term {name} left out of the model: {why}"
-                         + (" (it adds nothing to distance and the language fixed effects)"
-                            if name == "same_cluster" else ""))
+                         + (f" (the query- and document-language effects of the "
+                            f"{result.n_languages} languages already explain it on the "
+                            f"{result.n_unordered_pairs} unordered pairs)"
+                            if why.startswith("collinear") else ""))
     if fixed:
-        notes.append(f"language fixed effect(s) {', '.join(fixed)} left out of the model: "
-                     f"the {result.n_pairs} language pairs leave no room for them beside the "
-                     "terms kept before them (constant or collinear)")
+        notes.append(f"language effect(s) {', '.join(fixed)} left out of the model: constant or "
+                     "collinear with the effects kept before them (e.g. the query and the "
+                     "document language are the same in every pair)")
     notes.extend(result.notes)
     arms = result.arms
     meta.update({"distance_source": dist.source, "baseline": arms[0],
@@ -328,14 +347,21 @@ def _regress(conn: Connection, df: pl.DataFrame, req: ReportRequest, value: str,
                  "dropped_terms": dropped, "n_pairs": result.n_pairs,
                  "n_queries": result.n_questions, "n_runs": result.n_runs,
                  "df_between_pairs": result.df_between, "df_within_pairs": result.df_within,
+                 "n_unordered_pairs": result.n_unordered_pairs,
+                 "n_languages": result.n_languages, "df_strata": result.df_strata,
+                 "df_units": "pair terms: unordered language pairs (x→y and y→x count once) "
+                             "less the query- and document-language effects and the terms; "
+                             "arm terms: seeds and questions",
                  "level": req.tests.level})
     level = round(100 * req.tests.level)
     title = (f"{req.metric} ~ {regression.describe_terms(result)} ({dist.source} distance); "
-             f"two-stage: {result.n_pairs} language-pair means × {len(arms)} arm(s) over "
-             f"{result.n_questions} questions and {result.n_runs} runs, random pair effect "
-             f"({result.df_between} df between pairs, {result.df_within} within), arm terms "
-             f"with seed and question variance; {level}% intervals and p from one t "
-             "(Satterthwaite df)"
+             f"two-stage: {result.n_pairs} language-pair means ({result.n_unordered_pairs} "
+             f"unordered pairs of {result.n_languages} languages) × {len(arms)} arm(s) over "
+             f"{result.n_questions} questions and {result.n_runs} runs; query- and "
+             "document-language effects fixed, random unordered-pair and direction effects "
+             f"({result.df_between} df between unordered pairs, {result.df_within} for arm × "
+             f"pair), arm terms with seed and question variance; {level}% intervals and p "
+             "from one t (Satterthwaite df)"
              + (f"; left out: {regression.dropped_summary(result.dropped)}" if dropped else "")
              + (f"; baseline arm {arms[0]}" if len(arms) > 1 else "") + scope)
     return done("regress", result.table, title)

@@ -58,13 +58,68 @@ def cell_label(values: Sequence[object]) -> str:
     return "/".join(str(v) for v in values)
 
 
+def pair_label(df: pl.DataFrame) -> pl.Expr:
+    """A row's language pair as text, ``setting/query→doc`` (``cross/en→de``)."""
+    setting = pl.col("setting") if "setting" in df.columns else pl.lit("")
+    return pl.concat_str([setting, pl.lit("/"), pl.col("query_lang"), pl.lit("→"),
+                          pl.col("doc_lang")])
+
+
+def common_rows(d: pl.DataFrame, cells: Sequence[str]) -> tuple[pl.DataFrame, list[str]]:
+    """The rows of ``d`` (with ``unit``) whose (question, language pair) every run of their
+    cell has, and a note per cell that lost some: a run that lacks a language pair (or a
+    question in one) is then summarised as if no run had it, never averaged over a different
+    set of pairs."""
+    if "run_id" in cells:  # one run per cell: nothing to line up
+        return d, []
+    keys = [*cells, "unit", "__pair"]
+    tagged = d.with_columns(pair_label(d).alias("__pair"))
+    rows = tagged.select(*keys, "run_id").unique()
+    runs = rows.group_by(list(cells)).agg(pl.col("run_id").n_unique().alias("__runs"))
+    counts = (rows.group_by(keys).agg(pl.col("run_id").n_unique().alias("__have"))
+              .join(runs, on=list(cells), how="left", nulls_equal=True))
+    full = counts.filter(pl.col("__have") == pl.col("__runs")).select(keys)
+    if full.height == counts.height:
+        return d, []
+    kept = tagged.join(full, on=keys, how="semi", nulls_equal=True).drop("__pair")
+    lost = counts.filter(pl.col("__have") < pl.col("__runs"))
+    by_cell = (lost.group_by(list(cells)).agg(pl.len().alias("__rows"),
+                                               pl.col("__pair").unique().sort())
+               .sort(list(cells), nulls_last=True))
+    shown = []
+    for row in by_cell.iter_rows(named=True):
+        pairs = [p.split("/", 1)[-1] for p in row["__pair"]]
+        listed = ", ".join(pairs[:4]) + (f", … ({len(pairs)} in all)" if len(pairs) > 4 else "")
+        shown.append(f"{cell_label([row[c] for c in cells])}: {row['__rows']} rows "
+                     f"({listed})")
+    more = f", … ({len(shown)} cells in all)" if len(shown) > 6 else ""
+    note = (f"{lost.height} (question, language pair) row(s) that some run of their cell lacks "
+            f"left out of {by_cell.height} cell(s), so each cell's runs are summarised on the "
+            f"same rows: {'; '.join(shown[:6])}{more}")
+    return kept, [note]
+
+
+def summary_table(df: pl.DataFrame, cells: Sequence[str], value: str
+                  ) -> tuple[pl.DataFrame, list[str]]:
+    """:func:`summarize` on the rows every run of a cell has (:func:`common_rows`), and the
+    notes on what was left out."""
+    d = with_units(valid(df, value))
+    kept, notes = common_rows(d, cells)
+    return _summary(kept, cells, value), notes
+
+
 def summarize(df: pl.DataFrame, cells: Sequence[str], value: str) -> pl.DataFrame:
     """Mean of ``value`` per cell over all runs and queries, with query and run counts.
 
     Columns: cells (and run labels for ``run`` cells, then ``arm`` if ``df`` has one),
-    ``mean``, ``n_queries`` (distinct queries), ``n_runs``.
+    ``mean``, ``n_queries`` (distinct queries), ``n_runs``. Every run of a cell is summarised
+    on the rows all of them have (see :func:`summary_table`, which also says what was left
+    out).
     """
-    d = with_units(valid(df, value))
+    return summary_table(df, cells, value)[0]
+
+
+def _summary(d: pl.DataFrame, cells: Sequence[str], value: str) -> pl.DataFrame:
     labels = label_columns(d, cells)
     if list(cells)[-1:] == ["run_id"] and "arm" in d.columns:
         labels.append("arm")

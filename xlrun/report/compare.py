@@ -5,10 +5,15 @@ What a cell compares, in the open:
 
 * **Runs.** When both arms ran the same seeds, once each, runs pair by seed. Where one arm
   lacks some of the other's seeds, the cell pairs on the seeds both have (a note says where).
-  Where the arms share fewer than 2 seeds (different seeds, unknown seeds, or an arm that
-  pools several runs per seed) the runs are compared unpaired (a note says where and why).
+  Where the arms share fewer than 3 seeds (different seeds, unknown seeds, 2 seeds, or an arm
+  that pools several runs per seed) every run is compared unpaired (a note says where and
+  why).
   An arm with a single run has no seed variance: its delta is shown without interval, test
   or mark (a note says so).
+* **Rows.** A cell that pools language pairs (``--by setting``, ``query-language``, …)
+  compares its runs on the (question, language pair) rows every compared run has: a run
+  that lacks some pairs is compared as if no run had them, never averaged over a different
+  set of pairs; a note names the cells, the pairs and how many rows were left out.
 * **Questions.** Only the questions every compared run has in the cell (no imputation: a
   value that is not there is not made up); a note lists cells that lost questions.
 """
@@ -24,7 +29,14 @@ import numpy as np
 import polars as pl
 
 from xlrun.errors import UsageError
-from xlrun.report.cells import arm_order, cell_label, sort_by_arm, valid, with_units
+from xlrun.report.cells import (
+    arm_order,
+    cell_label,
+    pair_label,
+    sort_by_arm,
+    valid,
+    with_units,
+)
 from xlrun.report.inference import (
     BASELINE_MARK,
     Estimate,
@@ -65,6 +77,7 @@ class _Issues:
     fewer_seeds: dict[str, list[str]] = field(default_factory=dict)
     unpaired: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     questions: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    rows: dict[str, list[tuple[str, int, int, tuple[str, ...]]]] = field(default_factory=dict)
 
     def notes(self, base: str, test: ComparisonTest) -> list[str]:
         out = [test.one_run_note(who, _cells(cells), arm)
@@ -74,14 +87,24 @@ class _Issues:
                        f"{_cells(cells)}: compared on the seeds both ran (the others are left "
                        "out of the delta and the test)")
         for (arm, why), cells in sorted(self.unpaired.items()):
-            out.append(f"arm {arm!r} vs baseline {base!r}: {why} in {_cells(cells)}: runs "
-                       "compared unpaired (each arm's seed variance estimated on its own)")
+            out.append(f"arm {arm!r} vs baseline {base!r}: {why} in {_cells(cells)}: every "
+                       "run compared unpaired (each arm's seed variance estimated on its own)")
         for arm, items in sorted(self.questions.items()):
             lost = sum(u - c for _, c, u in items)
             shown = [f"{label} ({c} of {u})" for label, c, u in items]
             out.append(f"arm {arm!r} vs baseline {base!r}: {lost} question(s) are missing "
                        f"from some compared run in {len(items)} cell(s): compared on the "
                        f"questions every run has, no imputation: {_ids(shown)}")
+        for arm, row_items in sorted(self.rows.items()):
+            lost = sum(n for _, n, _, _ in row_items)
+            shown = [f"{label}: {n} of {total} rows"
+                     + (f", pair(s) {_ids([p.split('/', 1)[-1] for p in gone], 4)} missing "
+                        "from some run" if gone else "")
+                     for label, n, total, gone in row_items]
+            out.append(f"arm {arm!r} vs baseline {base!r}: {lost} (question, language pair) "
+                       f"row(s) that some compared run lacks left out in {len(row_items)} "
+                       f"cell(s), so every run is compared on the same rows (a run's other "
+                       f"pairs are not averaged in): {_ids(shown)}")
         return out
 
 
@@ -94,9 +117,18 @@ def _cells(labels: Sequence[str]) -> str:
     return f"{len(labels)} cell(s) ({_ids(labels)})"
 
 
+MIN_PAIRED_SEEDS = 3
+"""Seeds two arms must share to be compared paired. With 2 the paired seed term rests on 1
+degree of freedom; the unpaired model uses every run of both arms (the leftover runs too) and
+keeps its level (docs/statistics.md, issue 23)."""
+
+
 @dataclass(frozen=True)
 class _Selection:
-    """The matrices a cell compares (questions × runs, complete) and how they were chosen."""
+    """The matrices a cell compares (questions × runs, complete) and how they were chosen:
+    ``n_union`` questions any chosen run has; ``lost_rows`` (question, language pair) rows
+    of still compared questions left out because some chosen run lacks them, and the pairs
+    ``lost_pairs`` that some chosen run lacks altogether."""
 
     A: np.ndarray
     B: np.ndarray
@@ -104,39 +136,103 @@ class _Selection:
     why_unpaired: str = ""
     fewer_seeds: bool = False
     n_union: int = 0
+    lost_rows: int = 0
+    n_rows: int = 0
+    lost_pairs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """Which runs of two arms a comparison uses (column indices, in seed order when
+    paired) and why."""
+
+    cols_a: list[int]
+    cols_b: list[int]
+    paired: bool
+    why_unpaired: str = ""
+    fewer_seeds: bool = False
+
+
+def choose_runs(seeds_a: Sequence[object] | None, seeds_b: Sequence[object] | None
+                ) -> RunChoice:
+    """Pair runs by seed when each arm ran each seed once and they share
+    :data:`MIN_PAIRED_SEEDS` seeds or more (the seeds only one arm ran are then left out);
+    otherwise compare every run unpaired, saying why."""
+    n_a = len(seeds_a) if seeds_a is not None else 0
+    n_b = len(seeds_b) if seeds_b is not None else 0
+    every = RunChoice(list(range(n_a)), list(range(n_b)), False)
+    sa = list(seeds_a) if seeds_a is not None else None
+    sb = list(seeds_b) if seeds_b is not None else None
+    if sa is None or sb is None or None in sa or None in sb:
+        return RunChoice(every.cols_a, every.cols_b, False, "seeds unknown")
+    if len(set(sa)) < len(sa) or len(set(sb)) < len(sb):
+        return RunChoice(every.cols_a, every.cols_b, False, "an arm has several runs per seed")
+    common = sorted(set(sa) & set(sb), key=str)
+    if len(common) >= MIN_PAIRED_SEEDS:
+        return RunChoice([sa.index(x) for x in common], [sb.index(x) for x in common], True,
+                         fewer_seeds=len(common) < max(len(sa), len(sb)))
+    if not common:
+        why = "no seed in common"
+    elif len(common) == 1:
+        why = f"only seed {common[0]} in common"
+    else:
+        why = (f"only {len(common)} seeds in common ({', '.join(map(str, common))}; "
+               f"pairing needs {MIN_PAIRED_SEEDS})")
+    return RunChoice(every.cols_a, every.cols_b, False, why)
 
 
 def select_runs(A: np.ndarray, B: np.ndarray, seeds_a: Sequence[object] | None,
                 seeds_b: Sequence[object] | None) -> _Selection:
-    """Choose the runs and questions two arms are compared on (see the module docstring).
+    """Choose the runs (:func:`choose_runs`) and questions two arms are compared on.
 
     ``A``/``B`` are questions × runs with NaN where a run lacks a question; the result keeps
     the questions every chosen run has. Paired runs come in the same seed order."""
-    why = ""
-    paired = False
-    fewer = False
-    sa = list(seeds_a) if seeds_a is not None else None
-    sb = list(seeds_b) if seeds_b is not None else None
-    if sa is None or sb is None or None in sa or None in sb:
-        why = "seeds unknown"
-    elif len(set(sa)) < len(sa) or len(set(sb)) < len(sb):
-        why = "an arm has several runs per seed"
-    else:
-        common = sorted(set(sa) & set(sb), key=str)
-        if len(common) >= 2:
-            paired = True
-            fewer = len(common) < max(len(sa), len(sb))
-            A = A[:, [sa.index(s) for s in common]]
-            B = B[:, [sb.index(s) for s in common]]
-        elif not common:
-            why = "no seed in common"
-        else:
-            why = f"only seed {common[0]} in common"
-    both = np.concatenate([A, B], axis=1)
-    have = ~np.isnan(both)
-    n_union = int(have.any(axis=1).sum())
-    keep = have.all(axis=1)
-    return _Selection(A[keep], B[keep], paired, why, fewer, n_union)
+    choice = choose_runs(seeds_a if seeds_a is not None else [None] * A.shape[1],
+                         seeds_b if seeds_b is not None else [None] * B.shape[1])
+    return _rows(CellRows(np.concatenate([A, B], axis=1), np.arange(A.shape[0]),
+                          np.zeros(A.shape[0], dtype=np.int64), ("",)),
+                 [*choice.cols_a, *[A.shape[1] + j for j in choice.cols_b]],
+                 len(choice.cols_a), choice)
+
+
+@dataclass(frozen=True)
+class CellRows:
+    """One cell's values: ``V`` rows × runs (NaN where a run lacks the row), each row's
+    question (``unit``, an index) and language pair (``pair``, an index into ``pairs``, the
+    ``setting/query→doc`` labels)."""
+
+    V: np.ndarray
+    unit: np.ndarray
+    pair: np.ndarray
+    pairs: tuple[str, ...]
+
+
+def _rows(cell: CellRows, cols: list[int], n_a: int, choice: RunChoice) -> _Selection:
+    """The questions × runs matrices of the runs ``cols`` (the first ``n_a`` the arm's) on
+    the rows every one of them has: a question's value is the mean over those rows, so a run
+    that lacks a language pair (or a question in a pair) is compared as if no run had it."""
+    sub = cell.V[:, cols]
+    have = ~np.isnan(sub)
+    full = have.all(axis=1)
+    some = have.any(axis=1)
+    kept_units, inverse = np.unique(cell.unit[full], return_inverse=True)
+    counts = np.bincount(inverse, minlength=kept_units.size).astype(np.float64)
+    Mq = np.empty((kept_units.size, len(cols)))
+    for j in range(len(cols)):
+        Mq[:, j] = np.bincount(inverse, weights=sub[full, j], minlength=kept_units.size)
+    Mq /= np.maximum(counts, 1.0)[:, None]
+    n_union = int(np.unique(cell.unit[some]).size)
+    partial = some & ~full & np.isin(cell.unit, kept_units)
+    lost_pairs: tuple[str, ...] = ()
+    if partial.any() and len(cell.pairs) > 1:
+        per_pair = np.zeros((len(cell.pairs), len(cols)), dtype=bool)
+        for j in range(len(cols)):
+            per_pair[:, j] = np.bincount(cell.pair[have[:, j]], minlength=len(cell.pairs)) > 0
+        gone = per_pair.any(axis=1) & ~per_pair.all(axis=1)
+        lost_pairs = tuple(cell.pairs[i] for i in np.flatnonzero(gone))
+    return _Selection(Mq[:, :n_a], Mq[:, n_a:], choice.paired, choice.why_unpaired,
+                      choice.fewer_seeds, n_union, int(partial.sum()),
+                      int((some & np.isin(cell.unit, kept_units)).sum()), lost_pairs)
 
 
 def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
@@ -188,18 +284,21 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
     records: list[dict[str, object]] = []
     question_diffs: list[np.ndarray] = []
     fallback = 0
-    for key, runs_here, M in cell_matrices(per_run, cells, value):
+    for key, runs_here, cell in cell_rows(d, cells, value):
         label = cell_label(key)
         by_arm = {arm: [j for j, r in enumerate(runs_here) if run_arm[r] == arm]
                   for arm in arms}
         if not by_arm[base]:
             continue
-        seeds = {arm: ([run_seed[runs_here[j]] for j in cols] if run_seed else None)
-                 for arm, cols in by_arm.items()}
+        seeds = {arm: ([run_seed[runs_here[j]] for j in cols] if run_seed else
+                       [None] * len(cols)) for arm, cols in by_arm.items()}
         for arm in arms[1:]:
             if not by_arm[arm]:
                 continue
-            sel = select_runs(M[:, by_arm[arm]], M[:, by_arm[base]], seeds[arm], seeds[base])
+            choice = choose_runs(seeds[arm], seeds[base])
+            cols = ([by_arm[arm][j] for j in choice.cols_a]
+                    + [by_arm[base][j] for j in choice.cols_b])
+            sel = _rows(cell, cols, len(choice.cols_a), choice)
             est, diffs = _estimate(sel, cfg, test)
             question_diffs.append(diffs)
             if min(sel.A.shape[1], sel.B.shape[1]) < 2:
@@ -215,6 +314,10 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
             if sel.A.shape[0] < sel.n_union:
                 issues.questions.setdefault(arm, []).append((label, sel.A.shape[0],
                                                              sel.n_union))
+                changed = True
+            if sel.lost_rows:
+                issues.rows.setdefault(arm, []).append((label, sel.lost_rows, sel.n_rows,
+                                                        sel.lost_pairs))
                 changed = True
             fallback += changed
             records.append({**dict(zip(cells, key, strict=True)), "arm": arm,
@@ -243,29 +346,45 @@ def compare_arms(df: pl.DataFrame, cells: Sequence[str], value: str,
                       fallback)
 
 
-def cell_matrices(per_run: pl.DataFrame, cells: Sequence[str], value: str
-                  ) -> Iterator[tuple[tuple[object, ...], list[int], np.ndarray]]:
-    """Per cell (in sorted order): its key, its runs (sorted ids) and the matrix questions ×
-    runs of ``value`` (NaN where a run lacks a question), from one row per cell, run and
-    ``unit``. Linear in the rows, however many cells and runs there are."""
-    keyed = per_run.with_columns(pl.struct(list(cells)).rank("dense").alias("__cell"))
-    keys = dict(keyed.select("__cell", *cells).unique(subset="__cell").select(
+def cell_rows(d: pl.DataFrame, cells: Sequence[str], value: str
+              ) -> Iterator[tuple[tuple[object, ...], list[int], CellRows]]:
+    """Per cell (in sorted order): its key, its runs (sorted ids) and its rows
+    (:class:`CellRows`: one per question and language pair, ``setting/query→doc``; rows a
+    run has twice are averaged), from per-query rows with a ``unit`` column. One sort of the
+    rows' integer codes, however many cells and runs there are."""
+    pair_cols = [c for c in ("setting", "query_lang", "doc_lang") if c in d.columns]
+    coded = d.select(list(dict.fromkeys([*cells, "run_id", "unit", *pair_cols, value]))
+                     ).with_columns(
+        (pl.struct(list(cells)).rank("dense").cast(pl.Int64) - 1).alias("__cell"),
+        (pl.struct(pair_cols).rank("dense").cast(pl.Int64) - 1).alias("__pair"),
+        (pl.col("run_id").rank("dense").cast(pl.Int64) - 1).alias("__run"))
+    pairs = (coded.select("__pair", pair_label(coded).alias("__label")).unique("__pair")
+             .sort("__pair")["__label"].to_list())
+    keys = dict(coded.select("__cell", *cells).unique(subset="__cell").select(
         "__cell", pl.struct(list(cells)).alias("__key")).iter_rows())
-    keyed = keyed.sort("__cell", "run_id", "unit")
-    cid = keyed["__cell"].to_numpy()
-    run = keyed["run_id"].to_numpy()
-    unit = keyed["unit"].to_numpy()
-    val = keyed[value].to_numpy().astype(np.float64)
+    run_ids = coded.select("__run", "run_id").unique("__run").sort("__run")["run_id"]
+    n_pair = max(len(pairs), 1)
+    n_unit = int(coded["unit"].max()) + 1 if coded.height else 1  # type: ignore[arg-type]
+    n_run = max(len(run_ids), 1)
+    code = ((coded["__cell"].to_numpy() * n_run + coded["__run"].to_numpy()) * n_unit
+            + coded["unit"].to_numpy().astype(np.int64)) * n_pair + coded["__pair"].to_numpy()
+    codes, inverse = np.unique(code, return_inverse=True)
+    val = (np.bincount(inverse, weights=coded[value].to_numpy().astype(np.float64))
+           / np.bincount(inverse))
+    row = codes % (n_unit * n_pair)  # question and pair, in the cell
+    run = (codes // (n_unit * n_pair)) % n_run
+    cid = codes // (n_unit * n_pair * n_run)
     bounds = [0, *(np.flatnonzero(np.diff(cid)) + 1).tolist(), len(cid)]
     for start, stop in itertools.pairwise(bounds):
         if start == stop:
             continue
         runs, ri = np.unique(run[start:stop], return_inverse=True)
-        units, ui = np.unique(unit[start:stop], return_inverse=True)
-        M = np.full((len(units), len(runs)), np.nan)
-        M[ui, ri] = val[start:stop]
-        key = keys[cid[start]]
-        yield tuple(key[c] for c in cells), [int(r) for r in runs], M
+        rows, rowi = np.unique(row[start:stop], return_inverse=True)
+        V = np.full((len(rows), len(runs)), np.nan)
+        V[rowi, ri] = val[start:stop]
+        key = keys[int(cid[start])]
+        yield (tuple(key[c] for c in cells), [int(run_ids[int(r)]) for r in runs],
+               CellRows(V, rows // n_pair, rows % n_pair, tuple(pairs)))
 
 
 def _design_label(est: Estimate) -> str:

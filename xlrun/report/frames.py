@@ -294,6 +294,32 @@ def load_runs(conn: Connection, filt: ReportFilter, compare: str | None = None) 
     return runs.drop("config_json").with_columns(arm.fill_null("(none)").alias("arm"))
 
 
+def load_unfinished_runs(conn: Connection, filt: ReportFilter) -> dict[str, list[int]]:
+    """The runs matching ``filt``'s experiment and ``--where`` clauses whose status is not
+    ``done`` (``failed``, ``running``, ``queued``), their ids by status. Reports leave them
+    out; this says which."""
+    stmt = (select(Run.id, Run.status, Run.seed, Run.model, Run.sampler, Run.language_sampling,
+                   Run.clustering, Run.config_json)
+            .join(Experiment, Experiment.id == Run.experiment_id)
+            .where(Run.status != "done").order_by(Run.id))
+    if filt.experiment is not None:
+        stmt = stmt.where(Experiment.name == filt.experiment)
+    rows = conn.execute(stmt).all()
+    runs = pl.DataFrame([tuple(r) for r in rows], orient="row", schema={
+        "run_id": pl.Int64, "status": pl.String, "seed": pl.Int64, "model": pl.String,
+        "sampler": pl.String, "language_sampling": pl.String, "clustering": pl.String,
+        "config_json": pl.String})
+    if filt.where and runs.height:
+        try:
+            runs = apply_where(runs, filt.where)
+        except UsageError:  # no unfinished run matches: nothing to say
+            return {}
+    out: dict[str, list[int]] = {}
+    for run_id, status in runs.select("run_id", "status").iter_rows():
+        out.setdefault(status, []).append(int(run_id))
+    return out
+
+
 def load_query_results(
     conn: Connection,
     filt: ReportFilter,
