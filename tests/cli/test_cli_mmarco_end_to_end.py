@@ -143,6 +143,19 @@ def test_report_by_language_marks_seen_and_unseen(done: str) -> None:
                 [want], [])
 
 
+def test_regress_takes_the_distance_to_training(done: str) -> None:
+    result = CliRunner().invoke(main, [
+        "report", "--db", done, "--dataset", "belebele", "--setting", "cross", "--regress",
+        "--term", "distance_to_training", "--compare", "arm", "--baseline", "hybrid/size",
+        "--format", "json"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.stdout)["meta"]
+    trained = set(meta["trained_languages"])
+    assert trained <= {"de", "en", "fr"} and {"de", "en"} <= trained
+    dtt = meta["distance_to_training"]
+    assert dtt["en"] == 0.0 and min(dtt[x] for x in ("acm", "bn", "zh-Hant")) > 0
+
+
 def test_the_mmarco_study_dry_runs_against_fixtures(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """``experiments/mmarco_study.toml`` with its paths pointed at fixtures: the training

@@ -27,6 +27,10 @@ language: its own cluster, the average distance to the other members). Distances
 the source itself for sources that need no model (``uriel:*``, ``script``, ``family``, sums of
 them), else from what the runs stored (``embedding``: training languages only); a language
 the source has no data for (URIEL without typology) gets none, and a note says so.
+
+**Distance to training** (``xlrun report --regress --term distance_to_training``): each
+language's distance to the nearest language the analysed runs trained on, as two
+language-level terms of the regression (:class:`TrainingDistance`; ``docs/statistics.md``).
 """
 
 from __future__ import annotations
@@ -34,15 +38,18 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 from sqlalchemy import Connection, func, select
 
 from xlrun.db.models import BatchLanguages
-from xlrun.errors import UsageError
+from xlrun.errors import SpecError, UsageError
 from xlrun.langsim.distances import distance_matrix, needs_context
 from xlrun.report.frames import load_clusters, load_distances, load_run_configs
+from xlrun.report.regression import Covariate
 
 SEEN, UNSEEN = "[seen]", "[unseen]"
 """The two pooled cells."""
@@ -288,3 +295,96 @@ def by_language(conn: Connection, df: pl.DataFrame, compare: bool
                            *cols[at:]])
 
     return rows, annotate, status.notes
+
+
+TRAINING_TERMS: tuple[str, ...] = ("distance_to_training",)
+"""Extra terms ``xlrun report --regress --term`` accepts."""
+
+
+def _registered(source: str) -> bool:
+    """Whether ``source`` is a distance source xlrun can compute (no model needed)."""
+    try:
+        return not needs_context(source)
+    except (SpecError, UsageError):  # e.g. distances written by another tool
+        return False
+
+
+@dataclass(frozen=True)
+class TrainingDistance:
+    """``distance_to_training`` for ``--regress``: each language's distance to the nearest
+    language the analysed runs trained on (0 for a trained language), under the regression's
+    distance source; ``distances`` the pair distances the regression uses (the stored ones,
+    and those the source computes for evaluated pairs the runs did not store)."""
+
+    values: dict[str, float]
+    trained: tuple[str, ...]
+    distances: pl.DataFrame
+    notes: tuple[str, ...] = ()
+
+    def covariates(self, pairs: Sequence[tuple[str, str]]) -> tuple[Covariate, ...]:
+        """The query-side and document-side terms, with their arm interactions."""
+        q = np.array([self.values[x] for x, _ in pairs], dtype=np.float64)
+        d = np.array([self.values[y] for _, y in pairs], dtype=np.float64)
+        return (Covariate("distance_to_training[query]", "query_lang", q, by_arm=True),
+                Covariate("distance_to_training[doc]", "doc_lang", d, by_arm=True))
+
+
+def training_distance(conn: Connection, df: pl.DataFrame, source: str,
+                      stored: pl.DataFrame) -> TrainingDistance:
+    """Each evaluated language's distance to the nearest trained language (see
+    :class:`TrainingDistance`). The trained languages are those of every analysed run that
+    recorded training batches (either side), together; distances are the stored ones
+    (``query_lang, doc_lang, distance``, symmetric), else computed from ``source`` when it
+    needs no model.
+
+    Raises:
+        UsageError: no analysed run recorded training batches.
+    """
+    trained_rows = training_sides(conn, df["run_id"].unique().to_list())
+    trained = tuple(sorted(set(trained_rows["lang"].to_list())))
+    if not trained:
+        raise UsageError("--term distance_to_training needs trained runs: no analysed run "
+                         "recorded training batches (batch_languages)")
+    notes: list[str] = []
+    per_run = {frozenset(g["lang"].to_list()) for _, g in trained_rows.group_by("run_id")}
+    if len(per_run) > 1:
+        notes.append("the analysed runs trained on different languages: distance_to_training "
+                     f"is the distance to the nearest of all of them ({', '.join(trained)})")
+    pairs = df.filter(pl.col("doc_lang") != POOL).select("query_lang", "doc_lang").unique()
+    langs = sorted({*pairs["query_lang"].to_list(), *pairs["doc_lang"].to_list()})
+    table = {(a, b): d for a, b, d in stored.iter_rows()}
+    compute = (distance_fn(source, sorted({*langs, *trained})) if _registered(source)
+               else None)
+
+    def dist(a: str, b: str) -> float | None:
+        if a == b:
+            return 0.0
+        if (a, b) in table:
+            return float(table[(a, b)])
+        got = compute(a, [b]) if compute is not None else None
+        return None if got is None else float(got[0])
+
+    values: dict[str, float] = {}
+    for lang in langs:
+        ds = [dist(lang, t) for t in trained]
+        if any(d is None for d in ds):
+            continue
+        values[lang] = min(float(d) for d in ds)  # type: ignore[arg-type]
+    missing = [lang for lang in langs if lang not in values]
+    if missing:
+        notes.append(f"no {source} distance from {', '.join(missing[:8])}"
+                     f"{', …' if len(missing) > 8 else ''} to the trained languages: their "
+                     "pairs are left out of the regression")
+    filled = []
+    for x, y in pairs.iter_rows():
+        if (x, y) not in table and x in values and y in values:
+            d = dist(x, y)
+            if d is not None:
+                filled.append((x, y, d))
+    frame = stored
+    if filled:
+        frame = pl.concat([stored, pl.DataFrame(filled, schema=stored.schema, orient="row")])
+        notes.append(f"{len(filled)} evaluated language pair(s) had no stored {source} "
+                     "distance (runs store those of their training languages): computed from "
+                     "the source")
+    return TrainingDistance(values, trained, frame, tuple(notes))
