@@ -1,7 +1,8 @@
 """Files of Hugging Face hub *dataset* repositories, read without running loading scripts.
 
 MIRACL and MLDR publish plain files (TSV topics and qrels, gzipped JSON lines) next to a
-loading script that ``datasets`` ≥ 4 no longer runs. xlrun downloads the files it needs with
+loading script that ``datasets`` ≥ 4 no longer runs (so does mMARCO, read by the ``mmarco``
+training source; Belebele publishes JSON lines). xlrun downloads the files it needs with
 ``huggingface_hub.snapshot_download`` (only those matching ``allow_patterns``, at a pinned
 ``revision``, with the user's stored token or ``HF_TOKEN``) and parses them itself.
 
