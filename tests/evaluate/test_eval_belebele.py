@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_eval_hub_files import HUB, StandIn, _http_error
+from test_eval_hub_files import COMMIT, HUB, StandIn, _http_error, _hub_cache
 
 from xlrun.errors import SpecError, UsageError
 from xlrun.evaluate.runner import evaluate_dataset
@@ -166,3 +167,22 @@ def test_the_section_is_checked_against_the_variants() -> None:
         ds.validate(EvalSection("belebele", path=str(FOLDER), languages=["ast"]), "eval[0]")
     with pytest.raises(SpecError, match="no such split"):
         ds.validate(EvalSection("belebele", split="dev"), "eval[0]")
+
+
+def test_a_cached_revision_loads_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the real ``snapshot_download``, no network and ``HF_HUB_OFFLINE``: a revision in
+    the hub cache is read back; one that is not says how to fill the cache."""
+    from huggingface_hub import constants
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the test tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    _hub_cache(tmp_path / "hub", BELEBELE_REPO, COMMIT)
+    data = load_dataset(EvalSection("belebele", languages=["zh-Hant"], revision=COMMIT))
+    assert len(data.queries["zh-Hant"]) == 5
+    assert data.meta["revisions"] == {BELEBELE_REPO: COMMIT}
+    with pytest.raises(HubAccessError, match="not in the hub cache"):
+        load_dataset(EvalSection("belebele", languages=["en"]))  # the pinned default
