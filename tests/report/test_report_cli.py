@@ -148,7 +148,7 @@ def test_errors_exit_2_with_message(make_db) -> None:
     assert res.exit_code == 2 and "Error: unknown experiment 'nope'" in res.stderr
     res = _invoke(report_command, ["--dataset", "nothing", "--db", url])
     assert res.exit_code == 2 and "Error: no query results" in res.stderr
-    res = _invoke(report_command, ["--by", "language", "--db", url])
+    res = _invoke(report_command, ["--by", "lang", "--db", url])
     assert res.exit_code == 2
     res = _invoke(report_command, ["--compare", "train.nonexistent", "--db", url])
     assert res.exit_code == 2 and "config key" in res.stderr

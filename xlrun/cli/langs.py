@@ -179,3 +179,46 @@ def clusters_cmd(source: str, langs_: str, fmt: str, model: str | None, texts: P
 
         path = write_rendered(plot, lambda tmp: plot_clustering(dm, result, tmp), "--plot")
         click.echo(f"wrote {path}", err=fmt != "table")
+
+
+def _dataset_languages(name: str) -> list[str]:
+    """The languages a dataset is known to have without reading it (tatoeba: LASER's 112 and
+    English; belebele: its 122 variants; the others: their language lists)."""
+    from xlrun.evaluate.tasks import DATASETS
+
+    dataset = DATASETS.get(name, "--dataset")
+    langs = dataset.languages or getattr(dataset, "release_languages", None)
+    if not langs:
+        raise UsageError(f"dataset {name!r} has no fixed language list (it depends on its "
+                         "files); give --langs")
+    return list(langs)
+
+
+@langs.command("coverage")
+@click.option("--langs", "-l", "langs_", default=None,
+              help="Comma-separated language codes (any form xlrun accepts: de, deu, deu_Latn).")
+@click.option("--dataset", default=None,
+              help="Instead of --langs: the languages of an evaluation dataset (tatoeba, "
+                   "belebele, xquad-r, mlqa-r, miracl, mldr).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@handle_errors
+def coverage_cmd(langs_: str | None, dataset: str | None, fmt: str) -> None:
+    """Which distance sources know each language: URIEL typology observed, only predicted
+    (k-nearest-neighbour imputation) or none; family tree; coordinates; script and family."""
+    from xlrun.langsim.coverage import COLUMNS, coverage, summary
+
+    if (langs_ is None) == (dataset is None):
+        raise UsageError("give exactly one of --langs or --dataset")
+    codes = _split_langs(langs_) if langs_ is not None else _dataset_languages(str(dataset))
+    rows = coverage(codes)
+    totals = summary(rows)
+    if fmt == "json":
+        click.echo(json.dumps({"languages": [dict(zip(COLUMNS, r.row(), strict=True))
+                                             for r in rows], "summary": totals}, indent=2))
+    elif fmt == "csv":
+        _csv(list(COLUMNS), [r.row() for r in rows])
+    else:
+        print_table(f"coverage of {len(rows)} languages", list(COLUMNS), [r.row() for r in rows])
+        print_table("languages per source and status", ["source", "languages"],
+                    [[src, ", ".join(f"{k} {v}" for k, v in sorted(st.items()))]
+                     for src, st in totals.items()])

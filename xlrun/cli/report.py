@@ -91,6 +91,10 @@ def _emit(text: str, out: str | None) -> None:
               help="language_distances.source for --regress (default: the first stored, in "
                    "sorted order; distances stored by other runs of the experiment are used "
                    "when the analysed runs have none).")
+@click.option("--term", "terms", multiple=True, type=click.Choice(["distance_to_training"]),
+              help="--regress: add a term; distance_to_training = each language's distance "
+                   "to the nearest language the runs trained on, on the query side and on the "
+                   "document side (language-level terms with random language effects).")
 @click.option("--bias", is_flag=True,
               help="Language bias in the multilingual pool: rank distance (mean with interval, "
                    "median, divided by the pool size) and same-language preference per arm.")
@@ -126,7 +130,8 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
                    fmt: str, layout: str, out: str | None, plot: str | None, regress: bool,
                    distance_source: str | None, bias: bool, exposure: str | None, top: int,
                    test: str, permutations: int, seed: int, db_url: str | None,
-                   curves: bool = False, html: str | None = None) -> None:
+                   curves: bool = False, html: str | None = None,
+                   terms: tuple[str, ...] = ()) -> None:
     """Per-cell metrics, or arm comparisons with seed-aware tests, from the results database.
 
     With --compare, each delta gets an interval and a p-value from one model that treats
@@ -160,7 +165,9 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
         metric=metric, compare=compare, baseline=baseline, regress=regress, bias=bias,
         distance_source=distance_source,
         tests=InferenceConfig(test=test, n_permutations=permutations,  # type: ignore[arg-type]
-                              seed=seed))
+                              seed=seed), terms=tuple(terms))
+    if terms and not regress:
+        raise UsageError("--term adds a term to --regress; add --regress")
     if html is not None:
         views = [flag for flag, on in (("--regress", regress), ("--bias", bias),
                                        ("--exposure", exposure is not None),

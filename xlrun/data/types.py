@@ -27,6 +27,8 @@ class TrainExample:
     lang: str
     query: str
     passage: str
+    negatives: tuple[str, ...] = ()
+    """Mined hard-negative passages in ``lang`` (sources that have them: ``mmarco``)."""
 
 
 @dataclass(frozen=True)

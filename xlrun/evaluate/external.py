@@ -79,7 +79,7 @@ def evaluate_run(data: EvalData, cfg: EvalSection, run: Mapping[str, Mapping[str
             "queries under these ids for the system that makes the run")
     qlangs = sorted(lang for lang, qs in data.queries.items() if qs)
     dlangs = sorted(lang for lang, docs in data.corpus.items() if docs)
-    cells = setting_cells(cfg.settings, qlangs, dlangs, data.parallel)
+    cells = setting_cells(cfg.settings, qlangs, dlangs, data, cfg.pairs)
     frames = ResultFrames(data, parse_measures(cfg.measures, "measures"))
     by_lang = {lang: _collection([d.id for d in data.corpus[lang]],
                                  [d.lang for d in data.corpus[lang]]) for lang in dlangs}
@@ -94,8 +94,13 @@ def evaluate_run(data: EvalData, cfg: EvalSection, run: Mapping[str, Mapping[str
     for setting, x, y in cells:
         col = pool if y == POOL else by_lang[y]
         inside = members[y]
+        scope = data.cross.get((x, y)) if setting == "cross" and data.cross else None
+        if scope is not None and scope.doc_ids is not None:  # a pair's own documents only
+            inside = inside & scope.doc_ids
         qids, ranks, grades, tops, bias_rows = [], [], [], [], []
         for q in data.queries[x]:
+            if scope is not None and scope.query_ids is not None and q.id not in scope.query_ids:
+                continue
             rel = sorted(d for d in data.relevant(q) if d in inside)
             if not rel:
                 continue

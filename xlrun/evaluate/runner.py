@@ -4,11 +4,14 @@ Settings (``EvalSection.settings``):
 
 - ``mono``: queries in X against X's candidates (``doc_lang = X``);
 - ``cross``: queries in X against Y's candidates for every ordered pair X ≠ Y — only for
-  parallel datasets (``EvalData.parallel``); silently skipped otherwise;
+  parallel datasets (``EvalData.parallel``); silently skipped otherwise. A dataset may list
+  its pairs and what each searches (``EvalData.cross``: a Tatoeba pair searches its own
+  sentences only), and ``[[eval]] pairs`` keeps only the pairs it names;
 - ``multi``: queries in X against the pool of every language's candidates
   (``doc_lang = "all"``), with the language-bias measures of :mod:`xlrun.evaluate.bias`.
 
-A query with no relevant document in the searched collection is skipped in that setting
+A setting the dataset does not define (``EvalData.settings``) is skipped. A query with no
+relevant document in the searched collection is skipped in that setting
 (it has no defined AP); it still counts where it has one. Candidates and queries are
 encoded once (per language and side) and reused by every setting.
 
@@ -396,18 +399,29 @@ def aggregate(query_results: pa.Table) -> pa.Table:
     return _metrics_table(rows)
 
 
-def setting_cells(settings: Sequence[str], qlangs: list[str], dlangs: list[str], parallel: bool
+def wanted_pair(x: str, y: str, pairs: Sequence[Sequence[str]]) -> bool:
+    """Whether the cross pair ``x → y`` is one ``[[eval]] pairs`` asks for (``*`` matches
+    any language; no pairs: every pair)."""
+    return not pairs or any(a in ("*", x) and b in ("*", y) for a, b in pairs)
+
+
+def setting_cells(settings: Sequence[str], qlangs: list[str], dlangs: list[str],
+                  data: EvalData, wanted: Sequence[Sequence[str]] = ()
                   ) -> list[tuple[str, str, str]]:
-    """The ``(setting, query_lang, doc_lang)`` cells an evaluation searches, in order."""
+    """The ``(setting, query_lang, doc_lang)`` cells an evaluation searches, in order: the
+    settings both ``settings`` and the dataset define, the dataset's cross pairs (every
+    ordered pair when it lists none) that ``wanted`` (``[[eval]] pairs``) asks for."""
     out: list[tuple[str, str, str]] = []
     for setting in SETTINGS:
-        if setting not in settings:
+        if setting not in settings or setting not in data.settings:
             continue
         for x in qlangs:
             if setting == "mono" and x in dlangs:
                 out.append((setting, x, x))
-            elif setting == "cross" and parallel:
-                out.extend((setting, x, y) for y in dlangs if y != x)
+            elif setting == "cross" and data.parallel:
+                out.extend((setting, x, y) for y in dlangs
+                           if y != x and (data.cross is None or (x, y) in data.cross)
+                           and wanted_pair(x, y, wanted))
             elif setting == "multi":
                 out.append((setting, x, POOL))
     return out
@@ -425,6 +439,19 @@ def _grades(data: EvalData, queries: Sequence[Any], rel_arr: np.ndarray, col: Co
                     if d >= 0:
                         out[i, j] = graded.get(str(col.ids[d]), 1)
     return out
+
+
+def _subset(col: Collection, doc_ids: frozenset[str]) -> Collection:
+    """The documents of ``col`` whose ids are in ``doc_ids`` (their chunks, if chunked)."""
+    keep = np.fromiter((d in doc_ids for d in col.ids), dtype=bool, count=len(col.ids))
+    idx = np.flatnonzero(keep)
+    if col.group is None:
+        return Collection(col.vectors[idx], None, col.ids[idx], col.langs[idx])
+    new_index = np.full(len(col.ids), -1, dtype=np.int64)
+    new_index[idx] = np.arange(len(idx))
+    rows = np.flatnonzero(keep[col.group])
+    return Collection(col.vectors[rows], new_index[col.group[rows]], col.ids[idx],
+                       col.langs[idx])
 
 
 def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
@@ -452,11 +479,13 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
     search_s = search_cpu = 0.0
     qlangs = sorted(queries)
     dlangs = sorted(collections)
-    pool = _pool(collections) if collections and "multi" in cfg.settings else None
+    pool = (_pool(collections) if collections and "multi" in cfg.settings
+            and "multi" in data.settings else None)
     frames = ResultFrames(data, parse_measures(cfg.measures, "eval.measures"))
-    pairs = setting_cells(cfg.settings, qlangs, dlangs, data.parallel)
+    pairs = setting_cells(cfg.settings, qlangs, dlangs, data, cfg.pairs)
     index_of: dict[str, dict[str, int]] = {
         lang: {d: i for i, d in enumerate(c.ids)} for lang, c in collections.items()}
+    scoped: dict[tuple[str, str], tuple[Collection, dict[str, int]]] = {}
     pool_index = ({d: i for i, d in enumerate(pool.ids)} if pool is not None else {})
     pool_counts = ({lang: float(np.mean(pool.langs == lang)) for lang in qlangs}
                    if pool is not None else {})
@@ -464,6 +493,17 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
         col = pool if y == POOL else collections[y]
         where = pool_index if y == POOL else index_of[y]
         qs = data.queries[x]
+        qvecs = queries[x]
+        scope = data.cross.get((x, y)) if setting == "cross" and data.cross else None
+        if scope is not None and scope.doc_ids is not None:
+            if (x, y) not in scoped:
+                sub = _subset(col, scope.doc_ids)
+                scoped[(x, y)] = (sub, {d: i for i, d in enumerate(sub.ids)})
+            col, where = scoped[(x, y)]
+        if scope is not None and scope.query_ids is not None:
+            mine = np.array([q.id in scope.query_ids for q in qs], dtype=bool)
+            qs = [q for q, m in zip(qs, mine, strict=True) if m]
+            qvecs = qvecs[mine]
         rel = [sorted(where[d] for d in data.relevant(q) if d in where) for q in qs]
         keep = np.array([bool(r) for r in rel], dtype=bool)
         if keep.any():
@@ -472,7 +512,7 @@ def evaluate_dataset(encoder: Any, data: EvalData, cfg: EvalSection,
                              col)
             k = max(cfg.top_k, 10 if setting == "multi" else 0)
             ts, cs = time.perf_counter(), time.process_time()
-            res = exact_search(queries[x][keep], col.vectors, k, rel_arr, doc_group=col.group,
+            res = exact_search(qvecs[keep], col.vectors, k, rel_arr, doc_group=col.group,
                                n_docs=len(col.ids), device=device, backend=backend,
                                tie_break=col.tie_break())
             search_s += time.perf_counter() - ts

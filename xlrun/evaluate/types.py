@@ -7,6 +7,10 @@ and lists document ids in any language, so the same structure serves monolingual
 cross-lingual and pooled settings. ``grades`` holds the relevance grade of a relevant
 document where the qrels give one other than 1 (graded qrels, e.g. MIRACL's TREC files or a
 local ``relevance`` column); every other relevant document has grade 1.
+
+A dataset may define fewer settings than the three (:attr:`EvalData.settings`: Tatoeba has
+only ``cross``) and may say which cross-lingual pairs it has and what each searches
+(:attr:`EvalData.cross`: a Tatoeba pair searches only its own sentences).
 """
 
 from __future__ import annotations
@@ -35,6 +39,15 @@ class Document:
     text: str
 
 
+@dataclass(frozen=True)
+class PairScope:
+    """What the queries of one cross-lingual pair search: a subset of the query language's
+    queries and of the document language's documents (``None``: all of them)."""
+
+    query_ids: frozenset[str] | None = None
+    doc_ids: frozenset[str] | None = None
+
+
 @dataclass
 class EvalData:
     """Everything needed to evaluate one dataset split."""
@@ -46,6 +59,11 @@ class EvalData:
     qrels: dict[tuple[str, str], frozenset[str]]
     parallel: bool = False  # cross-lingual settings are defined (relevant docs in every language)
     meta: dict[str, object] = field(default_factory=dict)
+    settings: tuple[str, ...] = SETTINGS
+    """The settings this dataset defines; the others are skipped."""
+    cross: dict[tuple[str, str], PairScope] | None = None
+    """The ordered ``(query_lang, doc_lang)`` pairs of the ``cross`` setting and what each
+    searches; ``None``: every ordered pair of two of its languages, whole collections."""
     grades: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     """``(query_lang, query_id)`` → document id → grade, for grades other than 1."""
 

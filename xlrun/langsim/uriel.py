@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xlrun.errors import UsageError
-from xlrun.languages import LANGUAGES, normalize
+from xlrun.languages import LANGUAGES, VARIANTS, normalize
 
 #: The lang2vec feature sets the ``uriel:<set>`` source accepts.
 URIEL_SETS: tuple[str, ...] = ("syntax_knn", "phonology_knn", "inventory_knn", "fam", "geo")
@@ -73,6 +73,14 @@ URIEL_CODES: dict[str, tuple[str, ...]] = {
     "sq": ("sqi", "als"),
     "az": ("aze", "azj"),
     "ku": ("kmr", "kur"),
+    "yi": ("ydd", "yid"),
+    "ff": ("fuv", "ful"),
+    "om": ("gaz", "orm"),
+    "mg": ("plt", "mlg"),
+    "ps": ("pbt", "pus"),
+    "gn": ("gug", "grn"),
+    "or": ("ory", "ori"),
+    "nn": ("nno", "nor"),
 }
 
 _PKG_RESOURCES_HINT = (
@@ -142,8 +150,10 @@ def load_set(feature_set: str) -> UrielSet:
 
 
 def candidate_codes(lang: str) -> list[str]:
-    """URIEL codes to try for an xlrun language, best first."""
+    """URIEL codes to try for an xlrun language, best first (a script variant such as
+    ``bn-Latn`` has its language's typology: its language's codes)."""
     iso1 = normalize(lang)
+    iso1 = VARIANTS.get(iso1, iso1)
     out = [LANGUAGES[iso1].iso3]
     for c in URIEL_CODES.get(iso1, ()):
         if c not in out:

@@ -15,7 +15,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine
 
 from xlrun.errors import UsageError
-from xlrun.report import bias, cells, compare, plots, pooling, regression
+from xlrun.report import bias, cells, compare, plots, pooling, regression, seen
 from xlrun.report.frames import (
     BIAS_COLUMNS,
     ReportFilter,
@@ -45,6 +45,9 @@ class ReportRequest:
     distance_source: str | None = None
     """``language_distances.source`` for ``--regress`` (default: first sorted)."""
     tests: InferenceConfig = field(default_factory=InferenceConfig)
+    terms: tuple[str, ...] = ()
+    """Extra ``--regress`` terms (``--term``): ``distance_to_training``
+    (:mod:`xlrun.report.seen`)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,10 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
     scope = _scope(req.filter)
     notes: list[str] = pooling_notes(df, req.compare) if req.compare else []
     notes.extend(unfinished_notes(load_unfinished_runs(conn, req.filter)))
+    annotate = None
+    if req.by == "language" and not req.regress:  # each language marked seen or unseen
+        df, annotate, language_notes = seen.by_language(conn, df, req.compare is not None)
+        notes.extend(language_notes)
     extra = dataset_cells(df)
     cell_cols = [*extra, *cells.cell_columns(req.by)]
     if extra and req.regress:
@@ -210,6 +217,8 @@ def build_report(conn: Connection | Engine, req: ReportRequest) -> Report:
         df.filter(pl.col("setting") == "multi") if req.bias else df, cell_cols, req.compare))
 
     def done(kind: str, frame: pl.DataFrame, title: str) -> Report:
+        if annotate is not None:
+            frame = annotate(frame)
         if notes:
             meta["notes"] = list(notes)
         return Report(kind, frame, title, meta, req, tuple(notes))
@@ -305,19 +314,32 @@ def _regress(conn: Connection, df: pl.DataFrame, req: ReportRequest, value: str,
             cluster_notes.append(f"same_cluster: run(s) {_ids(without)} have no clustering; "
                                  f"they use run {ref}'s clusters (1 = a pair the clustered "
                                  "sampler co-batches)")
+    frame, covariates = dist.frame, None
+    if "distance_to_training" in req.terms:  # a language's distance to the trained languages
+        training = seen.training_distance(conn, df, dist.source, dist.frame)
+        notes.extend(training.notes)
+        frame = training.distances
+        known = list(training.values)
+        df = df.filter(pl.col("query_lang").is_in(known)
+                       & (pl.col("doc_lang").is_in(known) | (pl.col("doc_lang") == "all")))
+        meta.update({"trained_languages": list(training.trained),
+                     "distance_to_training": training.values})
+        covariates = training.covariates
     n_multi = df.filter(pl.col("doc_lang") == "all").height
     if n_multi:
         notes.append("the multi setting (document language 'all') has no distance: its rows "
                      "are left out (use --setting cross to say so explicitly)")
     pairs = df.filter(pl.col("doc_lang") != "all").select("query_lang", "doc_lang").unique()
-    uncovered = pairs.join(dist.frame, on=["query_lang", "doc_lang"], how="anti")
+    uncovered = pairs.join(frame, on=["query_lang", "doc_lang"], how="anti")
     if uncovered.height:
         labels = [f"{q}→{d}" for q, d in uncovered.sort("query_lang", "doc_lang").iter_rows()]
         notes.append(f"no {dist.source} distance for {len(labels)} language pair(s) "
                      f"({_ids(labels, 6)}): left out")
     baseline = req.baseline if "arm" in df.columns else None
-    result = regression.fit_regression(df, value, dist.frame, clusters, baseline=baseline,
-                                       level=req.tests.level)
+    data = regression.pair_data(df, value, frame, clusters)
+    if covariates is not None:
+        data = dataclasses.replace(data, covariates=covariates(data.pairs))
+    result = regression.fit_pairs(data, baseline, req.tests.level)
     dropped = [name for name, _ in result.dropped]
     if "same_cluster" in result.terms:
         notes.extend(cluster_notes)
@@ -348,7 +370,13 @@ def _regress(conn: Connection, df: pl.DataFrame, req: ReportRequest, value: str,
                              "arm terms: seeds and questions",
                  "level": req.tests.level})
     level = round(100 * req.tests.level)
-    title = (f"{req.metric} ~ {regression.describe_terms(result)} ({dist.source} distance); "
+    formula = regression.describe_terms(result)
+    covs = [t for t in result.terms if t.startswith("distance_to_training[")]
+    if covs:  # language-level terms, each judged in a fit with that side's languages random
+        formula += (" + arm × distance_to_training (" + ", ".join(
+            "query side" if "[query]" in t else "document side" for t in covs)
+            + "; random language effects of that side)")
+    title = (f"{req.metric} ~ {formula} ({dist.source} distance); "
              f"two-stage: {result.n_pairs} language-pair means ({result.n_unordered_pairs} "
              f"unordered pairs of {result.n_languages} languages) × {len(arms)} arm(s) over "
              f"{result.n_questions} questions and {result.n_runs} runs; query- and "

@@ -7,11 +7,13 @@ BY: dict[str, tuple[str, ...]] = {
     "language-pair": ("query_lang", "doc_lang"),
     "query-language": ("query_lang",),
     "doc-language": ("doc_lang",),
+    "language": ("language",),
     "setting": ("setting",),
     "run": ("run_id",),
     "sampler": ("sampler",),
 }
-"""``--by`` value → the columns that make a cell."""
+"""``--by`` value → the columns that make a cell (``language``: each language on either side
+of a row, marked seen or unseen in training; :mod:`xlrun.report.seen`)."""
 
 METRICS: dict[str, str] = {
     "map": "ap",

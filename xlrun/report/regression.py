@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -343,8 +344,10 @@ def design(data: PairData, arms: list[str], random_sides: Sequence[str] = ()) ->
     terms.append(Term("distance", "distance", dist))
     terms += [Term(f"arm[{a}]:distance", "interaction", col * dist) for a, col in arm_cols]
     if not np.all(np.isnan(data.same_cluster)):
-        sc = np.vstack([np.nanmean(data.same_cluster[_runs_of(data, a)], axis=0)
-                        for a in arms])
+        with warnings.catch_warnings():  # an unclustered arm's column is all NaN → 0 below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sc = np.vstack([np.nanmean(data.same_cluster[_runs_of(data, a)], axis=0)
+                            for a in arms])
         terms.append(Term("same_cluster", "same_cluster", np.nan_to_num(sc.ravel())))
     for cov in data.covariates:
         if cov.level not in LEVELS:

@@ -42,6 +42,8 @@ def _relative(obj: Any, base: str) -> Any:
 KEY_NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("train_data", "revision"): "",
     ("eval", "revision"): "",
+    ("eval", "pairs"): [],
+    ("train_data", "negatives"): 0,
     ("sampling", "min_cluster_size"): 0,
     ("sampling", "schedule"): "random",
     ("sampling", "exposure_tolerance"): 0.005,

@@ -582,6 +582,33 @@ def _langs(codes: list[str], key: str) -> list[str]:
                         + (", ".join(e.suggestions) or "none")) from e
 
 
+def _pairs(pairs: list[list[str]], where: str, langs: list[str], settings: list[str]
+           ) -> list[list[str]]:
+    """``[[eval]] pairs`` with their codes normalised (``*`` kept), each checked."""
+    out: list[list[str]] = []
+    for j, pair in enumerate(pairs):
+        key = f"{where}.pairs[{j}]"
+        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(c, str)
+                                                                   for c in pair):
+            raise SpecError(key, "a pair is [query language, document language]", value=pair,
+                            allowed='e.g. ["de", "en"] or ["*", "en"]')
+        codes = [c.strip() if c.strip() == "*" else _langs([c], key)[0] for c in pair]
+        if codes[0] == codes[1] and codes[0] != "*":
+            raise SpecError(key, "a pair of one language is the mono setting, not a cross "
+                            "pair", value=pair, allowed='two languages, e.g. ["de", "en"]')
+        for c in codes:
+            if langs and c != "*" and c not in langs:
+                raise SpecError(key, f"names {c!r}, which is not in {where}.languages",
+                                value=pair, allowed=langs)
+        if codes not in out:
+            out.append(codes)
+    if out and "cross" not in settings:
+        raise SpecError(f"{where}.pairs", "pairs choose the cross setting's language pairs, "
+                        "but settings leaves out 'cross'", value=pairs,
+                        allowed="add 'cross' to settings, or remove pairs")
+    return out
+
+
 def _at_least(run: RunConfig, minima: dict[str, float]) -> None:
     for key, low in minima.items():
         section, name = key.split(".")
@@ -605,6 +632,7 @@ def _validate_eval(i: int, e: EvalSection) -> EvalSection:
         raise SpecError(f"{where}.settings", "a setting is named twice", value=e.settings)
     e = dataclasses.replace(e, languages=_langs(e.languages, f"{where}.languages"),
                             measures=canonical_names(e.measures, f"{where}.measures"))
+    e = dataclasses.replace(e, pairs=_pairs(e.pairs, where, e.languages, list(e.settings)))
     DATASETS.get(e.dataset, f"{where}.dataset").validate(e, where)
     return e
 
@@ -638,7 +666,8 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
     _at_least(run, {"train.log_every": 1, "train.checkpoint_every": 0,
                     "train.grad_cache_chunk": 0, "train.hard_negatives": 0,
                     "train.max_grad_norm": 0, "train.weight_decay": 0,
-                    "train_data.max_per_language": 0, "sampling.n_clusters": 0,
+                    "train_data.max_per_language": 0, "train_data.negatives": 0,
+                    "sampling.n_clusters": 0,
                     "sampling.distance_threshold": 0, "sampling.min_cluster_size": 0})
     if not 0.0 <= s.mono_ratio <= 1.0:
         raise SpecError("sampling.mono_ratio", "must be within [0, 1]", value=s.mono_ratio)
@@ -652,6 +681,11 @@ def validate_run(run: RunConfig, where: str = "") -> RunConfig:
                         value=td.source, allowed=TRAIN_SOURCES.names())
     if td.source != "none":
         TRAIN_SOURCES.get(td.source, "train_data.source").validate(td, "train_data")
+    if td.negatives and t.steps > 0 and t.hard_negatives == 0:
+        raise SpecError("train_data.negatives", "mined negatives are read for "
+                        "train.hard_negatives, which is 0: they would never be used",
+                        value=td.negatives, allowed="set train.hard_negatives (up to "
+                        "train_data.negatives), or remove train_data.negatives")
     td_langs = _langs(td.languages, "train_data.languages")
     clusters = [_langs(c, f"sampling.clusters[{i}]") for i, c in enumerate(s.clusters)]
     seen: dict[str, int] = {}

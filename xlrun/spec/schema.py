@@ -100,7 +100,8 @@ class TrainDataSection:
 
     ``source``: ``lareqa`` (XQuAD-R / MLQA-R JSON in ``path``), ``jsonl`` (a file with
     ``query``, ``passage``, ``lang``, optional ``parallel_id``), ``hf`` (a Hugging Face
-    dataset ``name`` with the same columns), ``quickstart`` (the generated corpus).
+    dataset ``name`` with the same columns), ``mmarco`` (mMARCO's TSV files, from the hub or
+    ``path``), ``quickstart`` (the generated corpus).
     """
 
     source: TrainSourceName = "none"
@@ -110,7 +111,11 @@ class TrainDataSection:
     languages: list[str] = field(default_factory=list)
     max_per_language: int = 0
     revision: str = ""
-    """``source = "hf"`` only: hub revision (commit hash, tag or branch); empty = latest."""
+    """Sources read from the hub (``hf``, ``mmarco``): the revision (commit hash, tag or
+    branch); empty = the source's default."""
+    negatives: int = 0
+    """Mined hard negatives to read per example, from sources that have them (``mmarco``:
+    its triples file); ``train.hard_negatives`` draws from them first."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,10 @@ class EvalSection:
     per query in ``query_measures`` (see :mod:`xlrun.evaluate.measures`); canonical names
     after loading. The ``query_results`` columns (AP, nDCG@10, MRR@10, Recall@100) are
     always stored."""
+    pairs: list[list[str]] = field(default_factory=list)
+    """The ``cross`` setting's ordered pairs ``[query language, document language]`` to
+    evaluate (``"*"``: any language, e.g. ``[["*", "en"], ["en", "*"]]``); empty = every
+    pair the dataset has."""
 
 
 @dataclass(frozen=True)

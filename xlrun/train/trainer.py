@@ -23,9 +23,11 @@ equals the optimizer step. ``train.steps`` counts optimizer steps.
   replayed) and receives its cached embedding gradient. Memory is bounded by one chunk, the
   gradients equal those of the plain path.
 * Hard negatives (``hard_negatives = K``): for each pair, K passages in the pair's passage
-  language drawn at random (seeded by ``(seed, batch)``) from parallel ids outside the batch;
-  they are appended to every query's candidates. The corpus has no mined negatives, so these
-  are same-language random negatives (harder than the in-batch ones of a cross-lingual batch).
+  language appended to every query's candidates. Where the pair's passage-language example
+  carries mined negatives (``train_data.negatives``: mMARCO's triples), up to K of them are
+  drawn first; the rest are drawn at random (seeded by ``(seed, batch)``) from parallel ids
+  outside the batch: same-language random negatives (harder than the in-batch ones of a
+  cross-lingual batch).
 * No host sync in the hot loop on CUDA: the loss is accumulated on the device and read every
   ``log_every`` steps, which is also when NaN/inf is checked (the first bad step is tracked
   on the device, so :class:`~xlrun.errors.TrainingDiverged` names the exact step). On CPU the
@@ -134,17 +136,19 @@ class _Tokens:
     def __init__(self, encoder: Encoder, corpus: TrainCorpus) -> None:
         self.encoder = encoder
         self.corpus = corpus
-        self.cache: dict[tuple[str, str, str], np.ndarray] = {}
+        self.cache: dict[tuple[str, ...], np.ndarray] = {}
 
-    def ids(self, refs: Sequence[tuple[str, str]], side: Side) -> list[np.ndarray]:
-        """Token ids for ``(lang, parallel_id)`` refs on ``side`` (cached)."""
-        keys = [(side, lang, pid) for lang, pid in refs]
+    def ids(self, refs: Sequence[tuple[str, ...]], side: Side) -> list[np.ndarray]:
+        """Token ids for ``(lang, parallel_id)`` refs on ``side`` (cached); a ref
+        ``(lang, parallel_id, j)`` is that example's ``j``-th mined negative."""
+        keys = [(side, *ref) for ref in refs]
         missing = list(dict.fromkeys(k for k in keys if k not in self.cache))
         if missing:
             texts = []
-            for _, lang, pid in missing:
-                ex = self.corpus.get(lang, pid)
-                texts.append(ex.query if side == "query" else ex.passage)
+            for key in missing:
+                ex = self.corpus.get(key[1], key[2])
+                texts.append(ex.negatives[int(key[3])] if len(key) > 3
+                             else ex.query if side == "query" else ex.passage)
             for k, ids in zip(missing, self.encoder.token_ids(texts, side), strict=True):
                 self.cache[k] = ids
         return [self.cache[k] for k in keys]
@@ -156,12 +160,17 @@ class _Tokens:
 
 
 def draw_hard_negatives(corpus: TrainCorpus, batch: Batch, k: int, seed: int
-                        ) -> list[list[tuple[str, str]]]:
-    """``k`` random same-language passages per pair, from parallel ids outside the batch whose
-    passage text differs from every passage of the batch in that language (a negative that
-    repeats a positive's text would push a query away from its own answer).
+                        ) -> list[list[tuple[str, ...]]]:
+    """``k`` same-language passages per pair: first the pair's own mined negatives (those of
+    its passage-language example, up to ``k``, drawn without replacement), then random
+    passages from parallel ids outside the batch. A negative whose text repeats a passage of
+    the batch in that language is never used (it would push a query away from its own
+    answer).
 
-    Returns, per pair, ``k`` ``(doc_lang, parallel_id)`` refs. Seeded by ``(seed, batch.step)``.
+    Returns, per pair, ``k`` refs: ``(doc_lang, parallel_id)`` for a corpus passage,
+    ``(doc_lang, parallel_id, j)`` for that example's ``j``-th mined negative. Seeded by
+    ``(seed, batch.step)``; a corpus without mined negatives draws exactly as before they
+    existed.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4E4547, batch.step]))
     in_batch = {it.parallel_id for it in batch.items}
@@ -180,7 +189,13 @@ def draw_hard_negatives(corpus: TrainCorpus, batch: Batch, k: int, seed: int
         pool = pools.get(lang)
         if pool is None:
             pool = pools[lang] = corpus.ids(lang)
-        chosen: list[tuple[str, str]] = []
+        chosen: list[tuple[str, ...]] = []
+        mined = corpus.get(lang, it.parallel_id).negatives
+        if mined:
+            ok = [j for j, text in enumerate(mined)
+                  if (lang, normalize_text(text)) not in positives]
+            picks = rng.permutation(len(ok))[:k] if ok else []
+            chosen += [(lang, it.parallel_id, str(ok[int(j)])) for j in picks]
         tries = 0
         while len(chosen) < k and tries < 64 * k:  # rejection sampling: cheap on big pools
             tries += 1
@@ -242,8 +257,9 @@ class ContrastiveStep:
                                 attention_mask=batch["attention_mask"]).last_hidden_state
         return self.encoder.pool(hidden, batch["attention_mask"], side)
 
-    def sequences(self, items: Sequence[PairRef], negatives: Sequence[Sequence[tuple[str, str]]]
-                  | None) -> list[list[np.ndarray]]:
+    def sequences(self, items: Sequence[PairRef],
+                  negatives: Sequence[Sequence[tuple[str, ...]]] | None
+                  ) -> list[list[np.ndarray]]:
         """Token ids of queries, passages and (flattened) hard negatives (``SIDES`` order)."""
         q = self.tokens.ids([(it.query_lang, it.parallel_id) for it in items], "query")
         p = self.tokens.ids([(it.doc_lang, it.parallel_id) for it in items], "passage")
@@ -259,7 +275,7 @@ class ContrastiveStep:
                         hard_negatives=hn)
 
     def __call__(self, items: Sequence[PairRef],
-                 negatives: Sequence[Sequence[tuple[str, str]]] | None = None,
+                 negatives: Sequence[Sequence[tuple[str, ...]]] | None = None,
                  scale: float = 1.0) -> torch.Tensor:
         """Accumulate gradients of ``scale * loss`` into the model; returns the detached loss."""
         groups = self.sequences(items, negatives)

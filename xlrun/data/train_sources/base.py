@@ -37,6 +37,9 @@ class TrainSource:
     """``revision`` (a hub revision) means something."""
     read_at_submit: bool = False
     """``xlrun submit`` reads the data (when it is local) before anything is enqueued."""
+    max_negatives: int = 0
+    """The most mined hard negatives per example it can read (``train_data.negatives``);
+    0: it has none."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -61,6 +64,14 @@ class TrainSource:
         if self.needs_name and not section.name:
             raise SpecError(f"{key_path}.name", f"source {self.name!r} needs a dataset name",
                             value=section.name)
+        if section.negatives and section.negatives > self.max_negatives:
+            has = [repr(n) for n, src in TRAIN_SOURCES.items() if src.max_negatives]
+            why = (f"source {self.name!r} reads at most {self.max_negatives}"
+                   if self.max_negatives else
+                   f"source {self.name!r} has no mined negatives (sources that have them: "
+                   f"{', '.join(has) or 'none'})")
+            raise SpecError(f"{key_path}.negatives", why, value=section.negatives,
+                            allowed=f"0 to {self.max_negatives}")
         if section.revision and not self.takes_revision:
             takes = [repr(n) for n, src in TRAIN_SOURCES.items() if src.takes_revision]
             raise SpecError(f"{key_path}.revision",
@@ -87,6 +98,12 @@ def _rank(pid: str) -> bytes:
     return hashlib.blake2b(pid.encode("utf-8"), digest_size=8).digest()
 
 
+def parallel_rank(pid: str) -> tuple[bytes, str]:
+    """The sort key of a parallel id in :func:`select`'s subsample (the same in every
+    language): a source that subsamples while reading uses it to keep the same ids."""
+    return _rank(pid), pid
+
+
 def select(examples: Iterable[TrainExample], languages: list[str] | None = None,
            max_per_language: int = 0) -> list[TrainExample]:
     """Filter by language, then keep at most ``max_per_language`` ids per language.
@@ -104,7 +121,7 @@ def select(examples: Iterable[TrainExample], languages: list[str] | None = None,
         return order
     kept: set[tuple[str, str]] = set()
     for lang, exs in by_lang.items():
-        ids = sorted({ex.parallel_id for ex in exs}, key=lambda p: (_rank(p), p))
+        ids = sorted({ex.parallel_id for ex in exs}, key=parallel_rank)
         kept.update((lang, p) for p in ids[:max_per_language])
     return [ex for ex in order if (ex.lang, ex.parallel_id) in kept]
 

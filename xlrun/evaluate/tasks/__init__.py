@@ -1,8 +1,10 @@
 """Evaluation datasets (registry ``DATASETS``): one module each.
 
 Registered here: ``xquad-r``, ``mlqa-r`` (LAReQA, parallel; :mod:`.lareqa`), ``mldr``,
-``miracl`` (monolingual collections; :mod:`.hf_style`), ``local`` (a folder of JSONL/TSV
-files; :mod:`.local`) and ``quickstart`` (the generated corpus; :mod:`.quickstart`). See each
+``miracl`` (monolingual collections; :mod:`.hf_style`), ``tatoeba`` (bitext retrieval with
+English; :mod:`.tatoeba`), ``belebele`` (questions → FLORES passages, 122 variants;
+:mod:`.belebele`), ``local`` (a folder of JSONL/TSV files; :mod:`.local`), ``beir``
+(:mod:`.beir`) and ``quickstart`` (the generated corpus; :mod:`.quickstart`). See each
 module for its local layout; a new dataset is one new module here (``docs/extending.md``).
 """
 

@@ -80,6 +80,12 @@ class EvalDataset:
                     raise SpecError(f"{key_path}.languages[{j}]",
                                     f"dataset {self.name!r} has no language {lang!r}",
                                     value=lang, allowed=sorted(available))
+            for j, pair in enumerate(cfg.pairs):
+                for lang in pair:
+                    if lang != "*" and lang not in available:
+                        raise SpecError(f"{key_path}.pairs[{j}]",
+                                        f"dataset {self.name!r} has no language {lang!r}",
+                                        value=pair, allowed=sorted(available))
 
     def read_offline(self, cfg: EvalSection) -> bool:
         """Whether ``xlrun submit`` reads ``cfg``'s data to check it (a local copy of a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -75,8 +76,8 @@ def finish(data: EvalData, max_queries_per_language: int) -> EvalData:
                          "could be scored")
     grades = {key: {d: g for d, g in data.grades[key].items() if d in rel}
               for key, rel in qrels.items() if key in data.grades}
-    return EvalData(data.dataset, data.split, queries, data.corpus, qrels, data.parallel,
-                    dict(data.meta), grades={k: v for k, v in grades.items() if v})
+    return dataclasses.replace(data, queries=queries, qrels=qrels, meta=dict(data.meta),
+                               grades={k: v for k, v in grades.items() if v})
 
 
 def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[dict[str, Any]]:

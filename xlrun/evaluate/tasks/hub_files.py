@@ -1,7 +1,8 @@
 """Files of Hugging Face hub *dataset* repositories, read without running loading scripts.
 
 MIRACL and MLDR publish plain files (TSV topics and qrels, gzipped JSON lines) next to a
-loading script that ``datasets`` ≥ 4 no longer runs. xlrun downloads the files it needs with
+loading script that ``datasets`` ≥ 4 no longer runs (so does mMARCO, read by the ``mmarco``
+training source; Belebele publishes JSON lines). xlrun downloads the files it needs with
 ``huggingface_hub.snapshot_download`` (only those matching ``allow_patterns``, at a pinned
 ``revision``, with the user's stored token or ``HF_TOKEN``) and parses them itself.
 
@@ -73,9 +74,11 @@ def _access_message(repo_id: str, why: str) -> str:
             f"HF_TOKEN=<a read token of that account>, then run xlrun again")
 
 
-def hub_error(repo_id: str, revision: str, exc: BaseException) -> BaseException:
+def hub_error(repo_id: str, revision: str, exc: BaseException,
+              revision_key: str = "[[eval]] revision (or --revision)") -> BaseException:
     """The xlrun error for an exception raised while downloading ``repo_id`` (the exception
-    itself when it is not a hub error xlrun knows how to explain)."""
+    itself when it is not a hub error xlrun knows how to explain). ``revision_key``: where
+    the user sets the revision (``train_data.revision`` for a training source)."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, GatedRepoError):
         return HubAccessError(_access_message(
@@ -83,7 +86,7 @@ def hub_error(repo_id: str, revision: str, exc: BaseException) -> BaseException:
                      f"(hub: {detail})"))
     if isinstance(exc, RevisionNotFoundError):
         return HubAccessError(
-            f"{repo_id} has no revision {revision!r}: set [[eval]] revision (or --revision) "
+            f"{repo_id} has no revision {revision!r}: set {revision_key} "
             f"to a commit hash, branch or tag of that repository; its history is at "
             f"{dataset_url(repo_id)}/commits/main")
     if isinstance(exc, RepositoryNotFoundError):
@@ -104,12 +107,13 @@ def hub_error(repo_id: str, revision: str, exc: BaseException) -> BaseException:
     return exc
 
 
-def fetch(repo_id: str, patterns: Sequence[str], revision: str) -> Path:
+def fetch(repo_id: str, patterns: Sequence[str], revision: str,
+          revision_key: str = "[[eval]] revision (or --revision)") -> Path:
     """:func:`download` with the hub's errors turned into :class:`HubAccessError`."""
     try:
         return download(repo_id, tuple(patterns), revision)
     except Exception as exc:
-        mapped = hub_error(repo_id, revision, exc)
+        mapped = hub_error(repo_id, revision, exc, revision_key)
         if mapped is exc:
             raise
         raise mapped from exc
