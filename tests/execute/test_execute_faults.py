@@ -11,37 +11,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from queue_helpers import enqueue as _enqueue
 
 from xlrun.db import store
 from xlrun.db.engine import get_engine
 from xlrun.errors import SpecError, TrainingDiverged
 from xlrun.execute.faults import is_device_error
 from xlrun.execute.run_context import RunOutcome
-from xlrun.spec.grid import compile_spec
-from xlrun.spec.load import parse_spec
-
-SPEC = """
-[experiment]
-name = "faults"
-output_dir = "{out}"
-[model]
-name = "quickstart:tiny"
-[train]
-steps = 0
-[[eval]]
-dataset = "quickstart"
-languages = ["en", "de"]
-settings = ["mono"]
-top_k = 0
-[grid]
-"eval.max_queries_per_language" = [{values}]
-"""
 
 
 def enqueue(url: str, tmp_path: Path, n: int) -> list[int]:
-    text = SPEC.format(out=tmp_path / "out", values=", ".join(str(i + 2) for i in range(n)))
-    runs = compile_spec(parse_spec(text, base_dir=tmp_path))
-    return list(store.submit_runs(get_engine(url), "faults", text, runs).run_ids)
+    return _enqueue(url, tmp_path, n, name="faults")
 
 
 @pytest.mark.parametrize("error, device", [

@@ -13,37 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from queue_helpers import enqueue
 from sqlalchemy import update
 
 from xlrun import processes
 from xlrun.db import store
 from xlrun.db.engine import get_engine
 from xlrun.db.models import Run
-from xlrun.spec.grid import compile_spec
-from xlrun.spec.load import parse_spec
-
-SPEC = """
-[experiment]
-name = "queue"
-output_dir = "{out}"
-[model]
-name = "quickstart:tiny"
-[train]
-steps = 0
-[[eval]]
-dataset = "quickstart"
-languages = ["en", "de"]
-settings = ["mono"]
-top_k = 0
-[grid]
-"eval.max_queries_per_language" = [{values}]
-"""
-
-
-def enqueue(url: str, tmp_path: Path, n: int) -> list[int]:
-    text = SPEC.format(out=tmp_path / "out", values=", ".join(str(i + 2) for i in range(n)))
-    runs = compile_spec(parse_spec(text, base_dir=tmp_path))
-    return list(store.submit_runs(get_engine(url), "queue", text, runs).run_ids)
 
 
 def set_config(url: str, run_id: int, edit) -> None:
