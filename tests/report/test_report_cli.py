@@ -295,3 +295,31 @@ def test_bias_intervals_median_and_pool_size(make_db) -> None:
         assert r["rd_median"] in (2.0, 3.0)  # rank distances 0..4 (+1 for the second arm)
         assert r["n_runs"] == 3 and r["n_queries"] == 20
     assert any("pool size of xquad-r/test unknown" in n for n in doc["meta"]["notes"])
+
+
+def test_bias_by_setting_lines_up_query_languages_through_the_cli(make_db) -> None:
+    """--bias --by setting pools the multilingual setting's query languages: after one run's
+    rows of one (hard) query language are deleted by SQL, every run of the cell is summarised
+    without that language (a note names it), so the arms' means and intervals equal those of
+    the report with that language gone from every run."""
+    url, engine = make_db(Synth(n_queries=20, with_multi=True))
+    with engine.begin() as conn:
+        rid, lang = conn.exec_driver_sql(
+            "SELECT MIN(run_id), MIN(query_lang) FROM query_results "
+            "WHERE setting = 'multi'").one()
+        conn.exec_driver_sql("UPDATE query_results SET rank_distance = rank_distance + 50 "
+                             "WHERE setting = 'multi' AND query_lang = ?", (lang,))
+        conn.exec_driver_sql("DELETE FROM query_results WHERE setting = 'multi' AND "
+                             "run_id = ? AND query_lang = ?", (rid, lang))
+    args = ["--bias", "--by", "setting", "--compare", "language_sampling", "--format", "json",
+            "--db", url]
+    doc = json.loads(_invoke(report_command, args).stdout)
+    assert any(f"({lang}→all" in n and "left out" in n for n in doc["meta"]["notes"]), doc
+    with engine.begin() as conn:  # the same rows gone from every run: nothing left to line up
+        conn.exec_driver_sql("DELETE FROM query_results WHERE setting = 'multi' AND "
+                             "query_lang = ?", (lang,))
+    same = json.loads(_invoke(report_command, args).stdout)
+    assert not any("left out" in n for n in same["meta"]["notes"])
+    for col in ("rank_distance", "rd_ci_low", "rd_ci_high", "rd_median"):
+        assert [r[col] for r in doc["rows"]] == \
+            pytest.approx([r[col] for r in same["rows"]], rel=1e-12), col

@@ -291,3 +291,25 @@ def test_satterthwaite_df_never_below_the_smallest_positive_term() -> None:
     assert inf.satterthwaite_df(terms) == 1.0
     two = ((1.0, inf.MeanSquare(2.0, 4)), (1.0, inf.MeanSquare(1.0, 30)))
     assert inf.satterthwaite_df(two) == pytest.approx(9.0 / (4.0 / 4 + 1.0 / 30))
+
+
+def test_bias_cells_line_up_the_query_languages_of_their_runs() -> None:
+    """A run that lacks a query language is not averaged over a different set of languages:
+    every run of a cell is summarised on the (question, language) rows all of them have."""
+    rows = []
+    for run, arm in ((1, "a"), (2, "a"), (3, "b")):
+        for q in ("q1", "q2", "q3"):
+            for lang, rd in (("en", 1.0 + run * 0.1), ("th", 20.0)):
+                if run == 2 and lang == "th":
+                    continue  # run 2 never evaluated Thai queries
+                rows.append({"arm": arm, "run_id": run, "query_id": q, "query_lang": lang,
+                             "doc_lang": "all", "setting": "multi", "dataset": "d",
+                             "split": "t", "rank_distance": rd, "same_lang_at_10": 0.5,
+                             "same_lang_expected": 0.25})
+    res = bias_table(pl.DataFrame(rows), ["setting"])
+    a = res.frame.filter(pl.col("arm") == "a").row(0, named=True)
+    b = res.frame.filter(pl.col("arm") == "b").row(0, named=True)
+    # on English alone: runs 1 and 2 → (1.1 + 1.2) / 2, run 3 → 1.3 (Thai left out for all)
+    assert a["rank_distance"] == pytest.approx(1.15) and b["rank_distance"] == pytest.approx(1.3)
+    assert a["n_queries"] == 3
+    assert any("(th→all)" in n and "left out" in n for n in res.notes), res.notes

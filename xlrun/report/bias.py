@@ -19,7 +19,7 @@ import polars as pl
 
 from xlrun.errors import UsageError
 from xlrun.evaluate.tasks import load_dataset
-from xlrun.report.cells import cell_label, label_columns, with_units
+from xlrun.report.cells import cell_label, common_rows, label_columns, with_units
 from xlrun.report.inference import InferenceConfig, mean_estimate
 from xlrun.spec.schema import EvalSection
 
@@ -90,7 +90,10 @@ def bias_table(df: pl.DataFrame, cells: Sequence[str], pools: pl.DataFrame | Non
     the pool allows), ``same_lang_at_10``, ``same_lang_expected``, ``same_lang_excess`` (mean
     of at_10 − expected) with ``excess_ci_low/excess_ci_high``. Only rows with bias columns
     (the ``multi`` setting) count. ``pools`` (``run_id, dataset, split, pool_size``, see
-    :func:`pool_sizes`) gives the pool sizes.
+    :func:`pool_sizes`) gives the pool sizes. Every run of a cell is summarised on the
+    (question, query language) rows all of them have (:func:`~xlrun.report.cells.common_rows`;
+    a note says what was left out), so a run that lacks a language is not averaged over a
+    different set of languages.
 
     Raises:
         UsageError: no row has bias columns.
@@ -102,6 +105,7 @@ def bias_table(df: pl.DataFrame, cells: Sequence[str], pools: pl.DataFrame | Non
     if d.height == 0:
         raise UsageError("no language-bias results (rank_distance, same_lang_at_10): "
                          "they exist only for the 'multi' setting")
+    d, pooled = common_rows(d, list(cells))  # every run of a cell on the same query languages
     if pools is not None and pools.height:
         d = d.join(pools, on=["run_id", "dataset", "split"], how="left")
     else:
@@ -147,7 +151,7 @@ def bias_table(df: pl.DataFrame, cells: Sequence[str], pools: pl.DataFrame | Non
                    "same_lang_excess": pl.Float64, "excess_ci_low": pl.Float64,
                    "excess_ci_high": pl.Float64})
     frame = pl.DataFrame(records, schema=schema).sort(keys, nulls_last=True)
-    notes = []
+    notes = list(pooled)
     no_pool = frame.filter(pl.col("rank_distance").is_not_null() & pl.col("pool_size").is_null())
     if no_pool.height:
         notes.append(f"pool size unknown in {no_pool.height} row(s) (the runs' [[eval]] data "
