@@ -59,3 +59,29 @@ def test_show_prints_a_dash_where_status_does(sqlite_url: str) -> None:
     status = CliRunner().invoke(main, ["status", "--db", sqlite_url])
     row = next(line for line in status.stdout.splitlines() if "quickstart:tiny" in line)
     assert " - " in row.replace("│", " ")
+
+
+def test_status_shows_a_measure_named_as_the_main_metric(sqlite_url: str,
+                                                          tmp_path) -> None:
+    """``experiment.main_metric`` may name a measure of ``[[eval]] measures`` (any ir_measures
+    spelling); ``xlrun status`` then shows that measure's stored mean."""
+    spec = tmp_path / "s.toml"
+    spec.write_text('[experiment]\nname = "pm"\nmain_metric = "P_1"\n'
+                    '[model]\nname = "quickstart:tiny"\n[train]\nsteps = 0\n'
+                    '[[eval]]\ndataset = "quickstart"\nlanguages = ["en", "de"]\n'
+                    'settings = ["mono"]\nmeasures = ["P@1"]\n')
+    res = CliRunner().invoke(main, ["submit", str(spec), "--db", sqlite_url])
+    assert res.exit_code == 0, res.output
+    engine = get_engine(sqlite_url)
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT value FROM run_metrics WHERE metric = 'P@1' AND setting = 'mono' "
+            "AND query_lang = 'all' AND doc_lang = 'all'").scalar_one()
+    engine.dispose()
+    status = CliRunner().invoke(main, ["status", "--db", sqlite_url])
+    assert status.exit_code == 0, status.output
+    assert "P@1" in status.stdout and f"{stored:.4f}" in status.stdout, status.stdout
+    spec.write_text(spec.read_text().replace('"P_1"', '"R@1000"'))
+    bad = CliRunner().invoke(main, ["submit", str(spec), "--db", sqlite_url])
+    assert bad.exit_code == 2 and "experiment.main_metric" in bad.output
+    assert "'R@1000'" in bad.output and "P@1" in bad.output

@@ -367,10 +367,36 @@ def parse_spec(text: str, *, base_dir: Path | None = None, source: str = "<spec>
         eval=[build_section(EvalSection, e, f"eval[{i}]") for i, e in enumerate(evals_raw)],
     )
     grid = _parse_grid(interpolate(raw.get("grid"), "grid", allow, used))
+    experiment = dataclasses.replace(
+        experiment, main_metric=_main_metric(experiment.main_metric, base, grid))
     spec = Spec(experiment=experiment, base=base, grid=grid, executor=executor,
                 source_toml=text, raw=raw, base_dir=str(base_dir) if base_dir else None,
                 tracking=parse_tracking(raw.get("tracking")), env=used)
     return dataclasses.replace(spec, base=resolve_paths(spec.base, base_dir))
+
+
+def _main_metric(name: str, base: RunConfig, grid: GridSection) -> str:
+    """``experiment.main_metric``: one of the built-in metrics, or (by its canonical name) a
+    measure that an ``[[eval]]`` table of the spec or a grid value lists in ``measures``."""
+    from xlrun.evaluate.metrics import METRICS
+
+    if name in METRICS:
+        return name
+    listed = [m for e in base.eval for m in e.measures]
+    for key, values in grid.axes.items():
+        if key.endswith("measures"):
+            listed += [m for v in values if isinstance(v, list) for m in v
+                       if isinstance(m, str)]
+    allowed = [*METRICS, *dict.fromkeys(canonical_names(listed, "eval.measures"))]
+    try:
+        names = canonical_names([name], "experiment.main_metric")
+    except SpecError:
+        names = []
+    canonical = names[0] if len(names) == 1 else None
+    if canonical is None or canonical not in allowed:
+        raise SpecError("experiment.main_metric", "is neither a built-in metric nor a measure "
+                        "that an [[eval]] table lists in measures", value=name, allowed=allowed)
+    return canonical
 
 
 def parse_tracking(raw: Any, *, check_installed: bool = True) -> TrackingSection:

@@ -60,7 +60,10 @@ class ExperimentSection:
     name: str
     description: str = ""
     output_dir: str = "xlrun-out"
-    main_metric: Literal["map", "ndcg@10", "mrr@10", "recall@100"] = "map"
+    main_metric: str = "map"
+    """The column ``xlrun status`` shows: ``map``, ``ndcg@10``, ``mrr@10``, ``recall@100``, or
+    a measure an ``[[eval]]`` table lists in ``measures`` (its ir_measures name, e.g. ``P@1``
+    for Tatoeba's accuracy); stored under its canonical name."""
     max_runs: int = 0
     """The most runs this spec may compile to; 0 = the default limit
     (:data:`xlrun.spec.grid.GRID_CONFIRM_RUNS`), above which ``submit`` asks for ``--yes``."""
