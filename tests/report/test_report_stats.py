@@ -218,7 +218,7 @@ def test_compare_needs_two_arms_and_known_baseline() -> None:
     assert arm_order(["b", "a", "c"]) == ["a", "b", "c"]
     assert arm_order(["b", "a", "c"], "c") == ["c", "a", "b"]
     with pytest.raises(UsageError, match="--by"):
-        cell_columns("language")
+        cell_columns("languages")
 
 
 def test_regression_recovers_planted_distance_slope() -> None:
