@@ -1223,6 +1223,19 @@ def _pg_with_rows(revision: str = "head") -> tuple[str, Callable[[], None]] | No
     return url, drop
 
 
+def _db_with_rows(backend: str) -> tuple[str, Callable[[], None]] | None:
+    """A URL of a fresh database with rows on ``backend`` and how to drop it (None: no
+    Postgres test server)."""
+    if backend == "postgres":
+        return _pg_with_rows()
+    tmp = Path(tempfile.mkdtemp(prefix="xlrun-h24-"))
+    return f"sqlite:///{_lite_db(tmp)}", lambda: shutil.rmtree(tmp, True)
+
+
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
+"""A query whose rows never end."""
+
+
 # --- 24.1: functions with side effects (Postgres, superuser URL: the worst case)
 ATTACK_FILE = f"/tmp/xlrun_h24_{uuid.uuid4().hex[:8]}"
 
@@ -1381,18 +1394,14 @@ def reader_role_select_only() -> bool | None:
 
 def could_not_parse(backend: str) -> bool | None:
     """A typo is "could not parse", not "refused" (issue 26)."""
-    if backend == "postgres":
-        got = _pg_with_rows()
-        if got is None:
-            return None
-        url, drop = got
-        try:
-            o = cli(["sql", "SELEC 1", "--db", url])
-        finally:
-            drop()
-    else:
-        with workdir() as d:
-            o = cli(["sql", "SELEC 1", "--db", str(_lite_db(d))])
+    got = _db_with_rows(backend)
+    if got is None:
+        return None
+    url, drop = got
+    try:
+        o = cli(["sql", "SELEC 1", "--db", url])
+    finally:
+        drop()
     return refused(o) and "could not parse" in o.out and "refused" not in o.out
 
 
@@ -1475,18 +1484,12 @@ def wal_on_read_only_media(args: list[str]) -> bool | None:
 
 # --- 24.9 and smaller: streaming, limits, signals, odd results
 def sql_limit_endless(backend: str) -> bool | None:
-    endless = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-               "SELECT x FROM c")
-    if backend == "postgres":
-        got = _pg_with_rows()
-        if got is None:
-            return None
-        url, drop = got
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="xlrun-h24-"))
-        url, drop = f"sqlite:///{_lite_db(tmp)}", lambda: shutil.rmtree(tmp, True)
+    got = _db_with_rows(backend)
+    if got is None:
+        return None
+    url, drop = got
     try:
-        p = _xlrun_process("sql", "--db", url, "--format", "csv", "--limit", "5", endless)
+        p = _xlrun_process("sql", "--db", url, "--format", "csv", "--limit", "5", ENDLESS)
         code = _finish(p, 60)
         return code == 0
     finally:
@@ -1495,18 +1498,12 @@ def sql_limit_endless(backend: str) -> bool | None:
 
 def sql_endless_into_pipe(backend: str) -> bool | None:
     """Rows come out while an endless query runs; closing the pipe ends it quietly."""
-    endless = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-               "SELECT x FROM c")
-    if backend == "postgres":
-        got = _pg_with_rows()
-        if got is None:
-            return None
-        url, drop = got
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="xlrun-h24-"))
-        url, drop = f"sqlite:///{_lite_db(tmp)}", lambda: shutil.rmtree(tmp, True)
+    got = _db_with_rows(backend)
+    if got is None:
+        return None
+    url, drop = got
     try:
-        p = _xlrun_process("sql", "--db", url, "--format", "csv", endless)
+        p = _xlrun_process("sql", "--db", url, "--format", "csv", ENDLESS)
         lines = _first_lines(p, 3, 40)
         assert p.stdout is not None
         p.stdout.close()
