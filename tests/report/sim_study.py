@@ -31,9 +31,13 @@ language pairs must not take them for an effect.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:  # only pair_data needs xlrun: the benchmark also runs older checkouts
+    from xlrun.report.regression import Covariate, PairData
 
 LANGS: tuple[str, ...] = ("en", "de", "fi", "sw")
 POSITION: dict[str, float] = {"en": 0.0, "de": 0.25, "fi": 0.7, "sw": 1.0, "ru": 0.45,
@@ -205,3 +209,25 @@ def distances(s: Scenario) -> pl.DataFrame:
 def with_(s: Scenario, **kw: object) -> Scenario:
     """``s`` with some fields replaced."""
     return replace(s, **kw)  # type: ignore[arg-type]
+
+
+def pair_data(s: Scenario, rng: np.random.Generator,
+              covariates: tuple[Covariate, ...] = ()) -> PairData:
+    """Stage 1 of the regression straight from a simulated draw (what
+    :func:`xlrun.report.regression.pair_data` makes of its rows)."""
+    from xlrun.report.regression import PairData
+
+    v = values(s, rng)  # arm, seed, pair, question
+    runs, arms, seeds, means, pooled = [], [], [], [], []
+    for arm, labels in ((0, s.seeds_a), (1, s.seeds_b)):
+        for j, seed in enumerate(labels):
+            runs.append(len(runs) + 1)
+            arms.append("ab"[arm])
+            seeds.append(seed)
+            means.append(v[arm, j].mean(axis=1))
+            pooled.append(v[arm, j].mean(axis=0))
+    pairs = s.pairs()
+    same = np.array([float(cluster_of(q) == cluster_of(d)) for q, d in pairs])
+    return PairData(pairs, runs, arms, seeds, np.array(means), np.array(pooled).T,
+                    np.array([s.distance(q, d) for q, d in pairs]),
+                    np.tile(same, (len(runs), 1)), s.n_questions, covariates=covariates)

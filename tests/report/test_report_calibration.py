@@ -22,7 +22,7 @@ import sim_study as sim
 
 from xlrun.report.compare import compare_arms
 from xlrun.report.inference import InferenceConfig
-from xlrun.report.regression import Covariate, PairData, fit_pairs
+from xlrun.report.regression import Covariate, fit_pairs
 
 ALPHA = 0.05
 MAX_REJECT = 0.08
@@ -120,26 +120,6 @@ def test_compare_power(record_property) -> None:
     assert COVERAGE[0] <= cover <= COVERAGE[1]
 
 
-def pair_data(s: sim.Scenario, rng: np.random.Generator,
-              covariates: tuple[Covariate, ...] = ()) -> PairData:
-    """Stage 1 of the regression straight from a simulated draw (what
-    :func:`xlrun.report.regression.pair_data` makes of its rows)."""
-    v = sim.values(s, rng)  # arm, seed, pair, question
-    runs, arms, seeds, means, pooled = [], [], [], [], []
-    for arm, labels in ((0, s.seeds_a), (1, s.seeds_b)):
-        for j, seed in enumerate(labels):
-            runs.append(len(runs) + 1)
-            arms.append("ab"[arm])
-            seeds.append(seed)
-            means.append(v[arm, j].mean(axis=1))
-            pooled.append(v[arm, j].mean(axis=0))
-    pairs = s.pairs()
-    same = np.array([float(sim.cluster_of(q) == sim.cluster_of(d)) for q, d in pairs])
-    return PairData(pairs, runs, arms, seeds, np.array(means), np.array(pooled).T,
-                    np.array([s.distance(q, d) for q, d in pairs]),
-                    np.tile(same, (len(runs), 1)), s.n_questions, covariates=covariates)
-
-
 REGRESS_TRUTH = {"distance": "slope", "same_cluster": None, "arm[b]": "effect",
                  "arm[b]:distance": "b_slope"}
 
@@ -176,7 +156,7 @@ def test_regress_distance_is_calibrated(name: str, record_property) -> None:
     hits: dict[str, list[tuple[bool, bool]]] = {
         t: [] for t in REGRESS_CHECKED.get(name, tuple(REGRESS_TRUTH))}
     for _ in range(REGRESS_DRAWS):
-        res = fit_pairs(pair_data(s, rng), baseline="a")
+        res = fit_pairs(sim.pair_data(s, rng), baseline="a")
         for r in res.table.iter_rows(named=True):
             if r["term"] in hits:
                 field = REGRESS_TRUTH[r["term"]]
@@ -203,7 +183,7 @@ def test_regress_interaction_against_arm_by_pair_variation(record_property) -> N
     rng = np.random.default_rng(606)
     for s, name in ((null, "null, arm x pair 0.05"), (planted, "planted slope 0.25")):
         rows = [r for _ in range(REGRESS_DRAWS)
-                for r in fit_pairs(pair_data(s, rng), baseline="a").table.iter_rows(named=True)
+                for r in fit_pairs(sim.pair_data(s, rng), baseline="a").table.iter_rows(named=True)
                 if r["term"] == "arm[b]:distance"]
         reject = float(np.mean([r["p"] < ALPHA for r in rows]))
         cover = float(np.mean([r["ci_low"] <= s.b_slope <= r["ci_high"] for r in rows]))
@@ -230,7 +210,7 @@ def test_regress_language_level_covariate_is_calibrated(langs: tuple[str, ...],
     cov = Covariate("z", "query_lang", np.array([z[q] for q, _ in pairs]))
     hits, dfs = [], []
     for _ in range(REGRESS_DRAWS):
-        res = fit_pairs(pair_data(s, rng, (cov,)), baseline="a")
+        res = fit_pairs(sim.pair_data(s, rng, (cov,)), baseline="a")
         r = res.table.filter(pl.col("term") == "z").row(0, named=True)
         assert r["against"].startswith("query languages")
         hits.append((r["p"] < ALPHA, r["ci_low"] <= 0.0 <= r["ci_high"]))

@@ -217,15 +217,7 @@ def test_blocks_and_one_dense_block_agree(monkeypatch: pytest.MonkeyPatch) -> No
     s = sim.Scenario("blocks", langs=sim.LANGS5, seed_sd=0.01, sym_pair_sd=0.05,
                      arm_pair_sd=0.02)
     rng = np.random.default_rng(5)
-    v = sim.values(s, rng)
-    pairs = s.pairs()
-    runs = [(arm, j) for arm in (0, 1) for j in range(3)]
-    sc = np.array([float(sim.cluster_of(q) == sim.cluster_of(d)) for q, d in pairs])
-    data = PairData(pairs, list(range(6)), ["ab"[a] for a, _ in runs], [j for _, j in runs],
-                    np.array([v[a, j].mean(axis=1) for a, j in runs]),
-                    np.array([v[a, j].mean(axis=0) for a, j in runs]).T,
-                    np.array([s.distance(q, d) for q, d in pairs]), np.tile(sc, (6, 1)),
-                    s.n_questions)
+    data = sim.pair_data(s, rng)
     blocked = fit_pairs(data, "a").table
     prepare = strata.prepare
     monkeypatch.setattr(strata, "prepare",
@@ -250,15 +242,8 @@ def test_a_pair_level_covariate_joins_like_distance() -> None:
 
     s = sim.Scenario("covariate", langs=sim.LANGS5, seed_sd=0.01, sym_pair_sd=0.05)
     rng = np.random.default_rng(6)
-    v = sim.values(s, rng)
-    pairs = s.pairs()
-    runs = [(arm, j) for arm in (0, 1) for j in range(3)]
-    sc = np.array([float(sim.cluster_of(q) == sim.cluster_of(d)) for q, d in pairs])
-    data = PairData(pairs, list(range(6)), ["ab"[a] for a, _ in runs], [j for _, j in runs],
-                    np.array([v[a, j].mean(axis=1) for a, j in runs]),
-                    np.array([v[a, j].mean(axis=0) for a, j in runs]).T,
-                    np.array([s.distance(q, d) for q, d in pairs]), np.tile(sc, (6, 1)),
-                    s.n_questions)
+    data = sim.pair_data(s, rng)
+    pairs = data.pairs
     other = {tuple(sorted(p)): x for p, x in zip(pairs, rng.uniform(0, 1, len(pairs)),
                                                   strict=True)}
     cov = Covariate("lexical", "pair", np.array([other[tuple(sorted(p))] for p in pairs]),
