@@ -210,6 +210,19 @@ def _where(engine: Engine | None) -> str:
     return " " + _safe(engine.url)
 
 
+def _opening_error(e: DBAPIError, engine: Engine) -> XlrunError | None:
+    """What to raise when opening ``engine`` failed with ``e``: :func:`explain_db_error`'s
+    one line, else :class:`DatabaseUnavailable` for an unreachable server (URL and message
+    masked); ``None``: re-raise ``e``."""
+    known = explain_db_error(e, engine)
+    if known is not None:
+        return known
+    if isinstance(e, OperationalError):
+        return DatabaseUnavailable(
+            f"cannot reach the database {_safe(engine.url)}: {mask(_message(e))}")
+    return None
+
+
 def explain_db_error(e: BaseException, engine: Engine | None = None) -> XlrunError | None:
     """A one-line, actionable error for database faults a user causes or can fix (read-only
     database, unopenable path, a file that is not a database or is corrupt, a value too long
@@ -504,15 +517,11 @@ def read_engine(url: str | None = None, *, require_head: bool = True) -> Engine:
         if require_head:
             require_current_schema(engine, revision)
     except DBAPIError as e:
-        known = explain_db_error(e, engine)
+        err = _opening_error(e, engine)
         engine.dispose()
-        if known is not None:
-            raise known from e
-        if isinstance(e, OperationalError):
-            raise DatabaseUnavailable(
-                f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
-                f"{_message(e)}") from e
-        raise
+        if err is None:
+            raise
+        raise err from e
     except BaseException:
         engine.dispose()
         raise
@@ -539,14 +548,11 @@ def get_engine(url: str | None = None, *, migrate: bool = True, create: bool = T
         else:
             check_not_newer(engine)
     except DBAPIError as e:
-        known = explain_db_error(e, engine)
+        err = _opening_error(e, engine)
         engine.dispose()
-        if known is not None:
-            raise known from e
-        if isinstance(e, OperationalError):
-            raise DatabaseUnavailable(
-                f"cannot reach the database {_safe(engine.url)}: {mask(_message(e))}") from e
-        raise
+        if err is None:
+            raise
+        raise err from e
     except BaseException:
         engine.dispose()
         raise
