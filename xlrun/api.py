@@ -320,12 +320,13 @@ class Results:
                split: str | None = None, where: Where = None, metric: str = "map",
                compare: str | None = None, baseline: str | None = None,
                regress: bool = False, distance_source: str | None = None,
-               bias: bool = False, exposure: Literal["languages", "pairs"] | None = None,
+               terms: Sequence[str] = (), bias: bool = False, exposure: Literal["languages", "pairs"] | None = None,
                top: int = 10, test: str = "seed", permutations: int = 10_000, seed: int = 0,
                dataframe: DataFrameKind | None = None) -> ReportResult:
         """The report ``xlrun report`` computes for the same options (keyword for flag:
         ``by="setting"`` is ``--by setting``, ``compare="arm"`` is ``--compare arm``,
-        ``exposure="languages"`` is ``--exposure languages``, …).
+        ``exposure="languages"`` is ``--exposure languages``, ``terms=["distance_to_training"]``
+        is ``--term distance_to_training``, …).
 
         Raises:
             UsageError: what the CLI would refuse, with its message.
@@ -336,7 +337,7 @@ class Results:
             metric=metric, compare=compare, baseline=baseline, regress=regress, bias=bias,
             distance_source=distance_source,
             tests=InferenceConfig(test=test, n_permutations=permutations,  # type: ignore[arg-type]
-                                  seed=seed))
+                                  seed=seed), terms=tuple(terms))
         if exposure is not None:
             from xlrun.report.exposure import build_exposure
 

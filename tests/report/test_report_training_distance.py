@@ -13,7 +13,9 @@ import pytest
 from click.testing import CliRunner
 from seen_db import EVAL, SOURCE, TRAINED, write_seen_db
 
+import xlrun
 from xlrun.cli import main
+from xlrun.errors import UsageError
 from xlrun.langsim.distances import distance_matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -56,6 +58,25 @@ def test_values_are_the_distance_to_the_nearest_trained_language(db: str) -> Non
 def test_a_term_needs_the_regression(db: str) -> None:
     result = CliRunner().invoke(main, ["report", "--db", db, "--term", "distance_to_training"])
     assert result.exit_code == 2 and "add --regress" in result.output
+    with xlrun.connect(db) as res, pytest.raises(UsageError, match="add --regress"):
+        res.report(terms=["distance_to_training"])
+
+
+def test_the_notebook_api_takes_the_term(db: str) -> None:
+    """``report(regress=True, terms=[...])`` is ``--regress --term ...``: the same table,
+    notes and meta as the CLI's JSON."""
+    result = CliRunner().invoke(main, ["report", "--db", db, "--regress", "--term",
+                                       "distance_to_training", "--compare", "arm",
+                                       "--baseline", "hybrid/size", "--setting", "cross",
+                                       "--format", "json"])
+    assert result.exit_code == 0, result.output
+    cli = json.loads(result.stdout)
+    with xlrun.connect(db) as res:
+        rep = res.report(regress=True, terms=["distance_to_training"], compare="arm",
+                         baseline="hybrid/size", setting="cross")
+    assert rep.table.to_dicts() == cli["rows"] and rep.meta == cli["meta"]
+    terms = rep.meta["terms"] + rep.meta["dropped_terms"]
+    assert {"distance_to_training[query]", "distance_to_training[doc]"} <= set(terms)
 
 
 def test_calibrated_under_the_null_through_sql_and_the_cli(tmp_path: Path,

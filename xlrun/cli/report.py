@@ -166,8 +166,6 @@ def report_command(by: str, experiment: str | None, dataset: str | None, setting
         distance_source=distance_source,
         tests=InferenceConfig(test=test, n_permutations=permutations,  # type: ignore[arg-type]
                               seed=seed), terms=tuple(terms))
-    if terms and not regress:
-        raise UsageError("--term adds a term to --regress; add --regress")
     if html is not None:
         views = [flag for flag, on in (("--regress", regress), ("--bias", bias),
                                        ("--exposure", exposure is not None),

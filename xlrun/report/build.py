@@ -49,6 +49,10 @@ class ReportRequest:
     """Extra ``--regress`` terms (``--term``): ``distance_to_training``
     (:mod:`xlrun.report.seen`)."""
 
+    def __post_init__(self) -> None:
+        if self.terms and not self.regress:
+            raise UsageError("--term adds a term to --regress; add --regress")
+
 
 @dataclass(frozen=True)
 class Report:
